@@ -1,0 +1,218 @@
+//! The in-memory data set the trainer consumes, and the names that select one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::DataError;
+
+/// A labelled data set held in memory: one row of `n_features` values per sample.
+///
+/// Features are stored row-major in one vector, so a sample is a plain slice
+/// ([`sample`](Self::sample)). By convention every feature lies in `[0, 1]`, ready to be encoded
+/// as spike times; [`validate`](Self::validate) checks this and the other invariants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Name of the data set, e.g. `"yin-yang"`.
+    pub name: String,
+    /// Number of features per sample.
+    pub n_features: usize,
+    /// Number of classes; labels lie in `0..n_classes`.
+    pub n_classes: usize,
+    /// Human-readable class names, indexed by label.
+    pub class_names: Vec<String>,
+    /// Features, row-major: `len() * n_features` values in `[0, 1]`.
+    pub features: Vec<f64>,
+    /// One label per sample.
+    pub labels: Vec<u32>,
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the data set holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The features of sample `i`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `i` is not below [`len`](Self::len) (or the features vector is shorter than
+    /// [`validate`](Self::validate) requires).
+    pub fn sample(&self, i: usize) -> &[f64] {
+        &self.features[i * self.n_features..(i + 1) * self.n_features]
+    }
+
+    /// Number of samples per class, indexed by label (length `n_classes`).
+    ///
+    /// Labels outside `0..n_classes`, which [`validate`](Self::validate) rejects, are not counted.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.n_classes];
+        for &label in &self.labels {
+            if let Some(count) = usize::try_from(label)
+                .ok()
+                .and_then(|label| counts.get_mut(label))
+            {
+                *count += 1;
+            }
+        }
+        counts
+    }
+
+    /// Checks that the parts fit together: one name per class, `len() * n_features` features,
+    /// every feature in `[0, 1]` and every label below `n_classes`.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let malformed = |reason: String| DataError::Malformed {
+            name: self.name.clone(),
+            reason,
+        };
+        if self.class_names.len() != self.n_classes {
+            return Err(malformed(format!(
+                "{} class names for {} classes",
+                self.class_names.len(),
+                self.n_classes
+            )));
+        }
+        let expected = self.len().checked_mul(self.n_features);
+        if expected != Some(self.features.len()) {
+            return Err(malformed(format!(
+                "{} feature values for {} samples of {} features",
+                self.features.len(),
+                self.len(),
+                self.n_features
+            )));
+        }
+        if let Some(index) = self
+            .features
+            .iter()
+            .position(|value| !(0.0..=1.0).contains(value))
+        {
+            let n_features = self.n_features.max(1);
+            return Err(malformed(format!(
+                "feature {} of sample {} is {}, outside [0, 1]",
+                index % n_features,
+                index / n_features,
+                self.features[index]
+            )));
+        }
+        if let Some((index, label)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &label)| usize::try_from(label).map_or(true, |l| l >= self.n_classes))
+        {
+            return Err(malformed(format!(
+                "label of sample {index} is {label}, not below {} classes",
+                self.n_classes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Which part of a data set: training, validation or test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The part the weights are fitted on.
+    Train,
+    /// The part used to choose hyperparameters and stop early.
+    Validation,
+    /// The held-out part for the reported accuracy.
+    Test,
+}
+
+impl Split {
+    /// All splits, in the order train, validation, test.
+    pub const ALL: &'static [Split] = &[Split::Train, Split::Validation, Split::Test];
+
+    /// Names accepted by [`FromStr`], listed in errors.
+    const ACCEPTED: &'static [&'static str] = &["train", "validation", "val", "test"];
+
+    /// The canonical lowercase name, as serde and [`Display`](fmt::Display) write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Split {
+    type Err = DataError;
+
+    /// Parses `train`, `validation` (or `val`) and `test`, ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "train" => Ok(Split::Train),
+            "validation" | "val" => Ok(Split::Validation),
+            "test" => Ok(Split::Test),
+            _ => Err(DataError::UnknownSplit {
+                name: s.to_owned(),
+                allowed: Self::ACCEPTED,
+            }),
+        }
+    }
+}
+
+/// The data sets spikeloop knows how to produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// The Yin-Yang data set: 4 features, 3 classes (see [`yin_yang`](crate::yin_yang())).
+    YinYang,
+}
+
+impl DatasetKind {
+    /// Every data set kind.
+    pub const ALL: &'static [DatasetKind] = &[DatasetKind::YinYang];
+
+    /// Names accepted by [`FromStr`], listed in errors.
+    const ACCEPTED: &'static [&'static str] = &["yin-yang", "yinyang", "yin_yang"];
+
+    /// The canonical name, as serde and [`Display`](fmt::Display) write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetKind::YinYang => "yin-yang",
+        }
+    }
+
+    /// Produces the given split of this data set.
+    pub fn load(&self, split: Split) -> Result<Dataset, DataError> {
+        match self {
+            DatasetKind::YinYang => Ok(crate::yin_yang(split)),
+        }
+    }
+}
+
+impl fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DatasetKind {
+    type Err = DataError;
+
+    /// Parses `yin-yang` (also `yinyang`, `yin_yang`), ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "yin-yang" | "yinyang" | "yin_yang" => Ok(DatasetKind::YinYang),
+            _ => Err(DataError::UnknownDataset {
+                name: s.to_owned(),
+                allowed: Self::ACCEPTED,
+            }),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Errors of data set loading and parsing.
+
+/// What went wrong while naming, loading or checking a data set.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// An unknown data set name; the message lists the allowed names.
+    #[error("unknown data set {name:?}; allowed: {}", .allowed.join(", "))]
+    UnknownDataset {
+        /// The name as given.
+        name: String,
+        /// The accepted names.
+        allowed: &'static [&'static str],
+    },
+    /// An unknown split name; the message lists the allowed names.
+    #[error("unknown split {name:?}; allowed: {}", .allowed.join(", "))]
+    UnknownSplit {
+        /// The name as given.
+        name: String,
+        /// The accepted names.
+        allowed: &'static [&'static str],
+    },
+    /// A data set whose parts do not fit together (see [`Dataset::validate`](crate::Dataset::validate)).
+    #[error("data set {name:?} is malformed: {reason}")]
+    Malformed {
+        /// Name of the data set.
+        name: String,
+        /// What does not fit, with the offending numbers.
+        reason: String,
+    },
+}
