@@ -1,0 +1,50 @@
+//! PNG figures for spikeloop: training curves of a run and bar charts that
+//! compare runs (ideal training, weights copied to a chip, training in the
+//! loop).
+//!
+//! The one design decision a reader needs: every figure must build and render
+//! on a bare machine with nothing but a Rust toolchain, so nothing here links
+//! against system libraries. Drawing goes through `plotters` without its
+//! default features (its `ttf` feature would load fonts through the system's
+//! fontconfig and freetype); text is laid out and rasterised in pure Rust with
+//! `ab_glyph` from DejaVu Sans, which is embedded in the binary (see
+//! `assets/LICENSE-DejaVu.txt` for its licence). Because cargo unifies
+//! features, a crate elsewhere in the build that turns on plotters' `ttf`
+//! feature would switch text back to system fonts; keep plotters'
+//! default features off everywhere.
+//!
+//! Figures are written atomically: each is rendered to a temporary file in
+//! the destination directory and renamed over the destination, so a reader
+//! never sees a half-written PNG, even when a long training run is stopped
+//! while it redraws its curves.
+//!
+//! ```no_run
+//! use spikeloop_plot::{Bar, BarChart, bar_chart_png};
+//!
+//! let bars = [
+//!     Bar { label: "ideal training", value: 96.1, error: Some(0.4) },
+//!     Bar { label: "copied to chip", value: 81.7, error: Some(2.3) },
+//!     Bar { label: "in the loop", value: 95.2, error: Some(0.6) },
+//! ];
+//! let chart = BarChart {
+//!     title: "Test accuracy (5 seeds)",
+//!     y_label: "Accuracy (%)",
+//!     bars: &bars,
+//!     y_range: Some((0.0, 100.0)),
+//! };
+//! bar_chart_png(std::path::Path::new("accuracy.png"), &chart)?;
+//! # Ok::<(), spikeloop_plot::PlotError>(())
+//! ```
+
+mod axis;
+mod backend;
+mod bars;
+mod error;
+mod font;
+mod output;
+mod style;
+mod training;
+
+pub use bars::{BAR_CHART_HEIGHT, Bar, BarChart, bar_chart_png};
+pub use error::PlotError;
+pub use training::{TRAINING_CURVES_SIZE, TrainingCurves, training_curves_png};

@@ -1,0 +1,477 @@
+//! Figures end to end: every call writes a real PNG into its own temporary
+//! directory, and the checks read the PNG header back (signature and the
+//! IHDR width and height) rather than trusting the renderer.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use spikeloop_plot::{
+    Bar, BarChart, PlotError, TRAINING_CURVES_SIZE, TrainingCurves, bar_chart_png,
+    training_curves_png,
+};
+
+const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+
+/// A fresh directory under the system's temporary directory, removed again
+/// when the test passes and kept for inspection when it fails.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn scratch_dir(name: &str) -> Scratch {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "spikeloop-plot-{name}-{}-{unique}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch directory");
+    Scratch(dir)
+}
+
+/// Width and height from the IHDR chunk, after checking the signature.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).expect("figure exists");
+    assert!(
+        bytes.len() > 24,
+        "{} is too short for a PNG",
+        path.display()
+    );
+    assert_eq!(bytes[..8], PNG_SIGNATURE, "{} is not a PNG", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+    let height = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    (width, height)
+}
+
+/// Files in `dir` other than `keep`: leftovers such as temporary files.
+fn other_files(dir: &Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read scratch directory")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !keep.contains(&name.as_str()))
+        .collect()
+}
+
+const EPOCHS: [f64; 5] = [0.0, 1.0, 2.0, 3.0, 4.0];
+
+fn curves<'a>(loss: &'a [f64], accuracy: &'a [f64]) -> TrainingCurves<'a> {
+    TrainingCurves {
+        title: "test run",
+        epochs: &EPOCHS,
+        train_loss: loss,
+        validation_loss: loss,
+        train_accuracy: accuracy,
+        validation_accuracy: accuracy,
+    }
+}
+
+const BARS: [Bar<'static>; 3] = [
+    Bar {
+        label: "ideal training",
+        value: 96.1,
+        error: Some(0.4),
+    },
+    Bar {
+        label: "copied to chip",
+        value: 81.7,
+        error: Some(2.3),
+    },
+    Bar {
+        label: "trained in the loop",
+        value: 95.2,
+        error: None,
+    },
+];
+
+fn chart<'a>(bars: &'a [Bar<'a>]) -> BarChart<'a> {
+    BarChart {
+        title: "accuracy",
+        y_label: "Accuracy (%)",
+        bars,
+        y_range: None,
+    }
+}
+
+mod training_curves {
+    use super::*;
+
+    #[test]
+    fn writes_a_png_of_the_documented_size() {
+        let dir = scratch_dir("curves");
+        let path = dir.join("curves.png");
+        let loss = [1.2, 0.8, f64::NAN, 0.3, 0.25];
+        let accuracy = [0.33, 0.6, 0.8, f64::NAN, 0.93];
+        training_curves_png(&path, &curves(&loss, &accuracy)).expect("figure");
+        assert_eq!(png_size(&path), TRAINING_CURVES_SIZE);
+        assert_eq!(TRAINING_CURVES_SIZE, (1600, 600));
+        assert!(other_files(&dir, &["curves.png"]).is_empty());
+    }
+
+    #[test]
+    fn degenerate_inputs_still_give_a_figure() {
+        let dir = scratch_dir("curves-degenerate");
+        let nan = [f64::NAN; 5];
+        let single_epoch = [3.0];
+        let cases: [(&str, TrainingCurves<'_>); 6] = [
+            ("all-nan.png", curves(&nan, &nan)),
+            ("not-recorded.png", curves(&[], &[])),
+            (
+                "no-epochs.png",
+                TrainingCurves {
+                    title: "",
+                    epochs: &[],
+                    ..curves(&[], &[])
+                },
+            ),
+            (
+                "single-point.png",
+                TrainingCurves {
+                    title: "one epoch",
+                    epochs: &single_epoch,
+                    train_loss: &[0.7],
+                    validation_loss: &[0.7],
+                    train_accuracy: &[0.5],
+                    validation_accuracy: &[],
+                },
+            ),
+            (
+                // Zero and negative losses cannot go on a log axis.
+                "non-positive-loss.png",
+                curves(
+                    &[0.5, 0.0, -0.2, f64::INFINITY, -0.4],
+                    &[0.0, 0.0, 1.0, 1.0, 1.0],
+                ),
+            ),
+            (
+                // Twelve decades, and epochs that are not whole numbers.
+                "wide-range.png",
+                TrainingCurves {
+                    epochs: &[0.5, 1.5, 2.5, 3.5, 4.5],
+                    ..curves(&[1e3, 1.0, 1e-3, 1e-6, 1e-9], &[0.1, 0.2, 0.3, 0.4, 0.5])
+                },
+            ),
+        ];
+        for (name, input) in cases {
+            let path = dir.join(name);
+            training_curves_png(&path, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(png_size(&path), TRAINING_CURVES_SIZE, "{name}");
+        }
+    }
+
+    #[test]
+    fn mismatched_lengths_name_the_field_and_both_lengths() {
+        let dir = scratch_dir("curves-mismatch");
+        let path = dir.join("never.png");
+        let input = TrainingCurves {
+            validation_loss: &[1.0, 0.5, 0.4],
+            ..curves(&[1.0; 5], &[0.5; 5])
+        };
+        let error = training_curves_png(&path, &input).expect_err("lengths differ");
+        assert!(
+            matches!(
+                error,
+                PlotError::LengthMismatch {
+                    field: "validation_loss",
+                    len: 3,
+                    epochs: 5
+                }
+            ),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("`validation_loss` has 3 values"),
+            "{message}"
+        );
+        assert!(message.contains("`epochs` has 5"), "{message}");
+        assert!(!path.exists());
+        assert!(other_files(&dir, &[]).is_empty());
+    }
+
+    #[test]
+    fn series_longer_than_epochs_are_rejected_too() {
+        let dir = scratch_dir("curves-longer");
+        let input = TrainingCurves {
+            train_accuracy: &[0.5; 6],
+            ..curves(&[1.0; 5], &[0.5; 5])
+        };
+        let error = training_curves_png(&dir.join("x.png"), &input).expect_err("too long");
+        assert!(
+            matches!(
+                error,
+                PlotError::LengthMismatch {
+                    field: "train_accuracy",
+                    len: 6,
+                    epochs: 5
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn accuracy_given_in_percent_is_rejected() {
+        let dir = scratch_dir("curves-percent");
+        let input = TrainingCurves {
+            validation_accuracy: &[33.0, 60.0, 80.0, 90.0, 93.0],
+            ..curves(&[1.0; 5], &[0.5; 5])
+        };
+        let error = training_curves_png(&dir.join("x.png"), &input).expect_err("percent");
+        assert!(
+            matches!(
+                error,
+                PlotError::AccuracyNotFraction {
+                    field: "validation_accuracy",
+                    index: 0,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("0.94 for 94 %"));
+    }
+}
+
+mod bar_chart {
+    use super::*;
+
+    #[test]
+    fn writes_a_png_of_the_size_it_reports() {
+        let dir = scratch_dir("bars");
+        let path = dir.join("bars.png");
+        let input = BarChart {
+            y_range: Some((0.0, 100.0)),
+            ..chart(&BARS)
+        };
+        bar_chart_png(&path, &input).expect("figure");
+        assert_eq!(input.size_px(), (900, 600));
+        assert_eq!(png_size(&path), input.size_px());
+    }
+
+    #[test]
+    fn many_bars_make_a_wider_figure() {
+        let dir = scratch_dir("bars-many");
+        let labels: Vec<String> = (0..12).map(|i| format!("chip {i}")).collect();
+        let bars: Vec<Bar<'_>> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, label)| Bar {
+                label,
+                value: i as f64 - 4.0,
+                error: Some(0.5),
+            })
+            .collect();
+        let input = chart(&bars);
+        let (width, height) = input.size_px();
+        assert!(width > 900 && height == 600, "{width}x{height}");
+        let path = dir.join("many.png");
+        bar_chart_png(&path, &input).expect("figure");
+        assert_eq!(png_size(&path), (width, height));
+    }
+
+    #[test]
+    fn degenerate_inputs_still_give_a_figure() {
+        let dir = scratch_dir("bars-degenerate");
+        let long_label = "a condition with a rather long name that will not fit under its bar";
+        let cases = [
+            (
+                "zeros.png",
+                vec![Bar {
+                    label: "",
+                    value: 0.0,
+                    error: Some(0.0),
+                }],
+                None,
+            ),
+            (
+                "one.png",
+                vec![Bar {
+                    label: long_label,
+                    value: 1e12,
+                    error: None,
+                }],
+                None,
+            ),
+            // Bars and errors reaching outside a fixed range are cut at it.
+            ("clipped.png", BARS.to_vec(), Some((85.0, 95.0))),
+            (
+                "tiny.png",
+                vec![Bar {
+                    label: "tau_s",
+                    value: -3e-7,
+                    error: Some(1e-7),
+                }],
+                None,
+            ),
+        ];
+        for (name, bars, y_range) in cases {
+            let path = dir.join(name);
+            let input = BarChart {
+                y_range,
+                ..chart(&bars)
+            };
+            bar_chart_png(&path, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(png_size(&path), input.size_px(), "{name}");
+        }
+    }
+
+    #[test]
+    fn no_bars_is_an_error() {
+        let dir = scratch_dir("bars-none");
+        let error = bar_chart_png(&dir.join("x.png"), &chart(&[])).expect_err("empty");
+        assert!(matches!(error, PlotError::NoBars), "{error:?}");
+    }
+
+    #[test]
+    fn unusable_bars_are_named() {
+        let dir = scratch_dir("bars-invalid");
+        let cases = [
+            (
+                Bar {
+                    label: "nan",
+                    value: f64::NAN,
+                    error: None,
+                },
+                "value is NaN",
+            ),
+            (
+                Bar {
+                    label: "neg",
+                    value: 1.0,
+                    error: Some(-0.1),
+                },
+                "error is -0.1",
+            ),
+            (
+                Bar {
+                    label: "inf",
+                    value: 1.0,
+                    error: Some(f64::INFINITY),
+                },
+                "error is inf",
+            ),
+        ];
+        for (bad, expected) in cases {
+            let bars = [BARS[0], bad];
+            let error = bar_chart_png(&dir.join("x.png"), &chart(&bars)).expect_err("invalid");
+            match &error {
+                PlotError::InvalidBar {
+                    index: 1,
+                    label,
+                    problem,
+                } => {
+                    assert_eq!(label, bad.label);
+                    assert!(problem.contains(expected), "{problem}");
+                }
+                other => panic!("expected InvalidBar for bar 1, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unusable_ranges_are_rejected() {
+        let dir = scratch_dir("bars-range");
+        for range in [
+            (1.0, 1.0),
+            (100.0, 0.0),
+            (f64::NAN, 1.0),
+            (0.0, f64::INFINITY),
+        ] {
+            let input = BarChart {
+                y_range: Some(range),
+                ..chart(&BARS)
+            };
+            let error = bar_chart_png(&dir.join("x.png"), &input).expect_err("bad range");
+            assert!(
+                matches!(error, PlotError::InvalidRange { .. }),
+                "{range:?}: {error:?}"
+            );
+        }
+    }
+}
+
+mod output {
+    use super::*;
+
+    #[test]
+    fn an_existing_figure_is_replaced_whole_and_no_temporary_file_is_left() {
+        let dir = scratch_dir("replace");
+        let path = dir.join("figure.png");
+        std::fs::write(&path, b"an older figure").expect("seed file");
+        bar_chart_png(&path, &chart(&BARS)).expect("figure");
+        assert_eq!(png_size(&path), chart(&BARS).size_px());
+        assert!(other_files(&dir, &["figure.png"]).is_empty());
+    }
+
+    #[test]
+    fn a_rejected_input_leaves_the_existing_figure_alone() {
+        let dir = scratch_dir("untouched");
+        let path = dir.join("figure.png");
+        std::fs::write(&path, b"an older figure").expect("seed file");
+        let error = bar_chart_png(&path, &chart(&[])).expect_err("empty");
+        assert!(matches!(error, PlotError::NoBars));
+        assert_eq!(
+            std::fs::read(&path).expect("still there"),
+            b"an older figure"
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_reported_as_such() {
+        let dir = scratch_dir("missing");
+        let path = dir.join("not-there").join("figure.png");
+        let error = bar_chart_png(&path, &chart(&BARS)).expect_err("no directory");
+        match &error {
+            PlotError::MissingDirectory { directory, .. } => {
+                assert_eq!(directory, &dir.join("not-there"));
+            }
+            other => panic!("expected MissingDirectory, got {other:?}"),
+        }
+        assert!(error.to_string().contains("create it first"));
+    }
+
+    #[test]
+    fn a_path_without_a_file_name_is_rejected() {
+        let error = bar_chart_png(Path::new("/"), &chart(&BARS)).expect_err("not a file");
+        assert!(matches!(error, PlotError::InvalidPath { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_directory_in_the_way_is_an_io_error() {
+        let dir = scratch_dir("in-the-way");
+        let path = dir.join("figure.png");
+        std::fs::create_dir(&path).expect("directory named like the figure");
+        let error = bar_chart_png(&path, &chart(&BARS)).expect_err("cannot replace a directory");
+        assert!(matches!(error, PlotError::Io { .. }), "{error:?}");
+        assert!(other_files(&dir, &["figure.png"]).is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_to_one_path_leave_a_valid_figure() {
+        let dir = scratch_dir("concurrent");
+        let path = dir.join("figure.png");
+        std::thread::scope(|scope| {
+            for _ in 0..3 {
+                scope.spawn(|| bar_chart_png(&path, &chart(&BARS)).expect("figure"));
+            }
+        });
+        assert_eq!(png_size(&path), chart(&BARS).size_px());
+        assert!(other_files(&dir, &["figure.png"]).is_empty());
+    }
+}
