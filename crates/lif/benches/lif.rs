@@ -1,0 +1,187 @@
+//! Cost of one Yin-Yang sample (network 5 -> 120 -> 3) on the training hot path: the forward
+//! pass (prepare two volleys, 123 spike times) and the gradients (123 `gradients_at` calls at the
+//! forward pass's spike times). Weights are drawn once from a small deterministic generator with
+//! the reference initialisation (layer 1: mean 1.5, sd 0.8; layer 2: mean 0.5, sd 0.8).
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use spikeloop_lif::{NeuronParams, Volley, gradients_at, spike_time, spike_time_sorted};
+
+const N_IN: usize = 5;
+const N_HIDDEN: usize = 120;
+const N_OUT: usize = 3;
+const BIAS_TIME: f64 = 0.9;
+const N_SAMPLES: usize = 64;
+
+/// 64-bit linear congruential generator (Knuth's MMIX constants); plenty for benchmark inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Box-Muller.
+    fn normal(&mut self, mean: f64, sd: f64) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+struct Network {
+    params: NeuronParams,
+    /// Row `j` holds the 5 input weights of hidden neuron `j`.
+    w1: Vec<f64>,
+    /// Row `k` holds the 121 input weights (120 hidden + bias) of output neuron `k`.
+    w2: Vec<f64>,
+}
+
+/// Per-sample state kept between the forward and the backward pass.
+#[derive(Clone, Default)]
+struct Pass {
+    input: Vec<f64>,
+    v1: Volley,
+    hidden: Vec<f64>,
+    v2: Volley,
+    out: [f64; N_OUT],
+}
+
+impl Network {
+    fn new(params: NeuronParams, rng: &mut Lcg) -> Network {
+        Network {
+            params,
+            w1: (0..N_HIDDEN * N_IN).map(|_| rng.normal(1.5, 0.8)).collect(),
+            w2: (0..N_OUT * (N_HIDDEN + 1))
+                .map(|_| rng.normal(0.5, 0.8))
+                .collect(),
+        }
+    }
+
+    fn forward(&self, pass: &mut Pass) {
+        let p = &self.params;
+        pass.v1.prepare(&pass.input, p);
+        pass.hidden.clear();
+        for row in self.w1.chunks_exact(N_IN) {
+            pass.hidden.push(spike_time(p, &pass.v1, row).time);
+        }
+        pass.hidden.push(BIAS_TIME);
+        pass.v2.prepare(&pass.hidden, p);
+        for (k, row) in self.w2.chunks_exact(N_HIDDEN + 1).enumerate() {
+            pass.out[k] = spike_time(p, &pass.v2, row).time;
+        }
+    }
+
+    fn gradients(&self, pass: &Pass, g1: &mut [f64; 2 * N_IN], g2: &mut [f64]) -> f64 {
+        let p = &self.params;
+        let mut acc = 0.0;
+        let (gw, gt) = g1.split_at_mut(N_IN);
+        for (j, row) in self.w1.chunks_exact(N_IN).enumerate() {
+            acc += gradients_at(p, &pass.v1, row, pass.hidden[j], gw, gt);
+        }
+        let (gw, gt) = g2.split_at_mut(N_HIDDEN + 1);
+        for (k, row) in self.w2.chunks_exact(N_HIDDEN + 1).enumerate() {
+            acc += gradients_at(p, &pass.v2, row, pass.out[k], gw, gt);
+        }
+        acc
+    }
+}
+
+fn samples(rng: &mut Lcg) -> Vec<Pass> {
+    (0..N_SAMPLES)
+        .map(|_| {
+            let (x, y) = (rng.uniform(), rng.uniform());
+            let input = [x, y, 1.0 - x, 1.0 - y]
+                .iter()
+                .map(|v| 0.15 + 1.85 * v)
+                .chain([BIAS_TIME])
+                .collect();
+            Pass {
+                input,
+                ..Pass::default()
+            }
+        })
+        .collect()
+}
+
+fn bench_network(c: &mut Criterion, name: &str, params: NeuronParams) {
+    let mut rng = Lcg(0x5eed);
+    let net = Network::new(params, &mut rng);
+    let mut passes = samples(&mut rng);
+    for pass in &mut passes {
+        net.forward(pass);
+    }
+    let hidden_spiking = passes
+        .iter()
+        .flat_map(|p| &p.hidden[..N_HIDDEN])
+        .filter(|t| t.is_finite())
+        .count();
+    let out_spiking = passes
+        .iter()
+        .flat_map(|p| &p.out)
+        .filter(|t| t.is_finite())
+        .count();
+    println!(
+        "{name}: {:.1} % of hidden and {:.1} % of output neurons spike",
+        100.0 * hidden_spiking as f64 / (N_SAMPLES * N_HIDDEN) as f64,
+        100.0 * out_spiking as f64 / (N_SAMPLES * N_OUT) as f64
+    );
+
+    let mut i = 0;
+    c.bench_function(&format!("{name}/forward_per_sample"), |b| {
+        b.iter(|| {
+            let pass = &mut passes[i % N_SAMPLES];
+            i += 1;
+            net.forward(black_box(pass));
+            black_box(pass.out[0])
+        })
+    });
+    let mut g1 = [0.0; 2 * N_IN];
+    let mut g2 = vec![0.0; 2 * (N_HIDDEN + 1)];
+    let mut i = 0;
+    c.bench_function(&format!("{name}/gradients_per_sample"), |b| {
+        b.iter(|| {
+            let pass = &passes[i % N_SAMPLES];
+            i += 1;
+            black_box(net.gradients(black_box(pass), &mut g1, &mut g2))
+        })
+    });
+}
+
+fn yin_yang(c: &mut Criterion) {
+    bench_network(c, "equal", NeuronParams::REFERENCE);
+    bench_network(
+        c,
+        "general_ratio_1.05",
+        NeuronParams {
+            tau_m: 1.05,
+            ..NeuronParams::REFERENCE
+        },
+    );
+}
+
+/// The emulator's per-neuron path: a 121-input neuron with its own time constants.
+fn per_neuron(c: &mut Criterion) {
+    let mut rng = Lcg(7);
+    let mut times: Vec<f64> = (0..N_HIDDEN + 1)
+        .map(|_| 0.5 + 1.5 * rng.uniform())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let weights: Vec<f64> = (0..N_HIDDEN + 1).map(|_| rng.normal(0.5, 0.8)).collect();
+    let params = NeuronParams {
+        tau_m: 1.0 + 1e-3,
+        tau_s: 1.0 - 2e-3,
+        ..NeuronParams::REFERENCE
+    };
+    c.bench_function("general/spike_time_sorted_121_inputs", |b| {
+        b.iter(|| spike_time_sorted(black_box(&params), black_box(&times), black_box(&weights)))
+    });
+}
+
+criterion_group!(benches, yin_yang, per_neuron);
+criterion_main!(benches);

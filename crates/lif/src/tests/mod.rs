@@ -1,0 +1,11 @@
+//! Tests of the whole crate, one module per topic. Tolerances are written next to each check;
+//! property tests use fixed case counts and the default deterministic proptest configuration.
+
+mod agreement;
+mod brute;
+mod edge_cases;
+mod gradients;
+mod lambert;
+mod params;
+mod support;
+mod volley;
