@@ -1,0 +1,149 @@
+//! The ideal backend: the exact neuron model with float weights, no noise and no time.
+//!
+//! It is the reference every other backend is compared against, and the fastest way to train a
+//! network in software. Samples run in parallel on the rayon thread pool; results do not depend
+//! on the number of threads.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use spikeloop_lif::{Volley, spike_time};
+
+use crate::{
+    Backend, BackendError, Capabilities, InputBatch, Network, Record, RunOutput, RunStats,
+    SpikeTimes,
+};
+
+/// Samples handed to one rayon task; large enough to amortise scheduling, small enough to
+/// balance two cores on a batch of 150.
+const SAMPLES_PER_TASK: usize = 8;
+
+/// Runs networks with the exact first-spike solutions of `spikeloop-lif`.
+#[derive(Clone, Debug)]
+pub struct IdealBackend {
+    capabilities: Capabilities,
+    network: Option<Network>,
+}
+
+impl Default for IdealBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdealBackend {
+    /// A backend with no network configured yet.
+    pub fn new() -> Self {
+        Self {
+            capabilities: Capabilities::unlimited("ideal"),
+            network: None,
+        }
+    }
+}
+
+/// Scratch space for one sample's forward pass; reused across samples by one worker.
+#[derive(Debug, Default)]
+pub struct ForwardScratch {
+    volley: Volley,
+    layer_input: Vec<f64>,
+}
+
+/// Computes the exact first-spike times of every layer for one sample.
+///
+/// `out` receives the layers one after another (`network.n_neurons()` values). The network must
+/// have been validated.
+pub fn forward_sample(
+    network: &Network,
+    inputs: &[f64],
+    scratch: &mut ForwardScratch,
+    out: &mut [f64],
+) {
+    let mut offset = 0;
+    for (l, layer) in network.layers.iter().enumerate() {
+        scratch.layer_input.clear();
+        if l == 0 {
+            scratch.layer_input.extend_from_slice(inputs);
+        } else {
+            let prev = network.layers[l - 1].size;
+            scratch
+                .layer_input
+                .extend_from_slice(&out[offset - prev..offset]);
+        }
+        scratch.layer_input.extend_from_slice(&layer.bias_times);
+        scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
+        let n_in = scratch.layer_input.len();
+        for (j, t) in out[offset..offset + layer.size].iter_mut().enumerate() {
+            *t = spike_time(
+                &layer.neuron,
+                &scratch.volley,
+                &layer.weights[j * n_in..(j + 1) * n_in],
+            )
+            .time;
+        }
+        offset += layer.size;
+    }
+}
+
+impl Backend for IdealBackend {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
+        network.validate()?;
+        match &mut self.network {
+            // Training reconfigures every batch with the same topology: reuse the allocation.
+            Some(old)
+                if old.layer_sizes() == network.layer_sizes()
+                    && old.n_inputs == network.n_inputs =>
+            {
+                old.clone_from(network)
+            }
+            slot => *slot = Some(network.clone()),
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
+        let started = Instant::now();
+        let network = self.network.as_ref().ok_or(BackendError::NotConfigured)?;
+        if inputs.n_inputs() != network.n_inputs {
+            return Err(BackendError::InvalidInput(format!(
+                "samples have {} input channels, the network expects {}",
+                inputs.n_inputs(),
+                network.n_inputs
+            )));
+        }
+        let n_samples = inputs.len();
+        let stride = network.n_neurons();
+        let mut all = vec![f64::INFINITY; n_samples * stride];
+        all.par_chunks_mut(stride * SAMPLES_PER_TASK)
+            .enumerate()
+            .for_each_init(ForwardScratch::default, |scratch, (chunk, out)| {
+                for (k, sample_out) in out.chunks_mut(stride).enumerate() {
+                    let s = chunk * SAMPLES_PER_TASK + k;
+                    forward_sample(network, inputs.sample(s), scratch, sample_out);
+                }
+            });
+        let sizes = network.layer_sizes();
+        let spikes = match record {
+            Record::AllLayers => SpikeTimes::new((0..sizes.len()).collect(), sizes, all)?,
+            Record::OutputOnly => {
+                let last = sizes.len() - 1;
+                let n_out = sizes[last];
+                let data = all
+                    .chunks(stride)
+                    .flat_map(|s| s[stride - n_out..].iter().copied())
+                    .collect();
+                SpikeTimes::new(vec![last], vec![n_out], data)?
+            }
+        };
+        let stats = RunStats {
+            samples: n_samples,
+            spikes: spikes.as_slice().iter().filter(|t| t.is_finite()).count() as u64,
+            wall_time: started.elapsed(),
+            ..RunStats::default()
+        };
+        Ok(RunOutput { spikes, stats })
+    }
+}

@@ -1,0 +1,174 @@
+//! The one interface between spikeloop's host software and a spiking substrate.
+//!
+//! A *backend* is anything that can take a layered spiking network, feed it input spikes and
+//! report when its neurons fired: the exact model ([`IdealBackend`]), the emulated analog chip,
+//! or a real device behind a serial line. The trainer, the calibration routines and the analyses
+//! see only this trait, so that what they do against an emulator is exactly what they do against
+//! hardware. That is the design decision everything else follows from: **a backend reports
+//! measurements, not internals.** It tells what it can do ([`Capabilities`]), accepts a network
+//! ([`Backend::configure`]) and returns measured first-spike times ([`Backend::run`]); a host
+//! that wants gradients computes them itself from those measured times.
+//!
+//! ## Units
+//!
+//! All times crossing this interface are in *model time units*: multiples of the synaptic time
+//! constant `tau_s` of the network's neuron model (a chip running with `tau_s = 6 us` reports a
+//! spike 12 us after the start of a sample as `2.0`). A neuron that did not fire is reported as
+//! `f64::INFINITY`, never NaN. An input channel that should stay silent is given as
+//! `f64::INFINITY` too. Weights are the model's float weights in units of the threshold distance
+//! (the reference model has `threshold - e_leak = 1`); a substrate with discrete weights maps
+//! them itself and documents how. Hardware time, where a backend has it, is reported separately
+//! in microseconds in [`RunStats`].
+//!
+//! ## What a batch means
+//!
+//! A batch is a list of independent samples. Each sample is one trial: every input channel
+//! spikes at most once, the network starts at rest, and the recorded result is the first spike
+//! of every neuron of every layer (time-to-first-spike coding). Samples do not influence each
+//! other; a backend may run them in any order or in parallel, but must return them in input
+//! order. A physical chip runs them one after another with a pause long enough for the membranes
+//! to settle.
+//!
+//! ## What is synchronous
+//!
+//! Every call blocks until it is complete: `configure` returns once the substrate holds the new
+//! network (on a chip, once weights are written), `run` returns once all samples have run and
+//! their spikes have been read back. There is no hidden queue; a backend that pipelines
+//! internally must still present these semantics.
+//!
+//! ## Optional abilities
+//!
+//! Abilities that not every substrate has (membrane recording, say) are default methods that
+//! answer [`BackendError::Unsupported`]. [`Capabilities::features`] tells in advance which ones
+//! a backend offers.
+
+mod error;
+pub mod ideal;
+mod network;
+mod spikes;
+
+pub use error::BackendError;
+pub use ideal::IdealBackend;
+pub use network::{Layer, Network};
+pub use spikeloop_lif::NeuronParams;
+pub use spikes::{InputBatch, Record, RunOutput, RunStats, SpikeTimes};
+
+/// Optional abilities a backend may offer on top of configuring and running networks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Features {
+    /// Can record a neuron's membrane potential during a run ([`Backend::record_membrane`]).
+    pub membrane_recording: bool,
+}
+
+/// What a substrate is and what it can hold; constant for the lifetime of a backend.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Short name of the substrate, e.g. `ideal`, `emulator`, or a device's identifier.
+    pub name: String,
+    /// Largest number of neurons a network may have across all its layers; `None` for no limit.
+    pub max_neurons: Option<usize>,
+    /// Bits of weight magnitude per synapse; `None` for float weights.
+    pub weight_bits: Option<u32>,
+    /// Timestamp resolution of recorded spikes, in nanoseconds of hardware time; `None` when
+    /// spike times are exact.
+    pub time_resolution_ns: Option<f64>,
+    /// How much faster than biology the substrate runs (1000 for BrainScaleS-2); `None` for a
+    /// substrate without physical time.
+    pub acceleration: Option<f64>,
+    /// Duration of one model time unit (`tau_s`) in microseconds of hardware time; `None` for a
+    /// substrate without physical time.
+    pub tau_s_us: Option<f64>,
+    /// Optional abilities.
+    pub features: Features,
+}
+
+impl Capabilities {
+    /// Capabilities of a substrate with no limits and exact, float-valued computation.
+    pub fn unlimited(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            max_neurons: None,
+            weight_bits: None,
+            time_resolution_ns: None,
+            acceleration: None,
+            tau_s_us: None,
+            features: Features::default(),
+        }
+    }
+}
+
+/// A request to record one neuron's membrane potential while one sample runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MembraneRequest {
+    /// The input spike times of the sample (one per input channel, model time units).
+    pub inputs: Vec<f64>,
+    /// Layer of the neuron (0 = first layer after the inputs).
+    pub layer: usize,
+    /// Index of the neuron within its layer.
+    pub neuron: usize,
+    /// How long to record, in model time units from the start of the sample.
+    pub duration: f64,
+}
+
+/// A recorded membrane trace: evenly spaced samples of the membrane potential.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MembraneTrace {
+    /// Time of the first sample, model time units.
+    pub t0: f64,
+    /// Spacing of the samples, model time units.
+    pub dt: f64,
+    /// The membrane potential, in the units of the neuron model (threshold distance 1 in the
+    /// reference model) for an ideal substrate, or in the substrate's own readout units where
+    /// it documents them.
+    pub values: Vec<f64>,
+}
+
+/// A spiking substrate that runs layered networks and reports measured first-spike times.
+///
+/// See the crate documentation for units and semantics.
+pub trait Backend: Send {
+    /// What this backend is and what it can hold.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Loads a network (topology, neuron parameters, weights), replacing any previous one.
+    ///
+    /// Fails with [`BackendError::InvalidNetwork`] for an inconsistent network and
+    /// [`BackendError::DoesNotFit`] for one larger than the substrate.
+    fn configure(&mut self, network: &Network) -> Result<(), BackendError>;
+
+    /// Runs every sample of `inputs` through the configured network and returns the measured
+    /// first-spike times of the layers asked for by `record`.
+    fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError>;
+
+    /// Records one neuron's membrane potential while one sample runs.
+    fn record_membrane(
+        &mut self,
+        request: &MembraneRequest,
+    ) -> Result<MembraneTrace, BackendError> {
+        let _ = request;
+        Err(BackendError::Unsupported {
+            backend: self.capabilities().name.clone(),
+            feature: "membrane recording",
+        })
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn capabilities(&self) -> &Capabilities {
+        (**self).capabilities()
+    }
+    fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
+        (**self).configure(network)
+    }
+    fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
+        (**self).run(inputs, record)
+    }
+    fn record_membrane(
+        &mut self,
+        request: &MembraneRequest,
+    ) -> Result<MembraneTrace, BackendError> {
+        (**self).record_membrane(request)
+    }
+}

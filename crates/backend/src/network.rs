@@ -1,0 +1,101 @@
+//! The network a backend runs: layers of identical neurons, all-to-all between adjacent layers.
+
+use spikeloop_lif::NeuronParams;
+
+use crate::BackendError;
+
+/// One layer: its neurons, the bias spikes injected into its input, and its incoming weights.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Layer {
+    /// Number of neurons in this layer.
+    pub size: usize,
+    /// Parameters of the neuron model, shared by every neuron of the layer.
+    pub neuron: NeuronParams,
+    /// Fixed extra input spikes (bias spikes) fed to this layer in every sample, in model time
+    /// units. They are appended after the previous layer's neurons.
+    pub bias_times: Vec<f64>,
+    /// Incoming weights, row-major `[size][n_in]` (one row per neuron of this layer), where
+    /// `n_in` = size of the previous layer (or the number of input channels) + number of biases.
+    pub weights: Vec<f64>,
+}
+
+impl Layer {
+    /// Number of inputs each neuron of this layer receives, biases included.
+    pub fn n_in(&self) -> usize {
+        self.weights.len().checked_div(self.size).unwrap_or(0)
+    }
+
+    /// The incoming weights of neuron `j` (previous layer first, then biases).
+    pub fn weights_of(&self, j: usize) -> &[f64] {
+        let n_in = self.n_in();
+        &self.weights[j * n_in..(j + 1) * n_in]
+    }
+}
+
+/// A layered feed-forward network of first-spike neurons.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Network {
+    /// Number of input channels (not counting the first layer's bias spikes).
+    pub n_inputs: usize,
+    /// The layers, from the first hidden layer to the output layer.
+    pub layers: Vec<Layer>,
+}
+
+impl Network {
+    /// Number of neurons in all layers together.
+    pub fn n_neurons(&self) -> usize {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+
+    /// The sizes of all layers, first to last.
+    pub fn layer_sizes(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.size).collect()
+    }
+
+    /// Checks that shapes agree and every number is usable; the error names the layer and value.
+    pub fn validate(&self) -> Result<(), BackendError> {
+        let bad = |msg: String| Err(BackendError::InvalidNetwork(msg));
+        if self.layers.is_empty() {
+            return bad("the network has no layers".into());
+        }
+        let mut n_prev = self.n_inputs;
+        for (l, layer) in self.layers.iter().enumerate() {
+            if layer.size == 0 {
+                return bad(format!("layer {l} has no neurons"));
+            }
+            if let Err(e) = layer.neuron.validate() {
+                return bad(format!("layer {l}: {e}"));
+            }
+            let n_in = n_prev + layer.bias_times.len();
+            if layer.weights.len() != layer.size * n_in {
+                return bad(format!(
+                    "layer {l} has {} weights, expected {} ({} neurons x ({} inputs + {} biases))",
+                    layer.weights.len(),
+                    layer.size * n_in,
+                    layer.size,
+                    n_prev,
+                    layer.bias_times.len()
+                ));
+            }
+            if let Some((i, w)) = layer
+                .weights
+                .iter()
+                .enumerate()
+                .find(|(_, w)| !w.is_finite())
+            {
+                return bad(format!(
+                    "layer {l}, neuron {}, input {}: weight is {w}; weights must be finite",
+                    i / n_in,
+                    i % n_in
+                ));
+            }
+            if let Some(t) = layer.bias_times.iter().find(|t| t.is_nan()) {
+                return bad(format!(
+                    "layer {l}: bias time is {t}; times must not be NaN"
+                ));
+            }
+            n_prev = layer.size;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! Input spikes in, measured spike times and run statistics out.
+
+use std::time::Duration;
+
+use crate::BackendError;
+
+/// A batch of samples: one spike time per input channel per sample, in model time units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputBatch {
+    n_inputs: usize,
+    times: Vec<f64>,
+}
+
+impl InputBatch {
+    /// Wraps row-major times `[n_samples][n_inputs]`; `f64::INFINITY` means "no spike".
+    pub fn new(n_inputs: usize, times: Vec<f64>) -> Result<Self, BackendError> {
+        if n_inputs == 0 {
+            return Err(BackendError::InvalidInput(
+                "a sample needs at least one input channel".into(),
+            ));
+        }
+        if times.len() % n_inputs != 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "{} input times do not divide into samples of {n_inputs} channels",
+                times.len()
+            )));
+        }
+        if let Some(i) = times.iter().position(|t| t.is_nan()) {
+            return Err(BackendError::InvalidInput(format!(
+                "sample {}, channel {}: input time is NaN; use +inf for a silent channel",
+                i / n_inputs,
+                i % n_inputs
+            )));
+        }
+        Ok(Self { n_inputs, times })
+    }
+
+    /// Number of input channels per sample.
+    pub fn n_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.times.len() / self.n_inputs
+    }
+
+    /// True when the batch holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// The input times of sample `s`.
+    pub fn sample(&self, s: usize) -> &[f64] {
+        &self.times[s * self.n_inputs..(s + 1) * self.n_inputs]
+    }
+
+    /// All times, row-major.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.times
+    }
+}
+
+/// Which layers' spikes a run reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Record {
+    /// Every layer (what training needs).
+    #[default]
+    AllLayers,
+    /// Only the output layer (enough for inference; less to read back from a device).
+    OutputOnly,
+}
+
+/// Measured first-spike times: per sample, the recorded layers one after another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpikeTimes {
+    layers: Vec<usize>,
+    sizes: Vec<usize>,
+    offsets: Vec<usize>,
+    stride: usize,
+    data: Vec<f64>,
+}
+
+impl SpikeTimes {
+    /// Wraps row-major data `[n_samples][sum of sizes]` for the network layers `layers` (indices
+    /// into the network) of the given sizes.
+    pub fn new(
+        layers: Vec<usize>,
+        sizes: Vec<usize>,
+        data: Vec<f64>,
+    ) -> Result<Self, BackendError> {
+        if layers.len() != sizes.len() {
+            return Err(BackendError::InvalidInput(format!(
+                "{} recorded layers but {} layer sizes",
+                layers.len(),
+                sizes.len()
+            )));
+        }
+        let mut offsets = Vec::with_capacity(sizes.len());
+        let mut stride = 0;
+        for &s in &sizes {
+            offsets.push(stride);
+            stride += s;
+        }
+        if stride == 0 || data.len() % stride != 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "{} spike times do not divide into samples of {stride} neurons",
+                data.len()
+            )));
+        }
+        Ok(Self {
+            layers,
+            sizes,
+            offsets,
+            stride,
+            data,
+        })
+    }
+
+    /// Number of samples.
+    pub fn n_samples(&self) -> usize {
+        self.data.len() / self.stride
+    }
+
+    /// The network layers that were recorded, in order.
+    pub fn recorded_layers(&self) -> &[usize] {
+        &self.layers
+    }
+
+    /// The spike times of network layer `layer` in sample `s`, if that layer was recorded.
+    pub fn layer(&self, s: usize, layer: usize) -> Option<&[f64]> {
+        let k = self.layers.iter().position(|&l| l == layer)?;
+        let start = s * self.stride + self.offsets[k];
+        Some(&self.data[start..start + self.sizes[k]])
+    }
+
+    /// The spike times of the last recorded layer in sample `s` (the output layer).
+    pub fn output(&self, s: usize) -> &[f64] {
+        let k = self.sizes.len() - 1;
+        let start = s * self.stride + self.offsets[k];
+        &self.data[start..start + self.sizes[k]]
+    }
+
+    /// All recorded spike times of sample `s`, recorded layers one after another.
+    pub fn sample(&self, s: usize) -> &[f64] {
+        &self.data[s * self.stride..(s + 1) * self.stride]
+    }
+
+    /// All data, row-major by sample.
+    pub fn as_slice(&self) -> &[f64] {
+        &self.data
+    }
+}
+
+/// What a run cost and what the substrate noticed while running it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct RunStats {
+    /// Number of samples run.
+    pub samples: usize,
+    /// Number of first spikes recorded (finite times) over all recorded layers and samples.
+    pub spikes: u64,
+    /// Hardware time the batch occupied on the substrate, in microseconds; `None` without
+    /// physical time.
+    pub hardware_time_us: Option<f64>,
+    /// Wall-clock time of the call as seen by the backend.
+    #[serde(with = "duration_seconds")]
+    pub wall_time: Duration,
+    /// Input events lost in the substrate (for example two events reaching one synapse driver
+    /// within its dead time).
+    pub lost_events: u64,
+    /// Spikes after a neuron's first one; they carry no information in first-spike coding but
+    /// are counted rather than dropped silently.
+    pub later_spikes: u64,
+}
+
+impl RunStats {
+    /// Hardware time per sample in microseconds, where the substrate has physical time.
+    pub fn hardware_time_per_sample_us(&self) -> Option<f64> {
+        let t = self.hardware_time_us?;
+        (self.samples > 0).then(|| t / self.samples as f64)
+    }
+}
+
+mod duration_seconds {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs: f64 = serde::Deserialize::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The result of [`crate::Backend::run`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOutput {
+    /// Measured first-spike times.
+    pub spikes: SpikeTimes,
+    /// Run statistics.
+    pub stats: RunStats,
+}
