@@ -1,0 +1,72 @@
+//! Training first-spike networks with the forward pass on a backend and exact gradients on the
+//! host.
+//!
+//! The trainer never computes a forward pass itself: it sends the current weights to a
+//! [`spikeloop_backend::Backend`], takes the spike times the backend *measured* as the truth,
+//! and evaluates the exact time-to-first-spike gradients at those times. Against the ideal
+//! backend this is ordinary exact training; against an emulated or real chip it is
+//! hardware-in-the-loop training, which learns around the substrate's imperfections because
+//! every gradient is taken where the substrate actually is. The host keeps float "shadow"
+//! weights and an Adam optimiser; a substrate with discrete weights rounds them on its side.
+//!
+//! Everything random derives from one training seed, and the run writes a checkpoint after
+//! every epoch from which it resumes to the bit-identical result.
+
+pub mod config;
+pub mod eval;
+pub mod grad;
+mod io;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod seeds;
+pub mod train;
+
+use std::path::PathBuf;
+
+pub use config::TrainConfig;
+pub use eval::{Evaluation, evaluate};
+pub use model::{Model, Provenance};
+pub use train::{Checkpoint, DataSplits, EpochMetrics, Observer, TrainOutcome};
+
+/// Why training, evaluation or a model file operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A model is invalid or does not fit the data.
+    #[error("invalid model: {0}")]
+    Model(String),
+    /// A checkpoint cannot be used.
+    #[error("cannot resume: {0}")]
+    Checkpoint(String),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] spikeloop_backend::BackendError),
+    /// A data set could not be loaded.
+    #[error(transparent)]
+    Data(#[from] spikeloop_data::DataError),
+    /// A file could not be read or written.
+    #[error("could not {what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads the train, validation and test splits of the configured data set.
+pub fn load_data(config: &TrainConfig) -> Result<DataSplits, TrainError> {
+    use spikeloop_data::Split;
+    Ok(DataSplits {
+        train: config.dataset.load(Split::Train)?,
+        validation: config.dataset.load(Split::Validation)?,
+        test: config.dataset.load(Split::Test)?,
+    })
+}

@@ -1,0 +1,246 @@
+//! The trained model and its file format.
+//!
+//! A model file is one JSON document (`format = "spikeloop-model"`, `version = 1`) that holds
+//! everything needed to run the network on any backend: topology, neuron parameters, float
+//! weights, the input encoding, and how it was made (configuration, seed, backend, package
+//! version, accuracies). Weights are written with enough digits to round-trip exactly, so a
+//! loaded model computes bit-identical spike times.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+use spikeloop_backend::{Layer, Network};
+use spikeloop_data::DatasetKind;
+use spikeloop_lif::NeuronParams;
+
+use crate::{TrainConfig, TrainError, config::EncodingConfig, seeds};
+
+/// The identifier in the `format` field of every model file.
+pub const MODEL_FORMAT: &str = "spikeloop-model";
+/// The model file version this build writes and reads.
+pub const MODEL_VERSION: u32 = 1;
+
+/// One layer of a model: its neurons, bias spikes and incoming weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLayer {
+    /// Number of neurons.
+    pub size: usize,
+    /// Neuron parameters (model units, time in tau_s).
+    pub neuron: NeuronParams,
+    /// Bias spike times fed to this layer, in tau_s; appended after the previous layer's neurons.
+    pub bias_times: Vec<f64>,
+    /// Incoming weights, one row per neuron: previous layer (or inputs) first, then biases.
+    pub weights: Vec<Vec<f64>>,
+}
+
+/// How the model was made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Version of spikeloop that trained it.
+    pub spikeloop_version: String,
+    /// Backend the forward passes ran on during training.
+    pub backend: String,
+    /// The full training configuration (its `seed` is the training seed).
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epochs_trained: u32,
+    /// The epoch whose weights these are (see the configuration's `training.select`).
+    pub selected_epoch: u32,
+    /// Validation accuracy of these weights, as a fraction.
+    pub validation_accuracy: Option<f64>,
+    /// Test accuracy after training, as a fraction.
+    pub test_accuracy: Option<f64>,
+}
+
+/// A layered first-spike network with float weights, ready to run on any backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    /// Always [`MODEL_FORMAT`].
+    pub format: String,
+    /// Always [`MODEL_VERSION`] for files this build writes.
+    pub version: u32,
+    /// The data set the model classifies.
+    pub dataset: DatasetKind,
+    /// Class names, in output-neuron order.
+    pub classes: Vec<String>,
+    /// Number of input channels (features).
+    pub n_inputs: usize,
+    /// How feature values become input spike times.
+    pub encoding: EncodingConfig,
+    /// The layers, first hidden layer to output layer.
+    pub layers: Vec<ModelLayer>,
+    /// How the model was made; absent for hand-written models.
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
+}
+
+impl Model {
+    /// A freshly initialised model for `config`: weights drawn from per-layer normal
+    /// distributions with the seed's initialisation stream.
+    pub fn initialise(
+        config: &TrainConfig,
+        n_inputs: usize,
+        classes: Vec<String>,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        let net = &config.network;
+        let mut rng = Pcg64Mcg::seed_from_u64(seeds::derive(config.seed, seeds::Stream::Init, 0));
+        let mut sizes = net.hidden.clone();
+        sizes.push(classes.len());
+        let mut n_prev = n_inputs;
+        let mut layers = Vec::with_capacity(sizes.len());
+        for (l, &size) in sizes.iter().enumerate() {
+            let normal =
+                Normal::new(net.weight_init_mean[l], net.weight_init_sd[l]).map_err(|e| {
+                    TrainError::Config(format!("weight initialisation of layer {l}: {e}"))
+                })?;
+            let n_in = n_prev + net.bias_times.len();
+            let weights = (0..size)
+                .map(|_| (0..n_in).map(|_| normal.sample(&mut rng)).collect())
+                .collect();
+            layers.push(ModelLayer {
+                size,
+                neuron: net.neuron,
+                bias_times: net.bias_times.clone(),
+                weights,
+            });
+            n_prev = size;
+        }
+        Ok(Self {
+            format: MODEL_FORMAT.into(),
+            version: MODEL_VERSION,
+            dataset: config.dataset,
+            classes,
+            n_inputs,
+            encoding: config.encoding.clone(),
+            layers,
+            provenance: None,
+        })
+    }
+
+    /// The network in the form backends take (flat row-major weights).
+    pub fn to_network(&self) -> Network {
+        Network {
+            n_inputs: self.n_inputs,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    size: l.size,
+                    neuron: l.neuron,
+                    bias_times: l.bias_times.clone(),
+                    weights: l.weights.concat(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes the flat weights of `network` back into this model (same topology).
+    pub fn set_weights(&mut self, flat: &[Vec<f64>]) {
+        for (layer, w) in self.layers.iter_mut().zip(flat) {
+            let n_in = w.len() / layer.size.max(1);
+            for (row, chunk) in layer.weights.iter_mut().zip(w.chunks(n_in)) {
+                row.copy_from_slice(chunk);
+            }
+        }
+    }
+
+    /// The weights of every layer, flattened row-major.
+    pub fn flat_weights(&self) -> Vec<Vec<f64>> {
+        self.layers.iter().map(|l| l.weights.concat()).collect()
+    }
+
+    /// Number of output classes.
+    pub fn n_classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.size)
+    }
+
+    /// Input spike times for feature values in [0, 1] (one sample).
+    pub fn encode_into(&self, features: &[f64], out: &mut Vec<f64>) {
+        let EncodingConfig { early, late } = self.encoding;
+        out.extend(features.iter().map(|v| early + v * (late - early)));
+    }
+
+    /// Checks format, version, shapes and that every number is finite.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let err = |msg: String| Err(TrainError::Model(msg));
+        if self.format != MODEL_FORMAT {
+            return err(format!(
+                "format is \"{}\", expected \"{MODEL_FORMAT}\"",
+                self.format
+            ));
+        }
+        if self.version != MODEL_VERSION {
+            return err(format!(
+                "version {} is not supported; this build reads version {MODEL_VERSION}",
+                self.version
+            ));
+        }
+        if self.classes.len() != self.n_classes() {
+            return err(format!(
+                "{} class names for an output layer of {} neurons",
+                self.classes.len(),
+                self.n_classes()
+            ));
+        }
+        let mut n_prev = self.n_inputs;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let n_in = n_prev + layer.bias_times.len();
+            if layer.weights.len() != layer.size {
+                return err(format!(
+                    "layer {l} has size {} but {} weight rows",
+                    layer.size,
+                    layer.weights.len()
+                ));
+            }
+            for (j, row) in layer.weights.iter().enumerate() {
+                if row.len() != n_in {
+                    return err(format!(
+                        "layer {l}, neuron {j} has {} weights, expected {n_in} ({n_prev} inputs + {} biases)",
+                        row.len(),
+                        layer.bias_times.len()
+                    ));
+                }
+                if let Some((i, w)) = row.iter().enumerate().find(|(_, w)| !w.is_finite()) {
+                    return err(format!(
+                        "layer {l}, neuron {j}, input {i}: weight is {w}; weights must be finite"
+                    ));
+                }
+            }
+            if let Err(e) = layer.neuron.validate() {
+                return err(format!("layer {l}: {e}"));
+            }
+            n_prev = layer.size;
+        }
+        self.to_network()
+            .validate()
+            .map_err(|e| TrainError::Model(e.to_string()))
+    }
+
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            what: "read the model file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let model: Self = serde_json::from_str(&text).map_err(|e| {
+            TrainError::Model(format!("{}: not a valid model file: {e}", path.display()))
+        })?;
+        model.validate().map_err(|e| match e {
+            TrainError::Model(m) => TrainError::Model(format!("{}: {m}", path.display())),
+            other => other,
+        })?;
+        Ok(model)
+    }
+
+    /// Writes the model atomically (a temporary file renamed into place).
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        crate::io::write_json_atomic(path, self, "write the model file")
+    }
+}

@@ -1,0 +1,534 @@
+//! The training loop: forward passes on the backend, exact gradients on the host.
+//!
+//! Each batch: the backend receives the current float shadow weights (a chip quantises them
+//! itself), runs the batch and reports every layer's first-spike times; the host checks for
+//! silent neurons (weight bumping), evaluates the loss and the exact gradients at the measured
+//! times, and takes an Adam step on the shadow weights. After each epoch it validates and writes
+//! a checkpoint from which an interrupted run resumes to the bit-identical result.
+//!
+//! Determinism: all randomness derives from the training seed ([`crate::seeds`]); gradients are
+//! reduced in fixed chunks in a fixed order, so the result does not depend on the number of
+//! threads.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_distr::{Distribution, StandardNormal};
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use spikeloop_backend::{Backend, InputBatch, Record};
+use spikeloop_data::Dataset;
+
+use crate::config::ModelSelection;
+use crate::eval::{check_compatible, evaluate};
+use crate::grad::{BackwardParams, GradScratch, accumulate_sample};
+use crate::loss::{LossParams, prediction};
+use crate::optim::{Adam, step_lr};
+use crate::seeds::{self, Stream};
+use crate::{Model, Provenance, TrainConfig, TrainError};
+
+/// Samples per gradient task; fixed so the reduction order never depends on the thread count.
+const SAMPLES_PER_TASK: usize = 8;
+
+/// The format identifier of checkpoint files.
+pub const CHECKPOINT_FORMAT: &str = "spikeloop-checkpoint";
+/// The checkpoint version this build writes and reads.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// The three splits a training run uses.
+#[derive(Clone, Debug)]
+pub struct DataSplits {
+    /// Samples the weights are fitted to.
+    pub train: Dataset,
+    /// Samples scored after every epoch.
+    pub validation: Dataset,
+    /// Samples scored once, after training.
+    pub test: Dataset,
+}
+
+/// What happened in one epoch. Epoch 0 is the untrained network (validation only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epochs completed when these numbers were taken.
+    pub epoch: u32,
+    /// Learning rate used during the epoch.
+    pub learning_rate: f64,
+    /// Mean training loss over the batches that took a gradient step (`None` if none did).
+    pub train_loss: Option<f64>,
+    /// Fraction of training samples classified correctly during the epoch's forward passes.
+    pub train_accuracy: Option<f64>,
+    /// Validation loss after the epoch.
+    pub validation_loss: f64,
+    /// Validation accuracy after the epoch.
+    pub validation_accuracy: f64,
+    /// Batches skipped for weight bumping.
+    pub bumped_batches: u32,
+    /// (sample, neuron) weight gradients dropped by the gradient chop.
+    pub chopped_gradients: u64,
+    /// Wall-clock seconds the epoch took (training and validation).
+    pub seconds: f64,
+}
+
+/// Weight-bumping state carried from batch to batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BumpState {
+    /// Increment of the next bump.
+    pub value: f64,
+    /// Layer bumped by the previous batch, if it was bumped.
+    pub last_layer: Option<usize>,
+}
+
+/// Everything needed to continue a run exactly where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Always [`CHECKPOINT_FORMAT`].
+    pub format: String,
+    /// Always [`CHECKPOINT_VERSION`].
+    pub version: u32,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Name of the backend the run trains on.
+    pub backend: String,
+    /// Epochs completed.
+    pub epoch: u32,
+    /// The model after `epoch` epochs.
+    pub model: Model,
+    /// Optimiser state.
+    pub adam: Adam,
+    /// Weight-bumping state.
+    pub bump: BumpState,
+    /// Metrics of every epoch so far, epoch 0 first.
+    pub history: Vec<EpochMetrics>,
+    /// The weights of the epoch with the highest validation accuracy so far.
+    pub best: Option<BestEpoch>,
+}
+
+/// The weights of the best epoch so far, by validation accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestEpoch {
+    /// The epoch after which these weights were taken.
+    pub epoch: u32,
+    /// Its validation accuracy.
+    pub validation_accuracy: f64,
+    /// Its weights, one flat row-major vector per layer.
+    pub weights: Vec<Vec<f64>>,
+}
+
+impl Checkpoint {
+    /// Reads a checkpoint file.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            what: "read the checkpoint",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let c: Self = serde_json::from_str(&text).map_err(|e| {
+            TrainError::Checkpoint(format!("{}: not a valid checkpoint: {e}", path.display()))
+        })?;
+        if c.format != CHECKPOINT_FORMAT || c.version != CHECKPOINT_VERSION {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: format {} version {} is not a checkpoint this build reads ({CHECKPOINT_FORMAT} version {CHECKPOINT_VERSION})",
+                path.display(),
+                c.format,
+                c.version
+            )));
+        }
+        c.model.validate()?;
+        Ok(c)
+    }
+
+    /// Writes the checkpoint atomically.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        crate::io::write_json_atomic(path, self, "write the checkpoint")
+    }
+}
+
+/// Receives progress from the training loop (the command line draws progress bars with it).
+pub trait Observer {
+    /// An epoch (1-based) is about to start.
+    fn epoch_started(&mut self, epoch: u32, epochs: u32, batches: usize) {
+        let _ = (epoch, epochs, batches);
+    }
+    /// A batch finished; `loss` is `None` when the batch was skipped for weight bumping.
+    fn batch_finished(&mut self, batch: usize, loss: Option<f64>, accuracy: f64) {
+        let _ = (batch, loss, accuracy);
+    }
+    /// An epoch finished (or, with `epoch` = 0, the untrained network was validated).
+    fn epoch_finished(&mut self, metrics: &EpochMetrics) {
+        let _ = metrics;
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// The result of a finished run.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The trained model, with provenance.
+    pub model: Model,
+    /// Metrics of every epoch, epoch 0 first.
+    pub history: Vec<EpochMetrics>,
+    /// The epoch whose weights became the model.
+    pub selected_epoch: u32,
+    /// Validation accuracy of the selected weights.
+    pub validation_accuracy: f64,
+    /// Accuracy on the test split.
+    pub test_accuracy: f64,
+    /// Mean loss on the test split.
+    pub test_loss: f64,
+}
+
+/// A fresh checkpoint (epoch 0) for a new run: initial weights, zeroed optimiser state.
+pub fn start(
+    config: &TrainConfig,
+    data: &DataSplits,
+    backend_name: &str,
+) -> Result<Checkpoint, TrainError> {
+    config.validate()?;
+    let train = &data.train;
+    let model = Model::initialise(config, train.n_features, train.class_names.clone())?;
+    check_compatible(&model, &data.validation)?;
+    check_compatible(&model, &data.test)?;
+    let lengths: Vec<usize> = model.flat_weights().iter().map(Vec::len).collect();
+    let t = &config.training;
+    Ok(Checkpoint {
+        format: CHECKPOINT_FORMAT.into(),
+        version: CHECKPOINT_VERSION,
+        config: config.clone(),
+        backend: backend_name.into(),
+        epoch: 0,
+        model,
+        adam: Adam::new(&lengths, t.adam_beta1, t.adam_beta2, t.adam_eps),
+        bump: BumpState {
+            value: t.weight_bump,
+            last_layer: None,
+        },
+        history: Vec::new(),
+        best: None,
+    })
+}
+
+fn loss_params(config: &TrainConfig) -> LossParams {
+    let t = &config.training;
+    LossParams {
+        xi: t.xi,
+        alpha: t.alpha,
+        beta: t.beta,
+    }
+}
+
+/// Trains from `state` (a fresh [`start`] or a loaded checkpoint) until `config.training.epochs`
+/// epochs are done, writing a checkpoint after every epoch when `checkpoint_path` is given.
+pub fn run(
+    mut state: Checkpoint,
+    data: &DataSplits,
+    backend: &mut dyn Backend,
+    checkpoint_path: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    let config = state.config.clone();
+    let loss = loss_params(&config);
+    check_compatible(&state.model, &data.train)?;
+    if state.history.is_empty() {
+        let started = Instant::now();
+        backend.configure(&state.model.to_network())?;
+        let val = evaluate(backend, &state.model, &data.validation, &loss, None)?;
+        let m = EpochMetrics {
+            epoch: 0,
+            learning_rate: config.training.learning_rate,
+            train_loss: None,
+            train_accuracy: None,
+            validation_loss: val.loss,
+            validation_accuracy: val.accuracy,
+            bumped_batches: 0,
+            chopped_gradients: 0,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(
+            accuracy = val.accuracy,
+            loss = val.loss,
+            "validation before training"
+        );
+        observer.epoch_finished(&m);
+        state.history.push(m);
+    }
+    while state.epoch < config.training.epochs {
+        let metrics = train_epoch(&mut state, data, backend, &loss, observer)?;
+        tracing::info!(
+            epoch = metrics.epoch,
+            train_loss = metrics.train_loss,
+            validation_accuracy = metrics.validation_accuracy,
+            bumped = metrics.bumped_batches,
+            chopped = metrics.chopped_gradients,
+            "epoch done"
+        );
+        observer.epoch_finished(&metrics);
+        if state
+            .best
+            .as_ref()
+            .is_none_or(|b| metrics.validation_accuracy > b.validation_accuracy)
+        {
+            state.best = Some(BestEpoch {
+                epoch: metrics.epoch,
+                validation_accuracy: metrics.validation_accuracy,
+                weights: state.model.flat_weights(),
+            });
+        }
+        state.history.push(metrics);
+        if let Some(path) = checkpoint_path {
+            state.save(path)?;
+        }
+    }
+    let mut model = state.model.clone();
+    let last = state.history.last().map_or(0.0, |m| m.validation_accuracy);
+    let (selected_epoch, validation_accuracy) = match (&state.best, config.training.select) {
+        (Some(best), ModelSelection::BestValidation) => {
+            model.set_weights(&best.weights);
+            (best.epoch, best.validation_accuracy)
+        }
+        _ => (state.epoch, last),
+    };
+    backend.configure(&model.to_network())?;
+    let test = evaluate(backend, &model, &data.test, &loss, None)?;
+    model.provenance = Some(Provenance {
+        spikeloop_version: env!("CARGO_PKG_VERSION").into(),
+        backend: state.backend.clone(),
+        config: config.clone(),
+        epochs_trained: state.epoch,
+        selected_epoch,
+        validation_accuracy: Some(validation_accuracy),
+        test_accuracy: Some(test.accuracy),
+    });
+    Ok(TrainOutcome {
+        model,
+        history: state.history,
+        selected_epoch,
+        validation_accuracy,
+        test_accuracy: test.accuracy,
+        test_loss: test.loss,
+    })
+}
+
+/// Input times of a batch, with the epoch's jitter applied in batch order.
+fn batch_inputs(
+    model: &Model,
+    data: &Dataset,
+    indices: &[usize],
+    jitter: f64,
+    rng: &mut Pcg64Mcg,
+) -> Result<InputBatch, TrainError> {
+    let mut times = Vec::with_capacity(indices.len() * model.n_inputs);
+    for &i in indices {
+        model.encode_into(data.sample(i), &mut times);
+    }
+    if jitter > 0.0 {
+        for t in &mut times {
+            let noise: f64 = StandardNormal.sample(rng);
+            *t = (*t + jitter * noise).abs();
+        }
+    }
+    Ok(InputBatch::new(model.n_inputs, times)?)
+}
+
+fn train_epoch(
+    state: &mut Checkpoint,
+    data: &DataSplits,
+    backend: &mut dyn Backend,
+    loss: &LossParams,
+    observer: &mut dyn Observer,
+) -> Result<EpochMetrics, TrainError> {
+    let started = Instant::now();
+    let config = &state.config;
+    let t = &config.training;
+    let epoch = state.epoch; // 0-based index of the epoch being trained
+    let lr = step_lr(t.learning_rate, t.lr_gamma, t.lr_step, epoch);
+    let train = &data.train;
+
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut Pcg64Mcg::seed_from_u64(seeds::derive(
+        config.seed,
+        Stream::Shuffle,
+        u64::from(epoch),
+    )));
+    let mut jitter_rng =
+        Pcg64Mcg::seed_from_u64(seeds::derive(config.seed, Stream::Jitter, u64::from(epoch)));
+    let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
+    observer.epoch_started(epoch + 1, t.epochs, batches.len());
+
+    let mut weights = state.model.flat_weights();
+    let mut losses = Vec::new();
+    let (mut correct, mut shown, mut bumped, mut chopped) = (0usize, 0usize, 0u32, 0u64);
+    for (b, indices) in batches.iter().enumerate() {
+        let network = state.model.to_network();
+        backend.configure(&network)?;
+        let inputs = batch_inputs(
+            &state.model,
+            train,
+            indices,
+            t.input_jitter,
+            &mut jitter_rng,
+        )?;
+        let out = backend.run(&inputs, Record::AllLayers)?;
+        let spikes = &out.spikes;
+        let n = indices.len();
+        let batch_correct = (0..n)
+            .filter(|&k| prediction(spikes.output(k)) == Some(train.labels[indices[k]] as usize))
+            .count();
+        correct += batch_correct;
+        shown += n;
+
+        if let Some(layer) = layer_to_bump(&network, spikes, n, &t.max_missing_spikes) {
+            let value = if t.bump_exponential && state.bump.last_layer == Some(layer) {
+                state.bump.value * 2.0
+            } else {
+                t.weight_bump
+            };
+            bump_silent(&mut weights[layer], &network, spikes, n, layer, value);
+            state.bump = BumpState {
+                value,
+                last_layer: Some(layer),
+            };
+            bumped += 1;
+            observer.batch_finished(b, None, batch_correct as f64 / n as f64);
+        } else {
+            state.bump.last_layer = None;
+            let params = BackwardParams {
+                loss: *loss,
+                scale: 1.0 / n as f64,
+                max_dw_norm: t.max_dw_norm,
+            };
+            let (grads, batch_loss, batch_chopped) =
+                batch_gradient(&network, &inputs, spikes, train, indices, &params);
+            state.adam.step(&mut weights, &grads, lr);
+            let mean_loss = batch_loss / n as f64;
+            losses.push(mean_loss);
+            chopped += batch_chopped;
+            observer.batch_finished(b, Some(mean_loss), batch_correct as f64 / n as f64);
+        }
+        state.model.set_weights(&weights);
+    }
+    state.epoch += 1;
+
+    backend.configure(&state.model.to_network())?;
+    let val = evaluate(backend, &state.model, &data.validation, loss, None)?;
+    Ok(EpochMetrics {
+        epoch: state.epoch,
+        learning_rate: lr,
+        train_loss: (!losses.is_empty()).then(|| losses.iter().sum::<f64>() / losses.len() as f64),
+        train_accuracy: Some(correct as f64 / shown.max(1) as f64),
+        validation_loss: val.loss,
+        validation_accuracy: val.accuracy,
+        bumped_batches: bumped,
+        chopped_gradients: chopped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The first layer whose fraction of silent (sample, neuron) pairs exceeds its tolerance.
+fn layer_to_bump(
+    network: &spikeloop_backend::Network,
+    spikes: &spikeloop_backend::SpikeTimes,
+    n: usize,
+    max_missing: &[f64],
+) -> Option<usize> {
+    network.layers.iter().enumerate().find_map(|(l, layer)| {
+        let silent: usize = (0..n)
+            .map(|s| {
+                spikes
+                    .layer(s, l)
+                    .map_or(0, |t| t.iter().filter(|t| !t.is_finite()).count())
+            })
+            .sum();
+        (silent as f64 / (n * layer.size) as f64 > max_missing[l]).then_some(l)
+    })
+}
+
+/// Adds `value` to every incoming weight of each neuron of `layer` that was silent in any sample.
+fn bump_silent(
+    weights: &mut [f64],
+    network: &spikeloop_backend::Network,
+    spikes: &spikeloop_backend::SpikeTimes,
+    n: usize,
+    layer: usize,
+    value: f64,
+) {
+    let size = network.layers[layer].size;
+    let n_in = weights.len() / size;
+    for j in 0..size {
+        let silent = (0..n).any(|s| spikes.layer(s, layer).is_some_and(|t| !t[j].is_finite()));
+        if silent {
+            for w in &mut weights[j * n_in..(j + 1) * n_in] {
+                *w += value;
+            }
+        }
+    }
+}
+
+/// Sum of the per-sample gradients of a batch, its summed loss and the number of chopped
+/// gradients. Samples are processed in parallel in fixed chunks, and the chunks summed in order.
+///
+/// `spikes` must hold every layer of every sample of `inputs`; `indices` are the data set rows
+/// of the samples (for their labels).
+pub fn batch_gradient(
+    network: &spikeloop_backend::Network,
+    inputs: &InputBatch,
+    spikes: &spikeloop_backend::SpikeTimes,
+    data: &Dataset,
+    indices: &[usize],
+    params: &BackwardParams,
+) -> (Vec<Vec<f64>>, f64, u64) {
+    let zero = || -> Vec<Vec<f64>> {
+        network
+            .layers
+            .iter()
+            .map(|l| vec![0.0; l.weights.len()])
+            .collect()
+    };
+    let chunks: Vec<(Vec<Vec<f64>>, f64, u64)> = (0..indices.len().div_ceil(SAMPLES_PER_TASK))
+        .into_par_iter()
+        .map_init(GradScratch::default, |scratch, c| {
+            let mut grads = zero();
+            let (mut loss, mut chopped) = (0.0, 0u64);
+            let end = ((c + 1) * SAMPLES_PER_TASK).min(indices.len());
+            for (k, &row) in indices
+                .iter()
+                .enumerate()
+                .take(end)
+                .skip(c * SAMPLES_PER_TASK)
+            {
+                let label = data.labels[row] as usize;
+                let o = accumulate_sample(
+                    network,
+                    inputs.sample(k),
+                    spikes.sample(k),
+                    label,
+                    params,
+                    scratch,
+                    &mut grads,
+                );
+                loss += o.loss;
+                chopped += u64::from(o.chopped);
+            }
+            (grads, loss, chopped)
+        })
+        .collect();
+    let mut total = zero();
+    let (mut loss, mut chopped) = (0.0, 0);
+    for (g, l, c) in chunks {
+        for (t, g) in total.iter_mut().zip(&g) {
+            for (t, g) in t.iter_mut().zip(g) {
+                *t += g;
+            }
+        }
+        loss += l;
+        chopped += c;
+    }
+    (total, loss, chopped)
+}
