@@ -14,9 +14,9 @@ use crate::{
     SpikeTimes,
 };
 
-/// Samples handed to one rayon task; large enough to amortise scheduling, small enough to
-/// balance two cores on a batch of 150.
-const SAMPLES_PER_TASK: usize = 8;
+/// Fewest samples rayon may hand to one task: enough to amortise scheduling, few enough that a
+/// batch of 50 still splits evenly over the cores.
+const MIN_SAMPLES_PER_TASK: usize = 2;
 
 /// Runs networks with the exact first-spike solutions of `spikeloop-lif`.
 #[derive(Clone, Debug)]
@@ -117,13 +117,11 @@ impl Backend for IdealBackend {
         let n_samples = inputs.len();
         let stride = network.n_neurons();
         let mut all = vec![f64::INFINITY; n_samples * stride];
-        all.par_chunks_mut(stride * SAMPLES_PER_TASK)
+        all.par_chunks_mut(stride)
             .enumerate()
-            .for_each_init(ForwardScratch::default, |scratch, (chunk, out)| {
-                for (k, sample_out) in out.chunks_mut(stride).enumerate() {
-                    let s = chunk * SAMPLES_PER_TASK + k;
-                    forward_sample(network, inputs.sample(s), scratch, sample_out);
-                }
+            .with_min_len(MIN_SAMPLES_PER_TASK)
+            .for_each_init(ForwardScratch::default, |scratch, (s, sample_out)| {
+                forward_sample(network, inputs.sample(s), scratch, sample_out);
             });
         let sizes = network.layer_sizes();
         let spikes = match record {
