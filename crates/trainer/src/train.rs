@@ -30,8 +30,9 @@ use crate::optim::{Adam, step_lr};
 use crate::seeds::{self, Stream};
 use crate::{Model, Provenance, TrainConfig, TrainError};
 
-/// Samples per gradient task; fixed so the reduction order never depends on the thread count.
-const SAMPLES_PER_TASK: usize = 8;
+/// Samples per gradient task; fixed so the reduction order never depends on the thread count,
+/// and small so that a batch of 50 spreads evenly over two cores.
+const SAMPLES_PER_TASK: usize = 4;
 
 /// The format identifier of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "spikeloop-checkpoint";
