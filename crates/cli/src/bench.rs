@@ -1,0 +1,190 @@
+//! `spikeloop bench`: throughput of the forward pass, of forward plus backward, and of whole
+//! training epochs, on a chosen backend and thread counts (release builds only give honest
+//! numbers).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use spikeloop_backend::Record;
+use spikeloop_trainer::eval::encode_batch;
+use spikeloop_trainer::grad::BackwardParams;
+use spikeloop_trainer::loss::LossParams;
+use spikeloop_trainer::train::{self, Silent, batch_gradient};
+use spikeloop_trainer::{Model, TrainConfig, load_data};
+
+use crate::backend::BackendArgs;
+
+/// Arguments of `spikeloop bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Thread counts to measure, comma separated.
+    #[arg(
+        long = "thread-counts",
+        value_delimiter = ',',
+        default_value = "1,2",
+        value_name = "LIST"
+    )]
+    thread_counts: Vec<usize>,
+    /// Seconds to spend on each throughput measurement.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    seconds: f64,
+    /// Training epochs to time per thread count.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    epochs: u32,
+    /// Measure with this trained model instead of a freshly initialised network.
+    #[arg(long, value_name = "FILE")]
+    model: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+struct Row {
+    threads: usize,
+    forward: f64,
+    forward_backward: f64,
+    epoch_seconds: f64,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.thread_counts.contains(&0) {
+        anyhow::bail!(
+            "--thread-counts must list numbers >= 1, got {:?}",
+            args.thread_counts
+        );
+    }
+    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be a positive number, got {}", args.seconds);
+    }
+    let config = TrainConfig::default();
+    let data = load_data(&config)?;
+    let model = match &args.model {
+        Some(path) => Model::load(path)?,
+        None => Model::initialise(
+            &config,
+            data.train.n_features,
+            data.train.class_names.clone(),
+        )?,
+    };
+    let sizes: Vec<String> = model.layers.iter().map(|l| l.size.to_string()).collect();
+    println!(
+        "{} {}-{} on the {} backend, batches of {}, {} training samples",
+        config.dataset,
+        model.n_inputs + model.layers[0].bias_times.len(),
+        sizes.join("-"),
+        args.backend.build()?.capabilities().name,
+        config.training.batch_size,
+        data.train.len()
+    );
+    let mut rows = Vec::new();
+    for &threads in &args.thread_counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .with_context(|| format!("could not start {threads} threads"))?;
+        let row = pool.install(|| measure(&args, &config, &data, &model, threads))?;
+        rows.push(row);
+    }
+    println!(
+        "{:>8} {:>16} {:>20} {:>14} {:>18}",
+        "threads", "forward/s", "forward+backward/s", "s per epoch", "300 epochs (est.)"
+    );
+    for r in &rows {
+        println!(
+            "{:>8} {:>16.0} {:>20.0} {:>14.3} {:>17.1}s",
+            r.threads,
+            r.forward,
+            r.forward_backward,
+            r.epoch_seconds,
+            300.0 * r.epoch_seconds
+        );
+    }
+    Ok(())
+}
+
+fn measure(
+    args: &BenchArgs,
+    config: &TrainConfig,
+    data: &train::DataSplits,
+    model: &Model,
+    threads: usize,
+) -> anyhow::Result<Row> {
+    let mut backend = args.backend.build()?;
+    let network = model.to_network();
+    backend.configure(&network)?;
+    let batch_size = config.training.batch_size;
+    let n = data.train.len();
+    let batches: Vec<Vec<usize>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(batch_size)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let inputs = batches
+        .iter()
+        .map(|b| encode_batch(model, &data.train, b.iter().copied()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let budget = Duration::from_secs_f64(args.seconds);
+
+    let forward = throughput(budget, || {
+        let mut samples = 0;
+        for batch in &inputs {
+            backend.run(batch, Record::AllLayers)?;
+            samples += batch.len();
+        }
+        Ok(samples)
+    })?;
+
+    let t = &config.training;
+    let params = BackwardParams {
+        loss: LossParams {
+            xi: t.xi,
+            alpha: t.alpha,
+            beta: t.beta,
+        },
+        scale: 1.0 / batch_size as f64,
+        max_dw_norm: t.max_dw_norm,
+    };
+    let forward_backward = throughput(budget, || {
+        let mut samples = 0;
+        for (batch, indices) in inputs.iter().zip(&batches) {
+            let out = backend.run(batch, Record::AllLayers)?;
+            let (grads, _, _) =
+                batch_gradient(&network, batch, &out.spikes, &data.train, indices, &params);
+            std::hint::black_box(grads);
+            samples += batch.len();
+        }
+        Ok(samples)
+    })?;
+
+    let mut bench_config = config.clone();
+    bench_config.training.epochs = args.epochs.max(1);
+    let state = train::start(&bench_config, data, &backend.capabilities().name.clone())?;
+    let outcome = train::run(state, data, backend.as_mut(), None, &mut Silent)?;
+    let trained: Vec<f64> = outcome
+        .history
+        .iter()
+        .filter(|m| m.epoch > 0)
+        .map(|m| m.seconds)
+        .collect();
+    let epoch_seconds = trained.iter().sum::<f64>() / trained.len().max(1) as f64;
+    Ok(Row {
+        threads,
+        forward,
+        forward_backward,
+        epoch_seconds,
+    })
+}
+
+/// Repeats `pass` (which returns the samples it processed) until `budget` is spent; samples/s.
+fn throughput(
+    budget: Duration,
+    mut pass: impl FnMut() -> anyhow::Result<usize>,
+) -> anyhow::Result<f64> {
+    pass()?; // warm-up
+    let started = Instant::now();
+    let mut samples = 0usize;
+    while started.elapsed() < budget {
+        samples += pass()?;
+    }
+    Ok(samples as f64 / started.elapsed().as_secs_f64())
+}

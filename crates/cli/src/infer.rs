@@ -1,0 +1,144 @@
+//! `spikeloop infer`: run a model over a data set split and record every layer's spikes.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use spikeloop_backend::Record;
+use spikeloop_data::Split;
+use spikeloop_trainer::eval::{EVAL_BATCH, encode_batch};
+use spikeloop_trainer::loss::LossParams;
+use spikeloop_trainer::{Model, evaluate};
+
+use crate::backend::BackendArgs;
+
+/// Arguments of `spikeloop infer`.
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    /// Model file written by `spikeloop train`.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Data set split to run: train, validation or test.
+    #[arg(long, default_value = "test", value_name = "SPLIT")]
+    split: Split,
+    /// Output JSON file [default: <model file's directory>/infer-<split>-<backend>.json].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// The JSON document `infer` writes. Spike times are in tau_s; `null` means "no spike".
+#[derive(Serialize)]
+struct InferReport {
+    format: &'static str,
+    model: String,
+    dataset: String,
+    split: Split,
+    backend: String,
+    samples: usize,
+    accuracy: f64,
+    loss: f64,
+    labels: Vec<u32>,
+    predictions: Vec<Option<usize>>,
+    /// Input spike times per sample (first layer's inputs, without bias spikes).
+    inputs: Vec<Vec<f64>>,
+    /// Per layer, per sample, per neuron.
+    layers: Vec<LayerReport>,
+}
+
+#[derive(Serialize)]
+struct LayerReport {
+    size: usize,
+    bias_times: Vec<f64>,
+    spike_times: Vec<Vec<Option<f64>>>,
+}
+
+pub fn run(args: InferArgs) -> anyhow::Result<()> {
+    let model = Model::load(&args.model)?;
+    let data = model.dataset.load(args.split)?;
+    let mut backend = args.backend.build()?;
+    let backend_name = backend.capabilities().name.clone();
+    backend.configure(&model.to_network())?;
+    let params = model.provenance.as_ref().map_or(
+        LossParams {
+            xi: 0.2,
+            alpha: 0.005,
+            beta: 1.0,
+        },
+        |p| {
+            let t = &p.config.training;
+            LossParams {
+                xi: t.xi,
+                alpha: t.alpha,
+                beta: t.beta,
+            }
+        },
+    );
+    let eval = evaluate(
+        backend.as_mut(),
+        &model,
+        &data,
+        &params,
+        Some(Record::AllLayers),
+    )?;
+
+    let mut layers: Vec<LayerReport> = model
+        .layers
+        .iter()
+        .map(|l| LayerReport {
+            size: l.size,
+            bias_times: l.bias_times.clone(),
+            spike_times: Vec::with_capacity(data.len()),
+        })
+        .collect();
+    for chunk in &eval.spikes {
+        for s in 0..chunk.n_samples() {
+            for (l, report) in layers.iter_mut().enumerate() {
+                let times = chunk
+                    .layer(s, l)
+                    .context("backend did not record every layer")?;
+                report
+                    .spike_times
+                    .push(times.iter().map(|t| t.is_finite().then_some(*t)).collect());
+            }
+        }
+    }
+    let mut inputs = Vec::with_capacity(data.len());
+    for start in (0..data.len()).step_by(EVAL_BATCH) {
+        let batch = encode_batch(&model, &data, start..(start + EVAL_BATCH).min(data.len()))?;
+        inputs.extend((0..batch.len()).map(|s| batch.sample(s).to_vec()));
+    }
+    let report = InferReport {
+        format: "spikeloop-inference",
+        model: args.model.display().to_string(),
+        dataset: model.dataset.to_string(),
+        split: args.split,
+        backend: backend_name.clone(),
+        samples: data.len(),
+        accuracy: eval.accuracy,
+        loss: eval.loss,
+        labels: data.labels.clone(),
+        predictions: eval.predictions,
+        inputs,
+        layers,
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let dir = args.model.parent().map(PathBuf::from).unwrap_or_default();
+        dir.join(format!("infer-{}-{}.json", args.split, backend_name))
+    });
+    let text =
+        serde_json::to_string(&report).context("could not serialise the inference report")?;
+    std::fs::write(&out, text).with_context(|| format!("could not write {}", out.display()))?;
+    println!(
+        "{} {} split on {}: accuracy {:.2} % ({} samples) -> {}",
+        model.dataset,
+        args.split,
+        backend_name,
+        100.0 * eval.accuracy,
+        data.len(),
+        out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! The `spikeloop` command line: it only parses arguments and wires the crates together.
+//!
+//! `train` trains a network in the loop against a backend and writes the model, metrics, a
+//! checkpoint and a picture of the training curves; `infer` runs a model over a data set split
+//! on any backend and writes every layer's spike times; `bench` measures throughput; `config`
+//! prints the default configuration. Logs go to stderr through `tracing` (set `RUST_LOG`).
+
+mod backend;
+mod bench;
+mod infer;
+mod progress;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train spiking neural networks in the loop with analog neuromorphic hardware.
+///
+/// The forward pass runs on a backend (the exact model, an emulated chip, or a device) and its
+/// measured first-spike times drive exact time-to-first-spike gradients on the host.
+#[derive(Debug, Parser)]
+#[command(
+    name = "spikeloop",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
+struct Cli {
+    /// Worker threads for simulation and gradients (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a network (the default configuration reproduces the reference Yin-Yang set-up).
+    Train(train::TrainArgs),
+    /// Run a trained model over a data set split and write every layer's spike times as JSON.
+    Infer(infer::InferArgs),
+    /// Measure forward and forward+backward throughput and the time per training epoch.
+    Bench(bench::BenchArgs),
+    /// Print the default training configuration as TOML (a starting point for --config).
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            eprintln!("error: --threads must be at least 1");
+            return ExitCode::from(2);
+        }
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
+            eprintln!("error: could not start {n} worker threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Infer(args) => infer::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Config => {
+            print!("{}", spikeloop_trainer::TrainConfig::default().to_toml());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

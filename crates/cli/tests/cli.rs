@@ -1,0 +1,251 @@
+//! The `spikeloop` binary as a user runs it: help, training, resuming, inference, and clear
+//! errors (never a panic) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use spikeloop_lif::{NeuronParams, first_spike_time};
+
+fn spikeloop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(args)
+        .output()
+        .expect("run spikeloop")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spikeloop-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Fails with a clear message: non-zero exit, no panic, and the message mentions `needle`.
+fn assert_clear_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "stderr lacks {needle:?}: {err}"
+    );
+}
+
+fn train(dir: &Path, extra: &[&str]) -> Output {
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut args = vec!["train", "--quiet", "--hidden", "16", "--out", dir];
+    args.extend_from_slice(extra);
+    spikeloop(&args)
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let o = spikeloop(&["--help"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["train", "infer", "bench", "config"] {
+        assert!(text.contains(cmd), "help lacks {cmd}: {text}");
+    }
+}
+
+#[test]
+fn default_config_parses_back() {
+    let o = spikeloop(&["config"]);
+    assert!(o.status.success());
+    let dir = temp_dir("config");
+    let path = dir.join("c.toml");
+    std::fs::write(&path, &o.stdout).expect("write");
+    let o = train(
+        &dir.join("run"),
+        &["--config", path.to_str().expect("utf-8"), "--epochs", "1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = temp_dir("bad");
+    let missing = dir.join("missing.toml");
+    assert_clear_error(
+        &spikeloop(&["train", "--config", missing.to_str().expect("utf-8")]),
+        "could not read the config file",
+    );
+
+    let malformed = dir.join("malformed.toml");
+    std::fs::write(&malformed, "[training\nepochs = ").expect("write");
+    assert_clear_error(
+        &spikeloop(&["train", "--config", malformed.to_str().expect("utf-8")]),
+        "invalid configuration",
+    );
+
+    let bad_value = dir.join("bad_value.toml");
+    std::fs::write(&bad_value, "[training]\nepochs = -3\n").expect("write");
+    assert_clear_error(
+        &spikeloop(&["train", "--config", bad_value.to_str().expect("utf-8")]),
+        "epochs",
+    );
+
+    assert_clear_error(&spikeloop(&["train", "--epochs", "-5"]), "epochs");
+    assert_clear_error(&spikeloop(&["train", "--epochs", "0"]), "epochs");
+    assert_clear_error(
+        &spikeloop(&["train", "--dataset", "mnist-9000"]),
+        "yin-yang",
+    );
+
+    let no_model = dir.join("none.json");
+    assert_clear_error(
+        &spikeloop(&["infer", "--model", no_model.to_str().expect("utf-8")]),
+        "could not read the model file",
+    );
+
+    let not_json = dir.join("not.json");
+    std::fs::write(&not_json, "this is not json").expect("write");
+    assert_clear_error(
+        &spikeloop(&["infer", "--model", not_json.to_str().expect("utf-8")]),
+        "not a valid model file",
+    );
+}
+
+#[test]
+fn nan_in_a_model_is_rejected() {
+    let dir = temp_dir("nan");
+    let o = train(&dir, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("model.json")).expect("model");
+    let mut model: serde_json::Value = serde_json::from_str(&text).expect("json");
+    // JSON has no NaN literal: a model written by another tool may carry it as a bare token or
+    // as null. Both must be refused with a clear message.
+    model["layers"][0]["weights"][0][0] = serde_json::Value::Null;
+    let null_path = dir.join("null.json");
+    std::fs::write(&null_path, model.to_string()).expect("write");
+    assert_clear_error(
+        &spikeloop(&["infer", "--model", null_path.to_str().expect("utf-8")]),
+        "model",
+    );
+    let nan_path = dir.join("nan.json");
+    std::fs::write(&nan_path, model.to_string().replacen("null", "NaN", 1)).expect("write");
+    assert_clear_error(
+        &spikeloop(&["infer", "--model", nan_path.to_str().expect("utf-8")]),
+        "not a valid model file",
+    );
+}
+
+#[test]
+fn an_existing_run_is_not_overwritten() {
+    let dir = temp_dir("keep");
+    assert!(train(&dir, &["--epochs", "1"]).status.success());
+    let before = std::fs::read(dir.join("model.json")).expect("model");
+    assert_clear_error(&train(&dir, &["--epochs", "1", "--seed", "9"]), "--resume");
+    assert_eq!(
+        before,
+        std::fs::read(dir.join("model.json")).expect("model"),
+        "model was modified"
+    );
+    assert!(
+        train(&dir, &["--epochs", "1", "--seed", "9", "--force"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn resume_continues_to_the_identical_model() {
+    let base = temp_dir("resume");
+    let straight = base.join("straight");
+    let split = base.join("split");
+    assert!(train(&straight, &["--epochs", "3"]).status.success());
+    assert!(train(&split, &["--epochs", "2"]).status.success());
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--resume",
+        "--epochs",
+        "3",
+        "--out",
+        split.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = |d: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).expect("model"))
+                .expect("json");
+        v["layers"].clone()
+    };
+    assert_eq!(weights(&straight), weights(&split));
+    for f in [
+        "metrics.csv",
+        "training.png",
+        "checkpoint.json",
+        "config.toml",
+    ] {
+        assert!(split.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn infer_matches_closed_form_spike_times() {
+    let dir = temp_dir("infer");
+    assert!(train(&dir, &["--epochs", "1"]).status.success());
+    let out = dir.join("infer.json");
+    let o = spikeloop(&[
+        "infer",
+        "--model",
+        dir.join("model.json").to_str().expect("utf-8"),
+        "--split",
+        "validation",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
+            .expect("json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("report")).expect("json");
+    assert_eq!(report["samples"], 1000);
+    let params = NeuronParams::REFERENCE;
+    let times = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|t| t.as_f64().unwrap_or(f64::INFINITY))
+            .collect()
+    };
+    let mut checked = 0;
+    let mut worst: f64 = 0.0;
+    for s in 0..1000 {
+        let mut layer_input = times(&report["inputs"][s]);
+        for (l, layer) in model["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .enumerate()
+        {
+            layer_input.extend(times(&layer["bias_times"]));
+            let measured = times(&report["layers"][l]["spike_times"][s]);
+            for (j, row) in layer["weights"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .enumerate()
+            {
+                let exact = first_spike_time(&params, &layer_input, &times(row));
+                let got = measured[j];
+                if exact.is_finite() || got.is_finite() {
+                    worst = worst.max((exact - got).abs());
+                    checked += 1;
+                }
+            }
+            layer_input = measured;
+        }
+    }
+    assert!(checked > 10_000, "only {checked} spikes checked");
+    assert!(worst <= 1e-9, "largest deviation {worst} tau_s");
+}
