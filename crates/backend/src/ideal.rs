@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use rayon::prelude::*;
-use spikeloop_lif::{Volley, spike_time};
+use spikeloop_lif::{Volley, layer_spike_times};
 
 use crate::{
     Backend, BackendError, Capabilities, InputBatch, Network, Record, RunOutput, RunStats,
@@ -71,15 +71,12 @@ pub fn forward_sample(
         }
         scratch.layer_input.extend_from_slice(&layer.bias_times);
         scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
-        let n_in = scratch.layer_input.len();
-        for (j, t) in out[offset..offset + layer.size].iter_mut().enumerate() {
-            *t = spike_time(
-                &layer.neuron,
-                &scratch.volley,
-                &layer.weights[j * n_in..(j + 1) * n_in],
-            )
-            .time;
-        }
+        layer_spike_times(
+            &layer.neuron,
+            &scratch.volley,
+            &layer.weights,
+            &mut out[offset..offset + layer.size],
+        );
         offset += layer.size;
     }
 }

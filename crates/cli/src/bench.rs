@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Training epochs to time per thread count.
     #[arg(long, default_value_t = 5, value_name = "N")]
     epochs: u32,
+    /// Samples per batch [default: the training default].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: Option<u64>,
     /// Measure with this trained model instead of a freshly initialised network.
     #[arg(long, value_name = "FILE")]
     model: Option<std::path::PathBuf>,
@@ -56,7 +59,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
         anyhow::bail!("--seconds must be a positive number, got {}", args.seconds);
     }
-    let config = TrainConfig::default();
+    let mut config = TrainConfig::default();
+    if let Some(b) = args.batch_size {
+        config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
+    }
     let data = load_data(&config)?;
     let model = match &args.model {
         Some(path) => Model::load(path)?,

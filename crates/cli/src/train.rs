@@ -149,19 +149,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("could not write {}", files.path("config.toml").display()))?;
     let data = load_data(&config)?;
 
+    let topology = format!(
+        "{}-{}-{}",
+        data.train.n_features + config.network.bias_times.len(),
+        config
+            .network
+            .hidden
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("-"),
+        data.train.n_classes
+    );
     if !args.quiet {
         eprintln!(
-            "training {} {}-{}-{} on the {} backend for {} epochs (seed {}) -> {}",
+            "training {} {topology} ({} inputs + {} bias) on the {} backend for {} epochs (seed {}) -> {}",
             config.dataset,
             data.train.n_features,
-            config
-                .network
-                .hidden
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("-"),
-            data.train.n_classes,
+            config.network.bias_times.len(),
             backend_name,
             config.training.epochs,
             config.seed,
@@ -183,11 +188,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     outcome.model.save(&files.model())?;
     write_metrics(&files.path("metrics.csv"), &outcome.history)?;
     let plot = files.path("training.png");
-    if let Err(e) = plot_history(
-        &plot,
-        &outcome.history,
-        &format!("{} on {}", config.dataset, backend_name),
-    ) {
+    let title = format!(
+        "{} {topology}, {} backend, seed {}",
+        config.dataset, backend_name, config.seed
+    );
+    if let Err(e) = plot_history(&plot, &outcome.history, &title) {
         tracing::warn!("could not draw {}: {e}", plot.display());
     }
     let last = outcome

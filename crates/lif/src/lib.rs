@@ -108,7 +108,9 @@ mod volley;
 
 pub use gradients::{gradients_at, gradients_at_inputs};
 pub use params::{Kernel, NeuronParams, ParamError};
-pub use solve::{Spike, first_spike_time, membrane_potential, spike_time, spike_time_sorted};
+pub use solve::{
+    Spike, first_spike_time, layer_spike_times, membrane_potential, spike_time, spike_time_sorted,
+};
 pub use volley::Volley;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod brute;
 mod edge_cases;
 mod gradients;
 mod lambert;
+mod layer;
 mod params;
 mod support;
 mod volley;
