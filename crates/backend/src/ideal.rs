@@ -60,16 +60,7 @@ pub fn forward_sample(
 ) {
     let mut offset = 0;
     for (l, layer) in network.layers.iter().enumerate() {
-        scratch.layer_input.clear();
-        if l == 0 {
-            scratch.layer_input.extend_from_slice(inputs);
-        } else {
-            let prev = network.layers[l - 1].size;
-            scratch
-                .layer_input
-                .extend_from_slice(&out[offset - prev..offset]);
-        }
-        scratch.layer_input.extend_from_slice(&layer.bias_times);
+        network.layer_input(l, inputs, out, &mut scratch.layer_input);
         scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
         layer_spike_times(
             &layer.neuron,

@@ -52,6 +52,41 @@ impl Network {
         self.layers.iter().map(|l| l.size).collect()
     }
 
+    /// Offset of each layer's neurons in a sample's spike times (layers one after another).
+    pub fn layer_offsets(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .scan(0, |acc, l| {
+                let start = *acc;
+                *acc += l.size;
+                Some(start)
+            })
+            .collect()
+    }
+
+    /// Fills `out` with the input spike times of layer `l` in one sample: the sample's `inputs`
+    /// for the first layer, otherwise the previous layer's spike times taken from `times` (all
+    /// layers one after another, as in [`crate::SpikeTimes::sample`]), then the layer's bias
+    /// spikes. Returns the number of inputs before the biases.
+    pub fn layer_input(
+        &self,
+        l: usize,
+        inputs: &[f64],
+        times: &[f64],
+        out: &mut Vec<f64>,
+    ) -> usize {
+        out.clear();
+        if l == 0 {
+            out.extend_from_slice(inputs);
+        } else {
+            let start: usize = self.layers[..l - 1].iter().map(|layer| layer.size).sum();
+            out.extend_from_slice(&times[start..start + self.layers[l - 1].size]);
+        }
+        let n_prev = out.len();
+        out.extend_from_slice(&self.layers[l].bias_times);
+        n_prev
+    }
+
     /// Checks that shapes agree and every number is usable; the error names the layer and value.
     pub fn validate(&self) -> Result<(), BackendError> {
         let bad = |msg: String| Err(BackendError::InvalidNetwork(msg));

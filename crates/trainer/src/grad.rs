@@ -55,12 +55,7 @@ pub fn accumulate_sample(
     grads: &mut [Vec<f64>],
 ) -> SampleOutcome {
     let n_layers = network.layers.len();
-    let mut offsets = Vec::with_capacity(n_layers);
-    let mut acc = 0;
-    for layer in &network.layers {
-        offsets.push(acc);
-        acc += layer.size;
-    }
+    let offsets = network.layer_offsets();
     scratch.delta.resize_with(n_layers, Vec::new);
     for (d, layer) in scratch.delta.iter_mut().zip(&network.layers) {
         d.clear();
@@ -77,17 +72,7 @@ pub fn accumulate_sample(
     let mut chopped = 0;
     for l in (0..n_layers).rev() {
         let layer = &network.layers[l];
-        scratch.layer_input.clear();
-        if l == 0 {
-            scratch.layer_input.extend_from_slice(inputs);
-        } else {
-            let prev = network.layers[l - 1].size;
-            scratch
-                .layer_input
-                .extend_from_slice(&measured[offsets[l - 1]..offsets[l - 1] + prev]);
-        }
-        let n_prev = scratch.layer_input.len();
-        scratch.layer_input.extend_from_slice(&layer.bias_times);
+        let n_prev = network.layer_input(l, inputs, measured, &mut scratch.layer_input);
         let n_in = scratch.layer_input.len();
         if scratch.delta[l].iter().all(|d| *d == 0.0) {
             continue;
