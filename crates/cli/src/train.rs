@@ -151,7 +151,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     let topology = format!(
         "{}-{}-{}",
-        data.train.n_features + config.network.bias_times.len(),
+        (data.train.n_features + config.network.bias_times.len()) * config.encoding.repeat,
         config
             .network
             .hidden
@@ -163,10 +163,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     if !args.quiet {
         eprintln!(
-            "training {} {topology} ({} inputs + {} bias) on the {} backend for {} epochs (seed {}) -> {}",
+            "training {} {topology} ({} inputs + {} bias{}) on the {} backend for {} epochs (seed {}) -> {}",
             config.dataset,
             data.train.n_features,
             config.network.bias_times.len(),
+            if config.encoding.repeat > 1 {
+                format!(", each fed {} times", config.encoding.repeat)
+            } else {
+                String::new()
+            },
             backend_name,
             config.training.epochs,
             config.seed,

@@ -57,6 +57,10 @@ pub struct NetworkConfig {
 }
 
 /// Linear latency encoding: value v in [0, 1] spikes at `early + v (late - early)`.
+///
+/// With `repeat > 1` every input channel and every bias spike of the first layer is fed
+/// `repeat` times (each copy with its own weights), as the reference did on BrainScaleS-2 to
+/// give neurons enough drive with 6-bit weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EncodingConfig {
@@ -64,6 +68,8 @@ pub struct EncodingConfig {
     pub early: f64,
     /// Spike time of the value 1, in tau_s.
     pub late: f64,
+    /// How many copies of each input channel (and of the first layer's bias spikes) are fed.
+    pub repeat: usize,
 }
 
 /// Loss, optimiser, schedule and the stabilisers of the reference trainer.
@@ -150,6 +156,7 @@ impl Default for EncodingConfig {
         Self {
             early: 0.15,
             late: 2.0,
+            repeat: 1,
         }
     }
 }
@@ -261,6 +268,9 @@ impl TrainConfig {
                 "encoding: early = {}, late = {}; need 0 <= early < late, both finite",
                 enc.early, enc.late
             ));
+        }
+        if enc.repeat == 0 {
+            return err("encoding.repeat = 0; every input needs at least 1 copy".into());
         }
         let t = &self.training;
         if t.epochs == 0 {

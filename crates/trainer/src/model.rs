@@ -84,11 +84,13 @@ impl Model {
     /// distributions with the seed's initialisation stream.
     pub fn initialise(
         config: &TrainConfig,
-        n_inputs: usize,
+        n_features: usize,
         classes: Vec<String>,
     ) -> Result<Self, TrainError> {
         config.validate()?;
         let net = &config.network;
+        let repeat = config.encoding.repeat;
+        let n_inputs = n_features * repeat;
         let mut rng = Pcg64Mcg::seed_from_u64(seeds::derive(config.seed, seeds::Stream::Init, 0));
         let mut sizes = net.hidden.clone();
         sizes.push(classes.len());
@@ -99,14 +101,22 @@ impl Model {
                 Normal::new(net.weight_init_mean[l], net.weight_init_sd[l]).map_err(|e| {
                     TrainError::Config(format!("weight initialisation of layer {l}: {e}"))
                 })?;
-            let n_in = n_prev + net.bias_times.len();
+            let bias_times: Vec<f64> = if l == 0 {
+                net.bias_times
+                    .iter()
+                    .flat_map(|&t| std::iter::repeat_n(t, repeat))
+                    .collect()
+            } else {
+                net.bias_times.clone()
+            };
+            let n_in = n_prev + bias_times.len();
             let weights = (0..size)
                 .map(|_| (0..n_in).map(|_| normal.sample(&mut rng)).collect())
                 .collect();
             layers.push(ModelLayer {
                 size,
                 neuron: net.neuron,
-                bias_times: net.bias_times.clone(),
+                bias_times,
                 weights,
             });
             n_prev = size;
@@ -160,10 +170,22 @@ impl Model {
         self.layers.last().map_or(0, |l| l.size)
     }
 
-    /// Input spike times for feature values in [0, 1] (one sample).
+    /// Number of data features the model takes (input channels without repetition).
+    pub fn n_features(&self) -> usize {
+        self.n_inputs / self.encoding.repeat.max(1)
+    }
+
+    /// Input spike times for feature values in [0, 1] (one sample), each feature repeated
+    /// `encoding.repeat` times one after another.
     pub fn encode_into(&self, features: &[f64], out: &mut Vec<f64>) {
-        let EncodingConfig { early, late } = self.encoding;
-        out.extend(features.iter().map(|v| early + v * (late - early)));
+        let EncodingConfig {
+            early,
+            late,
+            repeat,
+        } = self.encoding;
+        for v in features {
+            out.extend(std::iter::repeat_n(early + v * (late - early), repeat));
+        }
     }
 
     /// Checks format, version, shapes and that every number is finite.
@@ -179,6 +201,12 @@ impl Model {
             return err(format!(
                 "version {} is not supported; this build reads version {MODEL_VERSION}",
                 self.version
+            ));
+        }
+        if self.encoding.repeat == 0 || self.n_inputs % self.encoding.repeat != 0 {
+            return err(format!(
+                "encoding.repeat = {} does not divide the {} inputs",
+                self.encoding.repeat, self.n_inputs
             ));
         }
         if self.classes.len() != self.n_classes() {
@@ -242,5 +270,40 @@ impl Model {
     /// Writes the model atomically (a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         crate::io::write_json_atomic(path, self, "write the model file")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classes() -> Vec<String> {
+        ["yin", "yang", "dot"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn repeated_inputs_widen_the_first_layer_only() {
+        let mut config = TrainConfig::default();
+        config.encoding.repeat = 5;
+        let model = Model::initialise(&config, 4, classes()).expect("model");
+        assert_eq!(model.n_inputs, 20);
+        assert_eq!(model.n_features(), 4);
+        assert_eq!(model.layers[0].bias_times, vec![0.9; 5]);
+        assert_eq!(model.layers[0].weights[0].len(), 25);
+        assert_eq!(model.layers[1].bias_times, vec![0.9]);
+        assert_eq!(model.layers[1].weights[0].len(), 121);
+        let mut times = Vec::new();
+        model.encode_into(&[0.0, 1.0, 0.5, 0.25], &mut times);
+        assert_eq!(times.len(), 20);
+        assert_eq!(&times[..6], &[0.15, 0.15, 0.15, 0.15, 0.15, 2.0]);
+        model.validate().expect("valid");
+    }
+
+    #[test]
+    fn model_files_round_trip_exactly() {
+        let model = Model::initialise(&TrainConfig::default(), 4, classes()).expect("model");
+        let text = serde_json::to_string(&model).expect("json");
+        let back: Model = serde_json::from_str(&text).expect("parse");
+        assert_eq!(model, back);
     }
 }
