@@ -71,6 +71,10 @@ pub struct Capabilities {
     pub max_neurons: Option<usize>,
     /// Bits of weight magnitude per synapse; `None` for float weights.
     pub weight_bits: Option<u32>,
+    /// Largest weight magnitude (in model units) the substrate can realise; larger weights are
+    /// clipped by it, so a trainer keeps its float weights within this range. `None` for no
+    /// limit.
+    pub max_weight: Option<f64>,
     /// Timestamp resolution of recorded spikes, in nanoseconds of hardware time; `None` when
     /// spike times are exact.
     pub time_resolution_ns: Option<f64>,
@@ -91,6 +95,7 @@ impl Capabilities {
             name: name.into(),
             max_neurons: None,
             weight_bits: None,
+            max_weight: None,
             time_resolution_ns: None,
             acceleration: None,
             tau_s_us: None,
@@ -153,6 +158,22 @@ pub trait Backend: Send {
             feature: "membrane recording",
         })
     }
+
+    /// Position of the backend's pseudo-random trial-to-trial noise (an emulator's run counter),
+    /// or `None` for a substrate whose noise is physical or absent. Saved with a checkpoint so
+    /// that a resumed run continues with exactly the noise it would have seen.
+    fn noise_position(&self) -> Option<u64> {
+        None
+    }
+
+    /// Moves the trial-to-trial noise to a position returned by [`Backend::noise_position`].
+    fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
+        let _ = position;
+        Err(BackendError::Unsupported {
+            backend: self.capabilities().name.clone(),
+            feature: "restoring the noise position",
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -170,5 +191,11 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
         request: &MembraneRequest,
     ) -> Result<MembraneTrace, BackendError> {
         (**self).record_membrane(request)
+    }
+    fn noise_position(&self) -> Option<u64> {
+        (**self).noise_position()
+    }
+    fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
+        (**self).set_noise_position(position)
     }
 }
