@@ -28,6 +28,10 @@ use crate::TrainError;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// The set of defaults the other keys start from: `software` (the reference set-up for exact
+    /// simulation) or `chip` (the reference's set-up for an analog chip, see
+    /// [`TrainConfig::chip_preset`]). Keys given in a file override the preset's values.
+    pub preset: Preset,
     /// The data set to train on.
     pub dataset: DatasetKind,
     /// Training seed: weight initialisation, batch order and input jitter all derive from it.
@@ -38,6 +42,27 @@ pub struct TrainConfig {
     pub encoding: EncodingConfig,
     /// Optimisation.
     pub training: TrainingConfig,
+}
+
+/// A named set of defaults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The reference set-up for exact simulation (the ideal backend).
+    #[default]
+    Software,
+    /// The reference's set-up for an analog chip with 6-bit weights.
+    Chip,
+}
+
+impl Preset {
+    /// The configuration this preset stands for.
+    pub fn config(self) -> TrainConfig {
+        match self {
+            Preset::Software => TrainConfig::default(),
+            Preset::Chip => TrainConfig::chip_preset(),
+        }
+    }
 }
 
 /// Topology, neuron model and weight initialisation.
@@ -130,6 +155,7 @@ pub enum ModelSelection {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
+            preset: Preset::Software,
             dataset: DatasetKind::YinYang,
             seed: 0,
             network: NetworkConfig::default(),
@@ -186,14 +212,39 @@ impl Default for TrainingConfig {
 }
 
 impl TrainConfig {
+    /// The set-up for training in the loop on an analog chip with 6-bit weights, after the
+    /// reference's BrainScaleS-2 configuration (fastAndDeep `yin_yang_hx.yaml`): every input and
+    /// the first layer's bias are fed 5 times so that weights within the chip's range (63 / 30 =
+    /// 2.1) give enough drive, the first layer's initial weights are scaled down accordingly
+    /// (mean 0.3, SD 0.16, a fifth of the software set-up's 1.5 and 0.8), and up to 5 % of the
+    /// output neurons may stay silent in a batch before weights are bumped. Everything else is
+    /// the default.
+    pub fn chip_preset() -> Self {
+        let mut c = Self {
+            preset: Preset::Chip,
+            ..Self::default()
+        };
+        c.encoding.repeat = 5;
+        c.network.weight_init_mean = vec![0.3, 0.5];
+        c.network.weight_init_sd = vec![0.16, 0.8];
+        c.training.max_missing_spikes = vec![0.3, 0.05];
+        c
+    }
+
     /// Reads a TOML file; missing keys take their defaults.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
+        Self::load_with_preset(path, Preset::Software)
+    }
+
+    /// Reads a TOML file whose missing keys take the values of its `preset` key, or of
+    /// `preset` when the file names none.
+    pub fn load_with_preset(path: &Path, preset: Preset) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
             what: "read the config file",
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|e| match e {
+        Self::from_toml_with_preset(&text, preset).map_err(|e| match e {
             TrainError::Config(message) => {
                 TrainError::Config(format!("{}: {message}", path.display()))
             }
@@ -201,9 +252,24 @@ impl TrainConfig {
         })
     }
 
-    /// Parses TOML text and validates the result.
+    /// Parses TOML text and validates the result; missing keys take the software defaults
+    /// unless the text names another `preset`.
     pub fn from_toml(text: &str) -> Result<Self, TrainError> {
-        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))?;
+        Self::from_toml_with_preset(text, Preset::Software)
+    }
+
+    /// Parses TOML text whose missing keys take the values of its `preset` key, or of `preset`
+    /// when the text names none; validates the result.
+    pub fn from_toml_with_preset(text: &str, preset: Preset) -> Result<Self, TrainError> {
+        let bad = |e: &dyn std::fmt::Display| TrainError::Config(e.to_string());
+        let user: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
+        let preset = match user.get("preset") {
+            Some(v) => Preset::deserialize(v.clone()).map_err(|e| bad(&format!("preset: {e}")))?,
+            None => preset,
+        };
+        let mut merged = toml::Table::try_from(preset.config()).map_err(|e| bad(&e))?;
+        merge(&mut merged, user);
+        let config: Self = toml::Value::Table(merged).try_into().map_err(|e| bad(&e))?;
         config.validate()?;
         Ok(config)
     }
@@ -332,6 +398,18 @@ impl TrainConfig {
     }
 }
 
+/// Overlays `over` on `base`, table by table (values of `over` win).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +420,29 @@ mod tests {
         assert_eq!(c, TrainConfig::default());
         assert_eq!(c.training.batch_size, 50);
         assert_eq!(c.network.hidden, vec![120]);
+    }
+
+    #[test]
+    fn presets_fill_what_a_file_leaves_out() {
+        let chip = TrainConfig::from_toml_with_preset("[training]\nepochs = 7", Preset::Chip)
+            .expect("chip");
+        assert_eq!(chip.preset, Preset::Chip);
+        assert_eq!(chip.encoding.repeat, 5);
+        assert_eq!(chip.training.epochs, 7);
+        let named = TrainConfig::from_toml("preset = \"chip\"").expect("named");
+        assert_eq!(named, TrainConfig::chip_preset());
+        let software = TrainConfig::from_toml_with_preset("preset = \"software\"", Preset::Chip)
+            .expect("software");
+        assert_eq!(software, TrainConfig::default());
+        let e = TrainConfig::from_toml("preset = \"fpga\"").expect_err("unknown preset");
+        assert!(
+            e.to_string().contains("software") && e.to_string().contains("chip"),
+            "{e}"
+        );
+        assert_eq!(
+            TrainConfig::from_toml(&TrainConfig::chip_preset().to_toml()).expect("round trip"),
+            TrainConfig::chip_preset()
+        );
     }
 
     #[test]

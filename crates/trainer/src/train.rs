@@ -105,6 +105,10 @@ pub struct Checkpoint {
     pub history: Vec<EpochMetrics>,
     /// The weights of the epoch with the highest validation accuracy so far.
     pub best: Option<BestEpoch>,
+    /// The backend's trial-noise position after `epoch` epochs, where it has one
+    /// ([`Backend::noise_position`]); restored on resume.
+    #[serde(default)]
+    pub noise_position: Option<u64>,
 }
 
 /// The weights of the best epoch so far, by validation accuracy.
@@ -213,6 +217,7 @@ pub fn start(
         },
         history: Vec::new(),
         best: None,
+        noise_position: None,
     })
 }
 
@@ -237,6 +242,9 @@ pub fn run(
     let config = state.config.clone();
     let loss = loss_params(&config);
     check_compatible(&state.model, &data.train)?;
+    if let Some(position) = state.noise_position {
+        backend.set_noise_position(position)?;
+    }
     if state.history.is_empty() {
         let started = Instant::now();
         backend.configure(&state.model.to_network())?;
@@ -283,6 +291,7 @@ pub fn run(
             });
         }
         state.history.push(metrics);
+        state.noise_position = backend.noise_position();
         if let Some(path) = checkpoint_path {
             state.save(path)?;
         }
@@ -364,6 +373,8 @@ fn train_epoch(
     observer.epoch_started(epoch + 1, t.epochs, batches.len());
 
     let mut weights = state.model.flat_weights();
+    let max_weight = backend.capabilities().max_weight;
+    clip_weights(&mut weights, max_weight);
     let mut losses = Vec::new();
     let (mut correct, mut shown, mut bumped, mut chopped) = (0usize, 0usize, 0u32, 0u64);
     for (b, indices) in batches.iter().enumerate() {
@@ -413,6 +424,7 @@ fn train_epoch(
             chopped += batch_chopped;
             observer.batch_finished(b, Some(mean_loss), batch_correct as f64 / n as f64);
         }
+        clip_weights(&mut weights, max_weight);
         state.model.set_weights(&weights);
     }
     state.epoch += 1;
@@ -430,6 +442,16 @@ fn train_epoch(
         chopped_gradients: chopped,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Keeps float weights within what the substrate can realise (the reference does the same on
+/// BrainScaleS-2): beyond it the gradient would move weights the chip never sees.
+fn clip_weights(weights: &mut [Vec<f64>], max_weight: Option<f64>) {
+    if let Some(m) = max_weight {
+        for w in weights.iter_mut().flatten() {
+            *w = w.clamp(-m, m);
+        }
+    }
 }
 
 /// The first layer whose fraction of silent (sample, neuron) pairs exceeds its tolerance.
