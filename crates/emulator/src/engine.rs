@@ -1,0 +1,479 @@
+//! The configured chip as the per-sample simulation sees it, and one sample's run through it.
+//!
+//! The one idea: everything that depends only on the network and the chip (placement, codes,
+//! each circuit's actual parameters, each synapse's effective weight) is folded into per-neuron
+//! constants once, when a network is configured or codes change. A sample then only has to
+//! route events (queueing the FPGA's, dropping the on-chip ones a busy bus loses), draw its
+//! temporal noise, and integrate each neuron. Each sample draws its noise from its own streams, addressed by the run counter and the
+//! sample index, so samples can run on any thread in any order with identical results.
+
+use spikeloop_backend::{BackendError, Network};
+
+use crate::analog::NeuronTargets;
+use crate::chip::Chip;
+use crate::config::EmulatorConfig;
+use crate::mapping::{EVENT_BUSES_PER_HALF, Placement};
+use crate::neuron::{FirstSpike, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes};
+use crate::seeds::{Normals, Purpose};
+
+/// Most spikes one neuron may emit in one sample (a neuron whose reset lies above its threshold
+/// fires once per refractory period; this bounds the work).
+const MAX_SPIKES_CAP: usize = 10_000;
+
+/// The neurons of one layer that sit in one half, with everything a sample needs.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedBlock {
+    pub(crate) first_driver: usize,
+    pub(crate) n_sources: usize,
+    /// Layer-neuron index of each neuron of the block.
+    pub(crate) neurons: Vec<usize>,
+    pub(crate) consts: Vec<NeuronConsts>,
+    /// Effective weights (current per capacitance, model units), `[block neuron][source]`.
+    pub(crate) weights: Vec<f64>,
+    /// Each neuron's actual leak potential in mV (for membrane recordings).
+    pub(crate) leak_mv: Vec<f64>,
+}
+
+/// One layer as the simulation sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedLayer {
+    pub(crate) size: usize,
+    /// Number of sources that are neurons of the previous layer (or input channels).
+    pub(crate) n_prev: usize,
+    /// Release times of the bias spikes (on the clock grid when timestamps are quantised).
+    pub(crate) bias_times: Vec<f64>,
+    /// Trial-to-trial threshold noise, standard deviation in model units.
+    pub(crate) theta_trial_sd: f64,
+    /// Millivolts per model unit of potential.
+    pub(crate) mv_per_unit: f64,
+    pub(crate) blocks: Vec<PreparedBlock>,
+    /// Offset of this layer in the per-sample vector of all layers' first spikes.
+    pub(crate) offset: usize,
+}
+
+/// The configured chip, ready to run samples.
+#[derive(Clone, Debug)]
+pub(crate) struct Engine {
+    pub(crate) layers: Vec<PreparedLayer>,
+    pub(crate) n_inputs: usize,
+    pub(crate) n_neurons: usize,
+    /// Sample window in model time.
+    pub(crate) window: f64,
+    /// Clock tick in model time (0: exact times).
+    pub(crate) tick: f64,
+    pub(crate) readout_offset: f64,
+    pub(crate) dead_time: f64,
+    pub(crate) jitter_sd: f64,
+    pub(crate) run_seed: u64,
+    pub(crate) max_spikes: usize,
+}
+
+/// `1.5 * 2^52`: adding and subtracting it rounds a double below `2^51` in magnitude to the
+/// nearest integer (ties to even) without a library call.
+const SHIFTER: f64 = 6_755_399_441_055_744.0;
+
+#[inline]
+fn round_nearest(x: f64) -> f64 {
+    (x + SHIFTER) - SHIFTER
+}
+
+/// `t` moved to the nearest clock tick (input release by the FPGA).
+#[inline]
+pub(crate) fn release_time(t: f64, tick: f64) -> f64 {
+    if tick > 0.0 {
+        round_nearest(t / tick) * tick
+    } else {
+        t
+    }
+}
+
+/// The reported timestamp of an event at `t`: offset, then the tick it falls in.
+#[inline]
+fn reported_time(t: f64, tick: f64, offset: f64) -> f64 {
+    let t = t + offset;
+    if tick > 0.0 {
+        let x = t / tick;
+        let r = round_nearest(x);
+        (if r > x { r - 1.0 } else { r }) * tick
+    } else {
+        t
+    }
+}
+
+/// An event as a sort key: the time's bits (times are finite and `>= 0`, so their bits order
+/// like the times) above the source index.
+#[inline]
+fn event_key(t: f64, source: usize) -> u128 {
+    // Adding +0.0 turns a -0.0 (whose bits would sort last) into +0.0.
+    (u128::from((t + 0.0).to_bits()) << 32) | source as u128
+}
+
+#[inline]
+fn event_of_key(key: u128) -> (f64, u32) {
+    (f64::from_bits((key >> 32) as u64), key as u32)
+}
+
+/// Builds the engine for a validated, placed network on `chip`.
+pub(crate) fn prepare(
+    network: &Network,
+    placement: &Placement,
+    chip: &Chip,
+    config: &EmulatorConfig,
+) -> Result<Engine, BackendError> {
+    let tau_unit = config.timing.tau_s_us;
+    let window = config.timing.sample_window_tau;
+    let tick = config.tick_tau();
+    let t_ref = config.analog.refractory_us / tau_unit;
+    let mut layers = Vec::with_capacity(network.layers.len());
+    let mut n_prev = network.n_inputs;
+    let mut offset = 0;
+    for (l, (layer, lp)) in network.layers.iter().zip(&placement.layers).enumerate() {
+        let targets = NeuronTargets::for_model(&layer.neuron, config);
+        let nominal = targets.nominal_codes().map_err(|(p, value)| {
+            BackendError::InvalidNetwork(format!(
+                "layer {l}: the chip cannot reach the {} target {value} {} (from tau_m = {}, \
+                 tau_s = {}, g_leak = {}, threshold - e_leak = {} with tau_s_us = {tau_unit} \
+                 and weight_scale = {}); see the emulator's transfer curves",
+                p.name(),
+                p.unit(),
+                layer.neuron.tau_m,
+                layer.neuron.tau_s,
+                layer.neuron.g_leak,
+                layer.neuron.threshold - layer.neuron.e_leak,
+                config.weight_scale
+            ))
+        })?;
+        for (b, &t) in layer.bias_times.iter().enumerate() {
+            if t.is_finite() && !(0.0..window).contains(&t) {
+                return Err(BackendError::InvalidNetwork(format!(
+                    "layer {l}, bias {b}: time {t} lies outside the chip's sample window [0, \
+                     {window}) tau_s (timing.sample_window_tau)"
+                )));
+            }
+        }
+        let distance = layer.neuron.threshold - layer.neuron.e_leak;
+        let mv_per_unit = config.analog.threshold_distance_mv / distance;
+        let n_in = n_prev + layer.bias_times.len();
+        let mut blocks = Vec::with_capacity(lp.blocks.len());
+        for hb in &lp.blocks {
+            let mut consts = Vec::with_capacity(hb.neurons.len());
+            let mut leak_mv = Vec::with_capacity(hb.neurons.len());
+            let mut weights = Vec::with_capacity(hb.neurons.len() * n_in);
+            for &j in &hb.neurons {
+                let n = lp.chip_neurons[j];
+                let codes = chip
+                    .explicit_codes(n)
+                    .map_err(|e| BackendError::InvalidNetwork(e.to_string()))?
+                    .unwrap_or(nominal);
+                let a = chip.pattern(n).actual(&codes, config);
+                consts.push(NeuronConsts::new(
+                    a.tau_m_us / tau_unit,
+                    a.tau_s_us / tau_unit,
+                    (a.threshold_mv - a.leak_mv) / mv_per_unit,
+                    (a.reset_mv - a.leak_mv) / mv_per_unit,
+                    t_ref,
+                ));
+                leak_mv.push(a.leak_mv);
+                let per_step = a.synaptic_gain * tau_unit / mv_per_unit;
+                let syn_sd = config.noise.synapse_gain_sd;
+                for s in 0..n_in {
+                    let q = lp.weights[j * n_in + s];
+                    let w = if q == 0 {
+                        0.0
+                    } else {
+                        let row = 2 * (hb.first_driver + s) + usize::from(q < 0);
+                        let gain = if syn_sd > 0.0 {
+                            1.0 + syn_sd * chip.synapse_z(n, row)
+                        } else {
+                            1.0
+                        };
+                        f64::from(q) * per_step * gain
+                    };
+                    weights.push(w);
+                }
+            }
+            blocks.push(PreparedBlock {
+                first_driver: hb.first_driver,
+                n_sources: n_in,
+                neurons: hb.neurons.clone(),
+                consts,
+                weights,
+                leak_mv,
+            });
+        }
+        layers.push(PreparedLayer {
+            size: layer.size,
+            n_prev,
+            bias_times: layer
+                .bias_times
+                .iter()
+                .map(|&t| release_time(t, tick))
+                .collect(),
+            theta_trial_sd: config.noise.threshold_trial_sd * distance,
+            mv_per_unit,
+            blocks,
+            offset,
+        });
+        offset += layer.size;
+        n_prev = layer.size;
+    }
+    let max_spikes = ((window / t_ref).ceil() as usize + 2).min(MAX_SPIKES_CAP);
+    Ok(Engine {
+        layers,
+        n_inputs: network.n_inputs,
+        n_neurons: offset,
+        window,
+        tick,
+        readout_offset: config.noise.readout_offset_ns * 1e-3 / tau_unit,
+        dead_time: config.noise.event_dead_time_ns * 1e-3 / tau_unit,
+        jitter_sd: config.noise.spike_jitter_sd,
+        run_seed: config.run_seed,
+        max_spikes,
+    })
+}
+
+/// Reusable buffers of one worker.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Events as sort keys: time bits (times are `>= 0`, so their bits order like the times)
+    /// above the source index.
+    events: Vec<u128>,
+    next_events: Vec<u128>,
+    times: Vec<f64>,
+    sources: Vec<u32>,
+    weights: Vec<f64>,
+    thetas: Vec<f64>,
+    lockstep: Lockstep,
+    firsts: Vec<FirstSpike>,
+    runners: Vec<(usize, Runner)>,
+    /// Spike times of each neuron of the current block.
+    spike_lists: Vec<Vec<f64>>,
+}
+
+/// What one sample noticed besides spike times.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SampleStats {
+    pub(crate) lost_events: u64,
+    pub(crate) later_spikes: u64,
+}
+
+/// One neuron observed in detail during a sample (for membrane recordings).
+#[derive(Clone, Debug)]
+pub(crate) struct Probe {
+    pub(crate) layer: usize,
+    pub(crate) neuron: usize,
+    pub(crate) consts: Option<NeuronConsts>,
+    pub(crate) theta: f64,
+    pub(crate) times: Vec<f64>,
+    pub(crate) weights: Vec<f64>,
+    pub(crate) spikes: Vec<f64>,
+    pub(crate) leak_mv: f64,
+    pub(crate) mv_per_unit: f64,
+}
+
+impl Probe {
+    pub(crate) fn new(layer: usize, neuron: usize) -> Self {
+        Self {
+            layer,
+            neuron,
+            consts: None,
+            theta: 0.0,
+            times: Vec::new(),
+            weights: Vec::new(),
+            spikes: Vec::new(),
+            leak_mv: 0.0,
+            mv_per_unit: 1.0,
+        }
+    }
+}
+
+impl Engine {
+    /// Runs sample `sample` of run `run` with input times `inputs` (validated: finite ones in
+    /// `[0, window)`); writes the reported first-spike time of every neuron of every layer into
+    /// `out` (`+inf` = none).
+    pub(crate) fn run_sample(
+        &self,
+        inputs: &[f64],
+        run: u64,
+        sample: u64,
+        scratch: &mut Scratch,
+        out: &mut [f64],
+        mut probe: Option<&mut Probe>,
+    ) -> SampleStats {
+        let mut stats = SampleStats::default();
+        let mut thresholds = (self.layers.iter().any(|l| l.theta_trial_sd > 0.0))
+            .then(|| Normals::new(self.run_seed, Purpose::ThresholdNoise, run, sample));
+        let mut jitter = (self.jitter_sd > 0.0)
+            .then(|| Normals::new(self.run_seed, Purpose::SpikeJitter, run, sample));
+        let Scratch {
+            events,
+            next_events,
+            times,
+            sources,
+            weights,
+            thetas,
+            lockstep,
+            firsts,
+            runners,
+            spike_lists,
+        } = scratch;
+        events.clear();
+        for (i, &t) in inputs.iter().enumerate() {
+            if t.is_finite() {
+                events.push(event_key(release_time(t, self.tick), i));
+            }
+        }
+        let n_layers = self.layers.len();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let last = l + 1 == n_layers;
+            for (b, &t) in layer.bias_times.iter().enumerate() {
+                if t.is_finite() {
+                    events.push(event_key(t, layer.n_prev + b));
+                }
+            }
+            events.sort_unstable();
+            next_events.clear();
+            let layer_out = &mut out[layer.offset..layer.offset + layer.size];
+            for block in &layer.blocks {
+                // The half's event buses pass one event per dead time. Events the FPGA sends
+                // (inputs and bias spikes) wait in its queue for a free slot, as the FPGA
+                // serialises them; events routed on chip from the previous layer's neurons are
+                // lost when their bus is still busy. Tolerance keeps events exactly one tick
+                // apart.
+                times.clear();
+                sources.clear();
+                let mut last_on_bus = [f64::NEG_INFINITY; EVENT_BUSES_PER_HALF];
+                let dead = self.dead_time * (1.0 - 1e-9);
+                let mut delayed = false;
+                for &key in events.iter() {
+                    let (mut t, s) = event_of_key(key);
+                    let bus = (block.first_driver + s as usize) % EVENT_BUSES_PER_HALF;
+                    if self.dead_time > 0.0 && t - last_on_bus[bus] < dead {
+                        let from_fpga = l == 0 || s as usize >= layer.n_prev;
+                        if !from_fpga {
+                            stats.lost_events += 1;
+                            continue;
+                        }
+                        t = last_on_bus[bus] + self.dead_time;
+                        delayed = true;
+                    }
+                    last_on_bus[bus] = t;
+                    times.push(t);
+                    sources.push(s);
+                }
+                if delayed {
+                    // Delays can reorder events of different buses: restore time order.
+                    let mut pairs: Vec<(f64, u32)> =
+                        times.iter().copied().zip(sources.iter().copied()).collect();
+                    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    times.clear();
+                    sources.clear();
+                    for (t, s) in pairs {
+                        times.push(t);
+                        sources.push(s);
+                    }
+                }
+                // This sample's thresholds (trial noise), and every neuron's weight for every
+                // event that arrived, row by row.
+                let n_events = times.len();
+                thetas.clear();
+                thetas.extend(block.consts.iter().map(|c| match thresholds.as_mut() {
+                    Some(normals) if layer.theta_trial_sd > 0.0 => {
+                        c.theta + layer.theta_trial_sd * normals.next()
+                    }
+                    _ => c.theta,
+                }));
+                weights.clear();
+                for row in block.weights.chunks_exact(block.n_sources) {
+                    weights.extend(sources.iter().map(|&s| row[s as usize]));
+                }
+                first_spikes(
+                    &block.consts,
+                    thetas,
+                    times,
+                    weights,
+                    self.window,
+                    lockstep,
+                    firsts,
+                );
+                // Later spikes: every neuron that fired and is released within the window
+                // continues, all of them interleaved one step at a time.
+                if spike_lists.len() < block.neurons.len() {
+                    spike_lists.resize_with(block.neurons.len(), Vec::new);
+                }
+                runners.clear();
+                for (bi, (first, c)) in firsts.iter().zip(&block.consts).enumerate() {
+                    let list = &mut spike_lists[bi];
+                    list.clear();
+                    if first.t.is_finite() {
+                        list.push(first.t);
+                        let state = first.state_after(c);
+                        if state.release < self.window && self.max_spikes > 1 {
+                            runners.push((bi, Runner::new(state)));
+                        }
+                    }
+                }
+                let mut open = !runners.is_empty();
+                while open {
+                    open = false;
+                    for (bi, runner) in runners.iter_mut() {
+                        if !runner.done {
+                            let input = NeuronInput {
+                                times,
+                                weights: &weights[*bi * n_events..(*bi + 1) * n_events],
+                            };
+                            runner.step(
+                                &block.consts[*bi],
+                                thetas[*bi],
+                                &input,
+                                self.window,
+                                self.max_spikes,
+                                &mut spike_lists[*bi],
+                            );
+                            open = true;
+                        }
+                    }
+                }
+                for (bi, (&j, c)) in block.neurons.iter().zip(&block.consts).enumerate() {
+                    let spikes = &spike_lists[bi];
+                    let input_weights = &weights[bi * n_events..(bi + 1) * n_events];
+                    if let Some(p) = probe
+                        .as_deref_mut()
+                        .filter(|p| p.layer == l && p.neuron == j)
+                    {
+                        p.consts = Some(*c);
+                        p.theta = thetas[bi];
+                        p.times.clone_from(times);
+                        p.weights.clear();
+                        p.weights.extend_from_slice(input_weights);
+                        p.spikes.clone_from(spikes);
+                        p.leak_mv = block.leak_mv[bi];
+                        p.mv_per_unit = layer.mv_per_unit;
+                    }
+                    layer_out[j] = f64::INFINITY;
+                    stats.later_spikes += spikes.len().saturating_sub(1) as u64;
+                    for (k, &ts) in spikes.iter().enumerate() {
+                        let te = match jitter.as_mut() {
+                            Some(normals) => {
+                                let te = ts + self.jitter_sd * normals.next();
+                                if te > 0.0 { te } else { 0.0 }
+                            }
+                            None => ts,
+                        };
+                        if te >= self.window {
+                            continue;
+                        }
+                        if k == 0 {
+                            layer_out[j] = reported_time(te, self.tick, self.readout_offset);
+                        }
+                        if !last {
+                            next_events.push(event_key(te, j));
+                        }
+                    }
+                }
+            }
+            std::mem::swap(events, next_events);
+        }
+        stats
+    }
+}

@@ -1,0 +1,106 @@
+//! An emulated analog neuromorphic chip of the BrainScaleS-2 kind, behind spikeloop's `Backend`.
+//!
+//! [`EmulatorBackend`] behaves like a chip on a desk: it accepts a layered network, maps it onto
+//! its circuits, runs batches of samples and reports *measurements*: first-spike times on the
+//! FPGA's clock, run statistics (hardware time, lost events, spikes after the first), and
+//! membrane recordings in ADC codes. What it hides is what a real chip hides: every neuron's
+//! actual threshold, leak, time constants and gains, every synapse's deviation, the trial noise
+//! of each run. The trainer, calibration and analyses see the chip only through the
+//! [`spikeloop_backend::Backend`] trait and the chip's configuration interface (codes per neuron,
+//! [`EmulatorBackend::set_neuron_codes`]), so what they do here is what they would do on
+//! hardware.
+//!
+//! # What is emulated
+//!
+//! * **Geometry** ([`mapping`]). 512 neuron circuits in two halves of 256; per half a synapse
+//!   array of 256 rows by 256 columns; each synapse a 6-bit weight and a 6-bit source address;
+//!   each row excitatory or inhibitory by its synapse driver (two rows per driver). A network is
+//!   placed layer by layer; every source of a layer takes one excitatory and one inhibitory row
+//!   in each half holding that layer's neurons; hidden layers are routed back on chip. Float
+//!   weights become `round(weight_scale * w)`, clipped to `[-63, 63]`, the sign choosing the row.
+//!   Networks that do not fit fail with `BackendError::DoesNotFit` naming the resource.
+//! * **Analog neurons** ([`analog`], `neuron`). Each circuit's threshold, leak, reset, `tau_m`,
+//!   `tau_s` and synaptic gain come from 10-bit codes through transfer curves with the circuit's
+//!   own gain and offset errors; each synapse has its own gain error. Without written codes every
+//!   neuron gets its layer's nominal codes, so an uncalibrated chip is visibly imperfect. Each
+//!   neuron is integrated exactly with *its own* `tau_m` and `tau_s` (the general kernel of
+//!   `spikeloop-lif`, never the `tau_m = tau_s` formula of the model).
+//! * **Later spikes.** After a spike the membrane is reset and held at its reset potential for
+//!   the refractory time (`analog.refractory_us`, 2 us as in the reference calibration) while
+//!   its synaptic current keeps flowing; then it integrates again and may fire again. Every
+//!   spike inside the sample window is simulated exactly: a hidden neuron's later spikes are
+//!   routed to the next layer like its first (as on the chip, where a spike is a spike), and all
+//!   of them are counted in `RunStats::later_spikes`. Only first spikes are reported. A
+//!   refractory time as long as the window gives the model's one-spike-per-neuron behaviour.
+//! * **Temporal effects** (each switchable on its own, see [`NoiseConfig`]): trial-to-trial
+//!   threshold noise, spike-time jitter, 8 ns timestamps, a systematic readout offset, and events
+//!   queued (from the FPGA) or lost (routed on chip) when two reach one event bus within its
+//!   dead time.
+//! * **Time.** Every sample occupies a window of `timing.sample_window_tau` on the chip; a batch
+//!   adds a fixed overhead; `RunStats::hardware_time_us` reports the sum, and the optional pacing
+//!   mode makes `run` take that long in wall-clock time.
+//! * **Membrane recording** like the chip's MADC: 30 MSample/s, 10 bits over 0 to 1.2 V, noisy,
+//!   returned in ADC codes ([`madc_code_to_mv`] converts them).
+//!
+//! # Units
+//!
+//! Times crossing the `Backend` interface are model time units of `tau_s` (the network's
+//! synaptic time constant). The chip runs in *hardware time*: one model unit is
+//! `timing.tau_s_us` microseconds (6 us by default, as in the reference work), so a spike
+//! reported at `2.0` happened 12 us after the start of its sample; the 8 ns clock tick is
+//! `1/750 tau_s`. At 6 us per unit the chip is 1000 times faster than a biological neuron with a
+//! 6 ms synaptic time constant (its *acceleration*). Potentials are mapped so that a layer's
+//! resting potential sits at `analog.leak_mv` and its threshold `analog.threshold_distance_mv`
+//! above it; weights in model units of current become currents through the synaptic gain
+//! target `threshold_distance_mv / D / (weight_scale * C * tau_s_us)` mV/us per weight step
+//! (`D` the model's threshold distance, `C = g_leak tau_m` its membrane capacitance, which the
+//! chip keeps fixed: a circuit whose `tau_m` deviates has a deviating leak conductance, not a
+//! deviating capacitance).
+//!
+//! # Reproducibility
+//!
+//! `chip_seed` fixes every static deviation of the chip; `run_seed` and the backend's run
+//! counter fix every temporal one (see [`EmulatorConfig`]). Each sample draws from its own
+//! streams addressed by `(run_seed, run, sample)`, so results do not depend on the number of
+//! threads, and all arithmetic on the simulation path is plain IEEE arithmetic (including the
+//! crate's own `exp` and `ln`), so they do not depend on the machine either.
+//!
+//! # Performance
+//!
+//! Measured with `cargo bench -p spikeloop-emulator` (release, 2 cores shared with other work)
+//! on Yin-Yang 5-120-3 with the reference initialisation, batches of 1000: about 31,000
+//! samples/s with the default chip, whose strongly driven neurons fire about 160 later spikes
+//! per sample, and about 100,000 samples/s with a refractory time covering the window (one spike
+//! per neuron); recording only the outputs or all layers costs the same. The ideal backend runs
+//! the same network at about 380,000 samples/s: every chip neuron has its own time constants, so
+//! no decay factor can be shared across a layer. The hot path runs a layer's neurons in lockstep
+//! and interleaves their crossing searches (see the `neuron` module).
+//! `cargo run --release -p spikeloop-emulator --example throughput [-- model.json]` prints
+//! throughput and accuracy on the Yin-Yang test set next to the ideal backend.
+//!
+//! # What is not modelled
+//!
+//! Separate excitatory and inhibitory synaptic inputs (the real circuit has two, each with its
+//! own time constant and gain; here both rows feed one input), adaptation and the exponential
+//! term of the AdEx circuit, short-term plasticity, the settling time of CapMem writes, the
+//! buffering of colliding on-chip events (they are lost instead), routing delays, and compound neurons
+//! (two circuits joined to double a neuron's rows). A spike after the end of its sample window is
+//! neither recorded nor routed.
+
+pub mod analog;
+mod backend;
+mod chip;
+pub mod config;
+mod engine;
+mod fastmath;
+pub mod mapping;
+mod neuron;
+mod seeds;
+
+pub use analog::{AnalogParameter, NeuronCodes, NeuronTargets};
+pub use backend::{
+    ACCELERATION, EmulatorBackend, MADC_BITS, MADC_RANGE_MV, MADC_SAMPLE_RATE_MHZ, madc_code_to_mv,
+};
+pub use chip::ChipError;
+pub use config::{AnalogConfig, ConfigError, EmulatorConfig, Mismatch, NoiseConfig, TimingConfig};
+pub use mapping::{Placement, quantise_weight};

@@ -1,0 +1,934 @@
+//! One analog neuron through one sample: exact membrane between events, threshold crossings,
+//! reset and refractoriness, and the membrane at arbitrary times for recordings.
+//!
+//! The one idea: between two events the current-based LIF membrane has a closed form, so the
+//! neuron is integrated *exactly* from event to event, with its own `tau_m` and `tau_s` (the
+//! general kernel of `spikeloop-lif`, which is what a circuit whose time constants never match
+//! exactly has). In units where the membrane `v` is measured from the neuron's own leak
+//! potential and the synaptic current `j` is divided by the (fixed) membrane capacitance,
+//!
+//! ```text
+//! dv/dt = j - v / tau_m,     dj/dt = -j / tau_s,     j += w at each event
+//! v(t + x) = e_m(x) v + K(x) j,    j(t + x) = e_s(x) j
+//! e_m = exp(-x/tau_m),  e_s = exp(-x/tau_s),  K = (e_m - e_s) / (1/tau_s - 1/tau_m)
+//! ```
+//!
+//! Each interval's test "does `v` reach threshold before the next event?" needs no
+//! transcendental function beyond the interval's decay factors (the membrane at the interval's
+//! end, and at its single maximum only when that lies inside); the crossing itself is found by a
+//! bracketed Halley iteration started from an inverse Hermite interpolant of the interval. All
+//! exponentials use the crate's deterministic `exp`.
+//!
+//! After a crossing the neuron is reset and *held* at its reset potential for the refractory
+//! time while its synaptic current keeps decaying and further events keep adding to it; then it
+//! integrates again from the reset potential and may fire again. Every spike before the end of
+//! the sample window is returned; the first one is the neuron's first-spike time, the later ones
+//! are real events that the chip routes onward and counts.
+//!
+//! The first crossing found here is the first spike of `spikeloop_lif::spike_time_sorted` (the
+//! general solver) for the same time constants and weights, by the same causal-set rule; the
+//! tests check agreement to 1e-11 tau_s over time-constant ratios from 0.5 to 2, including exact
+//! equality. The emulator does not call that solver on its hot path for three reasons: after a
+//! reset the neuron starts from a state that is not rest, which the solver does not take; the
+//! solver uses the platform's `exp`, which is not bit-reproducible across machines; and a chip
+//! layer is fastest when many neurons are advanced together ([`first_spikes`] runs a layer's
+//! neurons in lockstep and interleaves their crossing searches; [`Runner`] interleaves their
+//! later spikes), which a per-neuron solver call cannot do.
+
+use crate::fastmath::{exp, ln_1p};
+
+/// Below this `|1/tau_s - 1/tau_m|` (in 1/tau_s units) the kernel `K` is evaluated by its series
+/// instead of the difference of exponentials, which would cancel.
+const SMALL_DELTA: f64 = 1e-3;
+/// Largest `|x delta|` for which the series is used (truncation error below 1e-17).
+const SERIES_LIMIT: f64 = 0.05;
+
+/// A neuron's constants in model units (time in tau_s of the model, potential relative to the
+/// neuron's own leak).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct NeuronConsts {
+    pub(crate) tau_m: f64,
+    pub(crate) tau_s: f64,
+    pub(crate) inv_tau_m: f64,
+    pub(crate) inv_tau_s: f64,
+    /// `1/tau_s - 1/tau_m`.
+    pub(crate) delta: f64,
+    /// `1/delta` (0 when `delta == 0`).
+    pub(crate) inv_delta: f64,
+    pub(crate) small_delta: bool,
+    /// `ln(tau_s/tau_m) / delta`, limit `-tau_s` at `delta = 0`.
+    pub(crate) peak_offset: f64,
+    /// Threshold minus leak (before trial-to-trial noise).
+    pub(crate) theta: f64,
+    /// Reset minus leak.
+    pub(crate) v_reset: f64,
+    /// Refractory time.
+    pub(crate) t_ref: f64,
+}
+
+impl NeuronConsts {
+    pub(crate) fn new(tau_m: f64, tau_s: f64, theta: f64, v_reset: f64, t_ref: f64) -> Self {
+        let delta = (tau_m - tau_s) / (tau_m * tau_s);
+        let peak_offset = if delta == 0.0 {
+            -tau_s
+        } else {
+            ln_1p(-tau_s * delta) / delta
+        };
+        Self {
+            tau_m,
+            tau_s,
+            inv_tau_m: 1.0 / tau_m,
+            inv_tau_s: 1.0 / tau_s,
+            delta,
+            inv_delta: if delta == 0.0 { 0.0 } else { 1.0 / delta },
+            small_delta: delta.abs() < SMALL_DELTA,
+            peak_offset,
+            theta,
+            v_reset,
+            t_ref,
+        }
+    }
+
+    /// `K(x)` from the two decay factors already computed for `x`.
+    #[inline(always)]
+    fn kernel(&self, em: f64, es: f64, x: f64) -> f64 {
+        if self.small_delta {
+            let z = x * self.delta;
+            if z.abs() <= SERIES_LIMIT {
+                x * es * expm1_over_z(z)
+            } else {
+                (em - es) * self.inv_delta
+            }
+        } else {
+            (em - es) * self.inv_delta
+        }
+    }
+
+    /// `[e_m, e_s, K]` across an event-free interval of length `x >= 0`.
+    #[inline]
+    pub(crate) fn factors(&self, x: f64) -> [f64; 3] {
+        let em = exp(-x * self.inv_tau_m);
+        let es = exp(-x * self.inv_tau_s);
+        [em, es, self.kernel(em, es, x)]
+    }
+
+    /// Membrane and current after an event-free interval `x` from `(v, j)`.
+    #[inline]
+    fn advance(&self, v: f64, j: f64, x: f64) -> (f64, f64) {
+        let [em, es, k] = self.factors(x);
+        (em * v + k * j, es * j)
+    }
+
+    /// Location of the membrane's maximum after a rising state `(v, j)`, `j > 0`:
+    /// `exp(-delta x) = (tau_s / tau_m) (1 + delta v / j)`. `None` if it never turns.
+    fn peak(&self, v: f64, j: f64) -> Option<f64> {
+        let q = v / j;
+        let x = if self.delta == 0.0 {
+            -(self.peak_offset + q)
+        } else {
+            let arg = self.delta * q;
+            if arg.is_nan() || arg <= -1.0 {
+                return None;
+            }
+            -(self.peak_offset + ln_1p(arg) / self.delta)
+        };
+        if x.is_finite() {
+            Some(if x > 0.0 { x } else { 0.0 })
+        } else {
+            None
+        }
+    }
+
+    /// What the event-free interval of length `gap` (possibly infinite) ahead of the state
+    /// `(v, j)` holds: no crossing (and the state at its end), a crossing right at its start,
+    /// or a bracketed crossing inside. The bracket is the interval itself when the membrane ends
+    /// it at or above threshold, else the rising side up to the membrane's single maximum when
+    /// that lies inside and reaches threshold.
+    #[inline]
+    fn segment(&self, theta: f64, v: f64, j: f64, gap: f64) -> Segment {
+        if v >= theta {
+            // At or above threshold when integration starts (a reset at or above threshold, or
+            // a threshold below the leak): fires at once.
+            return Segment::Immediate;
+        }
+        if j == 0.0 && v == 0.0 {
+            return Segment::Quiet {
+                v_end: 0.0,
+                j_end: 0.0,
+            };
+        }
+        let rising = j > 0.0 && j * self.tau_m > v;
+        // The current can add at most j tau_s to the membrane, and the leak only pulls it
+        // towards rest: below this bound, no crossing is possible and no maximum is needed.
+        let ceiling = (if v > 0.0 { v } else { 0.0 }) + j * self.tau_s;
+        if gap.is_finite() {
+            let [em, es, k] = self.factors(gap);
+            let v_end = em * v + k * j;
+            let j_end = es * j;
+            if v_end >= theta {
+                return Segment::Bracket {
+                    hi: gap,
+                    f_hi: v_end - theta,
+                    slope_hi: j_end - v_end * self.inv_tau_m,
+                };
+            }
+            // Rising at the start, falling at the end: the maximum lies inside.
+            if rising && j_end * self.tau_m < v_end && ceiling >= theta {
+                if let Some(b) = self.peak_bracket(v, j, theta, gap) {
+                    return b;
+                }
+            }
+            Segment::Quiet { v_end, j_end }
+        } else if rising && ceiling >= theta {
+            self.peak_bracket(v, j, theta, gap)
+                .unwrap_or(Segment::Quiet {
+                    v_end: 0.0,
+                    j_end: 0.0,
+                })
+        } else {
+            Segment::Quiet {
+                v_end: 0.0,
+                j_end: 0.0,
+            }
+        }
+    }
+
+    /// The bracket `[0, peak]` of a rising membrane whose maximum comes before `gap` (possibly
+    /// infinite), if the maximum reaches `theta`.
+    fn peak_bracket(&self, v: f64, j: f64, theta: f64, gap: f64) -> Option<Segment> {
+        let x_peak = self.peak(v, j)?;
+        let (x_peak, at_peak) = if x_peak < gap {
+            (x_peak, true)
+        } else {
+            (gap, false)
+        };
+        let [em, es, k] = self.factors(x_peak);
+        let v_peak = em * v + k * j;
+        if v_peak >= theta {
+            let slope_hi = if at_peak {
+                0.0
+            } else {
+                es * j - v_peak * self.inv_tau_m
+            };
+            Some(Segment::Bracket {
+                hi: x_peak,
+                f_hi: v_peak - theta,
+                slope_hi,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Starts the search for the crossing `v(x) = theta` in `[0, hi]` given
+    /// `v(0) < theta <= v(hi)` and the slope `slope_hi` at `hi`.
+    ///
+    /// The start is the inverse cubic Hermite interpolant of the bracket (time as a function of
+    /// membrane, matching both ends' values and slopes), already accurate to about `hi^4 / 400`
+    /// on a monotone rise. [`NeuronConsts::root_step`] then refines it with Halley's method.
+    fn root_start(
+        &self,
+        v0: f64,
+        j0: f64,
+        theta: f64,
+        hi: f64,
+        f_hi: f64,
+        slope_hi: f64,
+    ) -> RootSearch {
+        let f_lo = v0 - theta;
+        let slope_lo = j0 - v0 * self.inv_tau_m;
+        let span = f_hi - f_lo;
+        let u = -f_lo / span;
+        let mut x = if slope_lo > 0.0 && slope_hi > 0.0 && span.is_finite() {
+            // x(u) = h10(u) span / slope_lo + h01(u) hi + h11(u) span / slope_hi.
+            let (u2, u3) = (u * u, u * u * u);
+            (u3 - 2.0 * u2 + u) * span / slope_lo
+                + (3.0 * u2 - 2.0 * u3) * hi
+                + (u3 - u2) * span / slope_hi
+        } else if slope_lo > 0.0 && span.is_finite() {
+            // Quadratic in u through both ends with the start's slope.
+            let a = span / slope_lo;
+            a * u + (hi - a) * u * u
+        } else if span.is_finite() && span > 0.0 {
+            hi * u
+        } else {
+            0.5 * hi
+        };
+        if !(x > 0.0 && x < hi) {
+            x = 0.5 * hi;
+        }
+        RootSearch {
+            v0,
+            j0,
+            theta,
+            lo: 0.0,
+            hi,
+            x,
+            x_max: hi,
+            iterations: 0,
+            done: false,
+        }
+    }
+
+    /// One Halley step (cubic convergence; the second derivative comes from the same
+    /// exponentials); a step that leaves the bracket is replaced by bisection. The search is done
+    /// after a Halley step below `1e-4`, which by cubic convergence leaves an error of order
+    /// `1e-12` tau_s (one or two steps in practice), when the bracket has shrunk to rounding
+    /// level, or after 100 steps.
+    #[inline]
+    fn root_step(&self, s: &mut RootSearch) {
+        s.iterations += 1;
+        let [em, es, k] = self.factors(s.x);
+        let v = em * s.v0 + k * s.j0;
+        let f = v - s.theta;
+        if f == 0.0 {
+            s.done = true;
+            return;
+        }
+        if f < 0.0 {
+            s.lo = s.x;
+        } else {
+            s.hi = s.x;
+        }
+        let slope = es * s.j0 - v * self.inv_tau_m;
+        let curvature = -es * s.j0 * self.inv_tau_s - slope * self.inv_tau_m;
+        let step = 2.0 * f * slope / (2.0 * slope * slope - f * curvature);
+        let halley = s.x - step;
+        if slope > 0.0 && halley > s.lo && halley < s.hi {
+            s.x = halley;
+            if step.abs() <= 1e-4 {
+                s.done = true;
+            }
+        } else {
+            s.x = 0.5 * (s.lo + s.hi);
+        }
+        if s.hi - s.lo <= 4.0 * f64::EPSILON * (1.0 + s.hi.abs()) || s.iterations >= 100 {
+            s.done = true;
+        }
+    }
+}
+
+/// What one event-free interval holds; see [`NeuronConsts::segment`].
+#[derive(Clone, Copy, Debug)]
+enum Segment {
+    Quiet { v_end: f64, j_end: f64 },
+    Immediate,
+    Bracket { hi: f64, f_hi: f64, slope_hi: f64 },
+}
+
+/// A threshold-crossing search in progress.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RootSearch {
+    v0: f64,
+    j0: f64,
+    theta: f64,
+    lo: f64,
+    hi: f64,
+    x: f64,
+    x_max: f64,
+    iterations: u32,
+    done: bool,
+}
+
+impl RootSearch {
+    /// A search that is already done, at the start of its interval.
+    const AT_START: RootSearch = RootSearch {
+        v0: 0.0,
+        j0: 0.0,
+        theta: 0.0,
+        lo: 0.0,
+        hi: 0.0,
+        x: 0.0,
+        x_max: 0.0,
+        iterations: 0,
+        done: true,
+    };
+
+    fn result(&self) -> f64 {
+        self.x.clamp(0.0, self.x_max)
+    }
+}
+
+/// `(e^z - 1) / z` for `|z| <= 0.05`, Taylor series to `z^8` (error below 1e-17).
+#[inline(always)]
+fn expm1_over_z(z: f64) -> f64 {
+    let mut p = 1.0 / 362_880.0;
+    p = p * z + 1.0 / 40_320.0;
+    p = p * z + 1.0 / 5_040.0;
+    p = p * z + 1.0 / 720.0;
+    p = p * z + 1.0 / 120.0;
+    p = p * z + 1.0 / 24.0;
+    p = p * z + 1.0 / 6.0;
+    p = p * z + 1.0 / 2.0;
+    p * z + 1.0
+}
+
+/// One sample's events as one neuron sees them.
+#[derive(Clone, Copy)]
+pub(crate) struct NeuronInput<'a> {
+    /// Event times, ascending, all `>= 0`.
+    pub(crate) times: &'a [f64],
+    /// The neuron's effective weight for each event.
+    pub(crate) weights: &'a [f64],
+}
+
+/// The state of a neuron between integration steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct State {
+    /// Time up to which the neuron has been integrated.
+    pub(crate) t: f64,
+    /// Membrane relative to leak at `t`.
+    pub(crate) v: f64,
+    /// Synaptic current at `t`.
+    pub(crate) j: f64,
+    /// Number of events already added.
+    pub(crate) k: usize,
+    /// End of the current refractory hold (`-inf` if none).
+    pub(crate) release: f64,
+}
+
+impl State {
+    /// At rest at the start of the sample.
+    #[cfg(test)]
+    pub(crate) const REST: State = State {
+        t: 0.0,
+        v: 0.0,
+        j: 0.0,
+        k: 0,
+        release: f64::NEG_INFINITY,
+    };
+}
+
+/// All spike times (threshold crossings) of one neuron in `[0, t_end)`, at most `max_spikes`,
+/// into `out`. `theta` is this sample's threshold (trial noise included). The neuron starts at
+/// rest at time 0. (The engine uses the equivalent [`first_spikes`] plus [`integrate_from`];
+/// this sequential form is the reference the tests compare them with.)
+#[cfg(test)]
+pub(crate) fn integrate(
+    c: &NeuronConsts,
+    theta: f64,
+    input: &NeuronInput<'_>,
+    t_end: f64,
+    max_spikes: usize,
+    out: &mut Vec<f64>,
+) {
+    out.clear();
+    integrate_from(c, theta, input, t_end, max_spikes, State::REST, out);
+}
+
+/// Continues [`integrate`] from `state`, appending spikes to `out` (which holds the spikes so
+/// far) until `out` holds `max_spikes`.
+#[cfg(test)]
+pub(crate) fn integrate_from(
+    c: &NeuronConsts,
+    theta: f64,
+    input: &NeuronInput<'_>,
+    t_end: f64,
+    max_spikes: usize,
+    state: State,
+    out: &mut Vec<f64>,
+) {
+    let mut runner = Runner::new(state);
+    while !runner.done {
+        runner.step(c, theta, input, t_end, max_spikes, out);
+    }
+}
+
+/// A neuron integrated step by step (one interval, or one step of a crossing search, per call),
+/// so that the work of many neurons can be interleaved; each neuron still performs exactly the
+/// operations of an uninterrupted run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Runner {
+    state: State,
+    /// A crossing search in progress and the time of the event ending its interval.
+    search: Option<(RootSearch, f64)>,
+    /// Nothing further can happen in the window.
+    pub(crate) done: bool,
+}
+
+impl Runner {
+    pub(crate) fn new(state: State) -> Self {
+        Self {
+            state,
+            search: None,
+            done: false,
+        }
+    }
+
+    /// Advances by one interval or one search step, appending a spike to `out` (the neuron's
+    /// spikes so far) when one is found.
+    pub(crate) fn step(
+        &mut self,
+        c: &NeuronConsts,
+        theta: f64,
+        input: &NeuronInput<'_>,
+        t_end: f64,
+        max_spikes: usize,
+        out: &mut Vec<f64>,
+    ) {
+        if let Some((mut search, next)) = self.search.take() {
+            c.root_step(&mut search);
+            if search.done {
+                self.fire(c, search.result(), next, t_end, max_spikes, out);
+            } else {
+                self.search = Some((search, next));
+            }
+            return;
+        }
+        let NeuronInput { times, weights } = *input;
+        let n = times.len();
+        let st = &mut self.state;
+        while st.k < n && times[st.k] <= st.t {
+            st.j += weights[st.k];
+            st.k += 1;
+        }
+        if st.t >= t_end || out.len() >= max_spikes {
+            self.done = true;
+            return;
+        }
+        let next = if st.k < n { times[st.k] } else { f64::INFINITY };
+        if st.release > st.t {
+            // Held at reset; the synaptic current decays and keeps collecting events.
+            let until = if st.release < next { st.release } else { next };
+            st.j *= exp(-(until - st.t) * c.inv_tau_s);
+            st.t = until;
+            return;
+        }
+        match c.segment(theta, st.v, st.j, next - st.t) {
+            Segment::Quiet { v_end, j_end } => {
+                if next.is_finite() {
+                    st.v = v_end;
+                    st.j = j_end;
+                    st.t = next;
+                } else {
+                    self.done = true;
+                }
+            }
+            Segment::Immediate => self.fire(c, 0.0, next, t_end, max_spikes, out),
+            Segment::Bracket { hi, f_hi, slope_hi } => {
+                let search = c.root_start(st.v, st.j, theta, hi, f_hi, slope_hi);
+                self.search = Some((search, next));
+            }
+        }
+    }
+
+    /// The crossing `x` after the current state: spike, reset, refractory hold.
+    fn fire(
+        &mut self,
+        c: &NeuronConsts,
+        x: f64,
+        next: f64,
+        t_end: f64,
+        max_spikes: usize,
+        out: &mut Vec<f64>,
+    ) {
+        let st = &mut self.state;
+        let ts = if st.t + x < next { st.t + x } else { next };
+        if ts >= t_end {
+            self.done = true;
+            return;
+        }
+        out.push(ts);
+        st.release = ts + c.t_ref;
+        if st.release >= t_end || out.len() >= max_spikes {
+            // Held until the window closes (or enough spikes): nothing further to find.
+            self.done = true;
+            return;
+        }
+        st.j *= exp(-(ts - st.t) * c.inv_tau_s);
+        st.v = c.v_reset;
+        st.t = ts;
+    }
+}
+
+/// A neuron's first spike as found by [`first_spikes`], with what is needed to continue it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct FirstSpike {
+    /// Spike time (`+inf`: none in the window).
+    pub(crate) t: f64,
+    /// Start of the interval in which it fired, and the synaptic current there.
+    pub(crate) t_segment: f64,
+    pub(crate) j_segment: f64,
+    /// Events added before the spike.
+    pub(crate) k: usize,
+}
+
+impl FirstSpike {
+    const NONE: FirstSpike = FirstSpike {
+        t: f64::INFINITY,
+        t_segment: 0.0,
+        j_segment: 0.0,
+        k: 0,
+    };
+
+    /// The state right after the spike (reset, refractory), from which a [`Runner`] finds the
+    /// later spikes.
+    pub(crate) fn state_after(&self, c: &NeuronConsts) -> State {
+        State {
+            t: self.t,
+            v: c.v_reset,
+            j: self.j_segment * exp(-(self.t - self.t_segment) * c.inv_tau_s),
+            k: self.k,
+            release: self.t + c.t_ref,
+        }
+    }
+}
+
+/// Buffers of [`first_spikes`].
+#[derive(Debug, Default)]
+pub(crate) struct Lockstep {
+    v: Vec<f64>,
+    j: Vec<f64>,
+    active: Vec<u32>,
+    next_active: Vec<u32>,
+    pending: Vec<(u32, f64, f64, f64, usize)>,
+    searches: Vec<RootSearch>,
+}
+
+/// The first spike of every neuron of a group that shares one event list (`times`, with
+/// `weights[i * times.len() + e]` the weight of event `e` for neuron `i`), exactly as
+/// the sequential integration finds it, but in lockstep: all neurons advance through the same intervals
+/// together and all crossing searches run interleaved, so that the processor works on many
+/// independent neurons at once instead of waiting on one neuron's chain of exponentials.
+pub(crate) fn first_spikes(
+    consts: &[NeuronConsts],
+    thetas: &[f64],
+    times: &[f64],
+    weights: &[f64],
+    t_end: f64,
+    buf: &mut Lockstep,
+    out: &mut Vec<FirstSpike>,
+) {
+    let m = consts.len();
+    let n = times.len();
+    out.clear();
+    out.resize(m, FirstSpike::NONE);
+    let Lockstep {
+        v,
+        j,
+        active,
+        next_active,
+        pending,
+        searches,
+    } = buf;
+    v.clear();
+    v.resize(m, 0.0);
+    j.clear();
+    j.resize(m, 0.0);
+    active.clear();
+    active.extend(0..m as u32);
+    pending.clear();
+    searches.clear();
+    let mut t = 0.0;
+    let mut k = 0;
+    loop {
+        let k0 = k;
+        while k < n && times[k] <= t {
+            k += 1;
+        }
+        if k > k0 {
+            for &i in active.iter() {
+                let row = &weights[i as usize * n..];
+                for &w in &row[k0..k] {
+                    j[i as usize] += w;
+                }
+            }
+        }
+        if t >= t_end {
+            break;
+        }
+        let next = if k < n { times[k] } else { f64::INFINITY };
+        next_active.clear();
+        for &i in active.iter() {
+            let iu = i as usize;
+            let c = &consts[iu];
+            match c.segment(thetas[iu], v[iu], j[iu], next - t) {
+                Segment::Quiet { v_end, j_end } => {
+                    v[iu] = v_end;
+                    j[iu] = j_end;
+                    next_active.push(i);
+                }
+                Segment::Immediate => {
+                    pending.push((i, t, next, j[iu], k));
+                    searches.push(RootSearch::AT_START);
+                }
+                Segment::Bracket { hi, f_hi, slope_hi } => {
+                    pending.push((i, t, next, j[iu], k));
+                    searches.push(c.root_start(v[iu], j[iu], thetas[iu], hi, f_hi, slope_hi));
+                }
+            }
+        }
+        std::mem::swap(active, next_active);
+        if active.is_empty() || !next.is_finite() {
+            break;
+        }
+        t = next;
+    }
+    // All searches advance one step per round: independent work the processor can overlap.
+    let mut open = true;
+    while open {
+        open = false;
+        for (s, p) in searches.iter_mut().zip(pending.iter()) {
+            if !s.done {
+                consts[p.0 as usize].root_step(s);
+                open = true;
+            }
+        }
+    }
+    for (s, &(i, t_seg, next, j_seg, k_added)) in searches.iter().zip(pending.iter()) {
+        let x = s.result();
+        let ts = if t_seg + x < next { t_seg + x } else { next };
+        if ts < t_end {
+            out[i as usize] = FirstSpike {
+                t: ts,
+                t_segment: t_seg,
+                j_segment: j_seg,
+                k: k_added,
+            };
+        }
+    }
+}
+
+/// The membrane (relative to leak) at each of `sample_times` (ascending), replaying the events
+/// and the resets at `spikes` (as the integration returned them for the same inputs).
+pub(crate) fn membrane_at(
+    c: &NeuronConsts,
+    times: &[f64],
+    weights: &[f64],
+    spikes: &[f64],
+    sample_times: &[f64],
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(sample_times.len());
+    let (mut v, mut j, mut t) = (0.0, 0.0, 0.0);
+    let (mut k, mut s) = (0, 0);
+    let mut release = f64::NEG_INFINITY;
+    let step = |v: f64, j: f64, t: f64, to: f64, release: f64| -> (f64, f64) {
+        if to <= t {
+            (v, j)
+        } else if release > t {
+            (c.v_reset, j * exp(-(to - t) * c.inv_tau_s))
+        } else {
+            c.advance(v, j, to - t)
+        }
+    };
+    for &ts in sample_times {
+        loop {
+            let te = if k < times.len() {
+                times[k]
+            } else {
+                f64::INFINITY
+            };
+            let tsp = if s < spikes.len() {
+                spikes[s]
+            } else {
+                f64::INFINITY
+            };
+            let tr = if release > t { release } else { f64::INFINITY };
+            let tb = te.min(tsp).min(tr);
+            if tb > ts || !tb.is_finite() {
+                break;
+            }
+            (v, j) = step(v, j, t, tb, release);
+            t = t.max(tb);
+            if tb == tsp {
+                v = c.v_reset;
+                release = tsp + c.t_ref;
+                s += 1;
+            } else if tb == te {
+                j += weights[k];
+                k += 1;
+            } else {
+                v = c.v_reset;
+            }
+        }
+        (v, j) = step(v, j, t, ts, release);
+        t = t.max(ts);
+        out.push(v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spikeloop_lif::{NeuronParams, membrane_potential, spike_time_sorted};
+
+    /// Small deterministic generator for test inputs.
+    struct Lcg(u64);
+    impl Lcg {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+    }
+
+    fn first_spike(c: &NeuronConsts, times: &[f64], weights: &[f64]) -> (f64, Vec<f64>) {
+        let input = NeuronInput { times, weights };
+        let mut out = Vec::new();
+        integrate(c, c.theta, &input, 1e9, 100, &mut out);
+        (out.first().copied().unwrap_or(f64::INFINITY), out)
+    }
+
+    fn lif_params(c: &NeuronConsts) -> NeuronParams {
+        NeuronParams {
+            tau_m: c.tau_m,
+            tau_s: c.tau_s,
+            g_leak: 1.0 / c.tau_m,
+            e_leak: 0.0,
+            threshold: c.theta,
+        }
+    }
+
+    #[test]
+    fn first_spike_agrees_with_the_general_lif_solver() {
+        let mut rng = Lcg(3);
+        let mut fired = 0;
+        let ratios = [1.0, 1.0 + 1e-9, 1.0 + 5e-4, 0.93, 1.1, 0.5, 2.0, 1.37];
+        for trial in 0..400 {
+            let ratio = ratios[trial % ratios.len()];
+            let tau_s = 0.8 + 0.4 * rng.uniform();
+            let c = NeuronConsts::new(tau_s * ratio, tau_s, 0.9 + 0.2 * rng.uniform(), 0.0, 0.3);
+            let n = 1 + (rng.uniform() * 40.0) as usize;
+            let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform()).collect();
+            times.sort_by(f64::total_cmp);
+            let weights: Vec<f64> = (0..n)
+                .map(|_| (rng.uniform() - 0.3) * 4.0 / (n as f64).sqrt())
+                .collect();
+            let ours = first_spike(&c, &times, &weights).0;
+            let theirs = spike_time_sorted(&lif_params(&c), &times, &weights).time;
+            if theirs.is_finite() {
+                fired += 1;
+                assert!(
+                    (ours - theirs).abs() < 1e-11,
+                    "trial {trial}: ours {ours}, lif {theirs}"
+                );
+            } else {
+                assert_eq!(ours, f64::INFINITY, "trial {trial}");
+            }
+        }
+        assert!(fired > 150, "only {fired} of 400 trials fired");
+    }
+
+    #[test]
+    fn lockstep_first_spikes_and_continuations_match_the_sequential_integrator() {
+        let mut rng = Lcg(17);
+        for trial in 0..40 {
+            let m = 1 + trial % 9;
+            let n = 1 + (rng.uniform() * 30.0) as usize;
+            let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform()).collect();
+            times.sort_by(f64::total_cmp);
+            if trial % 3 == 0 && n > 2 {
+                times[1] = times[0]; // simultaneous events
+            }
+            let consts: Vec<NeuronConsts> = (0..m)
+                .map(|_| {
+                    NeuronConsts::new(
+                        0.8 + 0.4 * rng.uniform(),
+                        0.8 + 0.4 * rng.uniform(),
+                        0.9 + 0.2 * rng.uniform(),
+                        0.1 * (rng.uniform() - 0.5),
+                        0.05 + 0.3 * rng.uniform(),
+                    )
+                })
+                .collect();
+            let thetas: Vec<f64> = consts.iter().map(|c| c.theta).collect();
+            let weights: Vec<f64> = (0..m * n)
+                .map(|_| (rng.uniform() - 0.2) * 8.0 / (n as f64).sqrt())
+                .collect();
+            let mut buf = Lockstep::default();
+            let mut firsts = Vec::new();
+            let t_end = 6.0;
+            first_spikes(
+                &consts,
+                &thetas,
+                &times,
+                &weights,
+                t_end,
+                &mut buf,
+                &mut firsts,
+            );
+            for i in 0..m {
+                let input = NeuronInput {
+                    times: &times,
+                    weights: &weights[i * n..(i + 1) * n],
+                };
+                let mut sequential = Vec::new();
+                integrate(&consts[i], thetas[i], &input, t_end, 50, &mut sequential);
+                let first = sequential.first().copied().unwrap_or(f64::INFINITY);
+                assert_eq!(
+                    firsts[i].t.to_bits(),
+                    first.to_bits(),
+                    "trial {trial} neuron {i}"
+                );
+                if first.is_finite() {
+                    let mut resumed = vec![firsts[i].t];
+                    let state = firsts[i].state_after(&consts[i]);
+                    if state.release < t_end {
+                        integrate_from(
+                            &consts[i],
+                            thetas[i],
+                            &input,
+                            t_end,
+                            50,
+                            state,
+                            &mut resumed,
+                        );
+                    }
+                    assert_eq!(resumed, sequential, "trial {trial} neuron {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn later_spikes_follow_reset_and_refractoriness() {
+        // One strong input: the neuron fires, is held at reset for t_ref, then the remaining
+        // current drives it over threshold again.
+        let c = NeuronConsts::new(1.0, 1.0, 1.0, 0.0, 0.2);
+        let (first, all) = first_spike(&c, &[0.1], &[20.0]);
+        assert!(all.len() >= 2, "{all:?}");
+        assert_eq!(first, all[0]);
+        for pair in all.windows(2) {
+            assert!(pair[1] >= pair[0] + c.t_ref, "{all:?}");
+        }
+        // The second crossing: the membrane from reset at release, driven by the decayed current.
+        let release = all[0] + c.t_ref;
+        let j = 20.0 * (-(release - 0.1)).exp();
+        let params = lif_params(&c);
+        let second = spike_time_sorted(&params, &[release], &[j]).time;
+        assert!((all[1] - second).abs() < 1e-10, "{} vs {second}", all[1]);
+        // A weak input fires once at most.
+        let (_, all) = first_spike(&c, &[0.1], &[3.0]);
+        assert_eq!(all.len(), 1);
+    }
+
+    #[test]
+    fn membrane_replay_matches_lif_before_the_spike_and_resets_after() {
+        let c = NeuronConsts::new(1.05, 0.97, 1.0, -0.1, 0.3);
+        let times = [0.2, 0.5, 0.9];
+        let weights = [2.0, 1.5, -0.4];
+        let (first, spikes) = first_spike(&c, &times, &weights);
+        assert!(first.is_finite());
+        let grid: Vec<f64> = (0..400).map(|i| i as f64 * 0.01).collect();
+        let v = membrane_at(&c, &times, &weights, &spikes, &grid);
+        let params = lif_params(&c);
+        for (&t, &vm) in grid.iter().zip(&v) {
+            if t < first {
+                let expect = membrane_potential(&params, &times, &weights, t);
+                assert!((vm - expect).abs() < 1e-12, "t = {t}: {vm} vs {expect}");
+            } else if t < first + c.t_ref {
+                assert_eq!(vm, c.v_reset, "t = {t}");
+            }
+        }
+        let below: f64 = grid
+            .iter()
+            .zip(&v)
+            .filter(|(t, _)| **t < first)
+            .map(|(_, v)| *v)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(below < 1.0 && below > 0.95, "peak before the spike {below}");
+    }
+}
