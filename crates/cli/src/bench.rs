@@ -59,7 +59,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !(args.seconds > 0.0 && args.seconds.is_finite()) {
         anyhow::bail!("--seconds must be a positive number, got {}", args.seconds);
     }
-    let mut config = TrainConfig::default();
+    let mut config = args.backend.default_preset().config();
     if let Some(b) = args.batch_size {
         config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
     }

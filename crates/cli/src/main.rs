@@ -1,12 +1,14 @@
 //! The `spikeloop` command line: it only parses arguments and wires the crates together.
 //!
-//! `train` trains a network in the loop against a backend and writes the model, metrics, a
-//! checkpoint and a picture of the training curves; `infer` runs a model over a data set split
-//! on any backend and writes every layer's spike times; `bench` measures throughput; `config`
-//! prints the default configuration. Logs go to stderr through `tracing` (set `RUST_LOG`).
+//! `train` trains a network in the loop against a backend (by default an emulated chip) and
+//! writes the model, metrics, a checkpoint and a picture of the training curves; `infer` runs a
+//! model over a data set split on any backend and writes every layer's spike times; `compare`
+//! measures what a chip costs and what training in the loop recovers; `bench` measures
+//! throughput; `config` prints the default configuration. Logs go to stderr through `tracing` (set `RUST_LOG`).
 
 mod backend;
 mod bench;
+mod compare;
 mod infer;
 mod progress;
 mod train;
@@ -41,10 +43,16 @@ enum Command {
     Train(train::TrainArgs),
     /// Run a trained model over a data set split and write every layer's spike times as JSON.
     Infer(infer::InferArgs),
+    /// Compare ideal training, that network copied onto emulated chips, and training in the loop.
+    Compare(compare::CompareArgs),
     /// Measure forward and forward+backward throughput and the time per training epoch.
     Bench(bench::BenchArgs),
-    /// Print the default training configuration as TOML (a starting point for --config).
-    Config,
+    /// Print a training configuration preset as TOML (a starting point for --config).
+    Config {
+        /// Which preset.
+        #[arg(long, value_enum, default_value = "chip")]
+        preset: backend::PresetArg,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,9 +80,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Infer(args) => infer::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Config => {
-            print!("{}", spikeloop_trainer::TrainConfig::default().to_toml());
+        Command::Config { preset } => {
+            print!(
+                "{}",
+                spikeloop_trainer::Preset::from(preset).config().to_toml()
+            );
             Ok(())
         }
     };

@@ -8,9 +8,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::train::{self, Checkpoint};
-use spikeloop_trainer::{EpochMetrics, TrainConfig, load_data};
+use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, load_data};
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, PresetArg};
 use crate::progress::Progress;
 
 /// Arguments of `spikeloop train`.
@@ -19,6 +19,9 @@ pub struct TrainArgs {
     /// TOML configuration file (see `spikeloop config`); flags below override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Defaults to start from [default: chip on the emulator, software on the ideal backend].
+    #[arg(long, value_enum, value_name = "PRESET")]
+    preset: Option<PresetArg>,
     /// Data set to train on.
     #[arg(long, value_name = "NAME")]
     dataset: Option<DatasetKind>,
@@ -59,6 +62,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     fn overrides_given(&self) -> bool {
         self.config.is_some()
+            || self.preset.is_some()
             || self.dataset.is_some()
             || self.seed.is_some()
             || self.batch_size.is_some()
@@ -124,9 +128,12 @@ impl RunFiles {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let preset = args
+        .preset
+        .map_or_else(|| args.backend.default_preset(), Preset::from);
     let mut config = match &args.config {
-        Some(path) => TrainConfig::load(path)?,
-        None => TrainConfig::default(),
+        Some(path) => TrainConfig::load_with_preset(path, preset)?,
+        None => preset.config(),
     };
     args.apply(&mut config)?;
     let dir = args
@@ -135,7 +142,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", config.dataset, config.seed)));
     let files = RunFiles { dir };
     let mut backend = args.backend.build()?;
-    let backend_name = backend.capabilities().name.clone();
+    let backend_name = args.backend.describe()?;
 
     let state = if args.resume {
         resume_state(&args, &files, config, &backend_name)?
@@ -163,7 +170,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     if !args.quiet {
         eprintln!(
-            "training {} {topology} ({} inputs + {} bias{}) on the {} backend for {} epochs (seed {}) -> {}",
+            "training {} {topology} ({} inputs + {} bias{}) on {} for {} epochs (seed {}) -> {}",
             config.dataset,
             data.train.n_features,
             config.network.bias_times.len(),
@@ -194,7 +201,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     write_metrics(&files.path("metrics.csv"), &outcome.history)?;
     let plot = files.path("training.png");
     let title = format!(
-        "{} {topology}, {} backend, seed {}",
+        "{} {topology} on {}, seed {}",
         config.dataset, backend_name, config.seed
     );
     if let Err(e) = plot_history(&plot, &outcome.history, &title) {
@@ -261,10 +268,9 @@ fn resume_state(
     let mut state = Checkpoint::load(&path)?;
     if state.backend != backend {
         bail!(
-            "the run in {} trains on the {} backend; resume it with --backend {}",
+            "the run in {} trains on {}, not on {backend}; resume it with the same --backend, --chip-seed, --run-seed and --emulator-config",
             files.dir.display(),
             state.backend,
-            state.backend
         );
     }
     if args.overrides_given() {

@@ -38,9 +38,19 @@ fn assert_clear_error(o: &Output, needle: &str) {
     );
 }
 
+/// A short training run of a narrow network on the ideal backend.
 fn train(dir: &Path, extra: &[&str]) -> Output {
     let dir = dir.to_str().expect("utf-8 path");
-    let mut args = vec!["train", "--quiet", "--hidden", "16", "--out", dir];
+    let mut args = vec![
+        "train",
+        "--quiet",
+        "--backend",
+        "ideal",
+        "--hidden",
+        "16",
+        "--out",
+        dir,
+    ];
     args.extend_from_slice(extra);
     spikeloop(&args)
 }
@@ -165,6 +175,8 @@ fn resume_continues_to_the_identical_model() {
     let o = spikeloop(&[
         "train",
         "--quiet",
+        "--backend",
+        "ideal",
         "--resume",
         "--epochs",
         "3",
@@ -196,6 +208,8 @@ fn infer_matches_closed_form_spike_times() {
     let out = dir.join("infer.json");
     let o = spikeloop(&[
         "infer",
+        "--backend",
+        "ideal",
         "--model",
         dir.join("model.json").to_str().expect("utf-8"),
         "--split",
@@ -248,4 +262,56 @@ fn infer_matches_closed_form_spike_times() {
     }
     assert!(checked > 10_000, "only {checked} spikes checked");
     assert!(worst <= 1e-9, "largest deviation {worst} tau_s");
+}
+
+#[test]
+fn trains_and_infers_on_the_emulated_chip_by_default() {
+    let dir = temp_dir("chip");
+    let d = dir.to_str().expect("utf-8");
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--hidden",
+        "16",
+        "--epochs",
+        "1",
+        "--chip-seed",
+        "3",
+        "--out",
+        d,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
+            .expect("json");
+    assert_eq!(
+        model["provenance"]["backend"],
+        "emulator (chip seed 3, run seed 1)"
+    );
+    assert_eq!(
+        model["encoding"]["repeat"], 5,
+        "the chip preset feeds every input 5 times"
+    );
+    let o = spikeloop(&[
+        "infer",
+        "--model",
+        dir.join("model.json").to_str().expect("utf-8"),
+        "--chip-seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("emulator"));
+    // Resuming on another chip is refused: its noise would not continue the run's.
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--resume",
+        "--epochs",
+        "2",
+        "--chip-seed",
+        "4",
+        "--out",
+        d,
+    ]);
+    assert_clear_error(&o, "chip seed 3");
 }

@@ -1,0 +1,275 @@
+//! `spikeloop compare`: what the chip costs and what training in the loop wins back.
+//!
+//! Three numbers per emulated chip, all on the test split: (a) a network trained on the ideal
+//! backend and evaluated there, (b) that same network copied unchanged onto the chip, and (c) a
+//! network trained in the loop on the chip (same configuration and training seed) and evaluated
+//! on it. The report gives the gap (a - b) and the fraction of it that (c) recovers, as a table,
+//! a JSON file and a bar chart.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use spikeloop_backend::{Backend, IdealBackend};
+use spikeloop_trainer::loss::LossParams;
+use spikeloop_trainer::train::{self, Silent};
+use spikeloop_trainer::{DataSplits, Preset, TrainConfig, evaluate, load_data};
+
+use crate::backend::{BackendArgs, BackendKind, PresetArg};
+
+/// Arguments of `spikeloop compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// TOML training configuration (see `spikeloop config`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Defaults to start from; all three networks use the same configuration.
+    #[arg(long, value_enum, value_name = "PRESET", default_value = "chip")]
+    preset: Option<PresetArg>,
+    /// Number of training epochs (at least 1) [default: the configuration's].
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
+    /// Training seed, the same for every run.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Emulated chips to compare on, comma separated chip seeds.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3,4,5",
+        value_name = "LIST"
+    )]
+    chip_seeds: Vec<u64>,
+    /// Directory for the report (compare.json, compare.png) and the trained models.
+    #[arg(long, value_name = "DIR", default_value = "runs/compare")]
+    out: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Serialize)]
+struct ChipResult {
+    chip_seed: u64,
+    copied_accuracy: f64,
+    in_the_loop_accuracy: f64,
+    in_the_loop_selected_epoch: u32,
+    recovered_fraction: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    format: &'static str,
+    dataset: String,
+    seed: u64,
+    epochs: u32,
+    ideal_accuracy: f64,
+    chips: Vec<ChipResult>,
+    copied_mean: f64,
+    copied_sd: f64,
+    in_the_loop_mean: f64,
+    in_the_loop_sd: f64,
+    /// (mean in-the-loop - mean copied) / (ideal - mean copied).
+    recovered_fraction: f64,
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn recovered(ideal: f64, copied: f64, in_the_loop: f64) -> f64 {
+    if ideal > copied {
+        (in_the_loop - copied) / (ideal - copied)
+    } else {
+        f64::NAN
+    }
+}
+
+fn train_on(
+    config: &TrainConfig,
+    data: &DataSplits,
+    backend: &mut dyn Backend,
+    name: &str,
+) -> anyhow::Result<train::TrainOutcome> {
+    let state = train::start(config, data, name)?;
+    Ok(train::run(state, data, backend, None, &mut Silent)?)
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    if args.chip_seeds.is_empty() {
+        anyhow::bail!("--chip-seeds needs at least one chip seed");
+    }
+    let preset = args.preset.map_or(Preset::Chip, Preset::from);
+    let mut config = match &args.config {
+        Some(path) => TrainConfig::load_with_preset(path, preset)?,
+        None => preset.config(),
+    };
+    if let Some(e) = args.epochs {
+        config.training.epochs = e;
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    config.validate()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("could not create {}", args.out.display()))?;
+    let data = load_data(&config)?;
+    let t = &config.training;
+    let loss = LossParams {
+        xi: t.xi,
+        alpha: t.alpha,
+        beta: t.beta,
+    };
+
+    let started = Instant::now();
+    let ideal = train_on(&config, &data, &mut IdealBackend::new(), "ideal")?;
+    ideal.model.save(&args.out.join("ideal.json"))?;
+    eprintln!(
+        "(a) trained on the ideal backend: test accuracy {:.2} % ({:.1} s)",
+        100.0 * ideal.test_accuracy,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut chips = Vec::new();
+    for &chip_seed in &args.chip_seeds {
+        let chip_args = BackendArgs {
+            chip_seed: Some(chip_seed),
+            ..args.backend.with_kind(BackendKind::Emulator)
+        };
+        let name = chip_args.describe()?;
+        let mut chip = chip_args.build()?;
+        chip.configure(&ideal.model.to_network())?;
+        let copied = evaluate(chip.as_mut(), &ideal.model, &data.test, &loss, None)?.accuracy;
+        let started = Instant::now();
+        let mut chip = chip_args.build()?;
+        let in_loop = train_on(&config, &data, chip.as_mut(), &name)?;
+        in_loop
+            .model
+            .save(&args.out.join(format!("in-the-loop-chip{chip_seed}.json")))?;
+        eprintln!(
+            "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({:.1} s)",
+            100.0 * copied,
+            100.0 * in_loop.test_accuracy,
+            started.elapsed().as_secs_f64()
+        );
+        chips.push(ChipResult {
+            chip_seed,
+            copied_accuracy: copied,
+            in_the_loop_accuracy: in_loop.test_accuracy,
+            in_the_loop_selected_epoch: in_loop.selected_epoch,
+            recovered_fraction: recovered(ideal.test_accuracy, copied, in_loop.test_accuracy),
+        });
+    }
+    let copied: Vec<f64> = chips.iter().map(|c| c.copied_accuracy).collect();
+    let in_loop: Vec<f64> = chips.iter().map(|c| c.in_the_loop_accuracy).collect();
+    let (copied_mean, copied_sd) = mean_sd(&copied);
+    let (in_the_loop_mean, in_the_loop_sd) = mean_sd(&in_loop);
+    let report = Report {
+        format: "spikeloop-compare",
+        dataset: config.dataset.to_string(),
+        seed: config.seed,
+        epochs: config.training.epochs,
+        ideal_accuracy: ideal.test_accuracy,
+        recovered_fraction: recovered(ideal.test_accuracy, copied_mean, in_the_loop_mean),
+        chips,
+        copied_mean,
+        copied_sd,
+        in_the_loop_mean,
+        in_the_loop_sd,
+    };
+
+    let pct = |v: f64| 100.0 * v;
+    println!(
+        "{:<44} {:>18}",
+        "test accuracy",
+        format!("{} chip(s)", report.chips.len())
+    );
+    println!(
+        "{:<44} {:>16.2} %",
+        "(a) trained ideal, run ideal",
+        pct(report.ideal_accuracy)
+    );
+    println!(
+        "{:<44} {:>9.2} +- {:.2} %",
+        "(b) trained ideal, copied to the chip",
+        pct(copied_mean),
+        pct(copied_sd)
+    );
+    println!(
+        "{:<44} {:>9.2} +- {:.2} %",
+        "(c) trained in the loop on the chip",
+        pct(in_the_loop_mean),
+        pct(in_the_loop_sd)
+    );
+    println!(
+        "gap (a) - (b): {:.2} points; (c) recovers {:.0} % of it",
+        pct(report.ideal_accuracy - copied_mean),
+        100.0 * report.recovered_fraction
+    );
+
+    let json = args.out.join("compare.json");
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&report).context("serialising the report")?,
+    )
+    .with_context(|| format!("could not write {}", json.display()))?;
+    let png = args.out.join("compare.png");
+    let title = format!(
+        "{} test accuracy, {} epochs, chip seeds {:?}",
+        report.dataset, report.epochs, args.chip_seeds
+    );
+    let bars = [
+        spikeloop_plot::Bar {
+            label: "(a) ideal training, ideal backend",
+            value: pct(report.ideal_accuracy),
+            error: None,
+        },
+        spikeloop_plot::Bar {
+            label: "(b) copied onto the chip",
+            value: pct(copied_mean),
+            error: Some(pct(copied_sd)),
+        },
+        spikeloop_plot::Bar {
+            label: "(c) trained in the loop",
+            value: pct(in_the_loop_mean),
+            error: Some(pct(in_the_loop_sd)),
+        },
+    ];
+    let lowest = bars
+        .iter()
+        .map(|b| b.value - b.error.unwrap_or(0.0))
+        .fold(f64::INFINITY, f64::min);
+    spikeloop_plot::bar_chart_png(
+        &png,
+        &spikeloop_plot::BarChart {
+            title: &title,
+            y_label: "test accuracy (%)",
+            bars: &bars,
+            y_range: Some(((lowest - 5.0).clamp(0.0, 95.0).floor(), 100.0)),
+        },
+    )?;
+    println!("wrote {} and {}", json.display(), png.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_is_the_closed_fraction_of_the_gap() {
+        assert!((recovered(0.96, 0.80, 0.92) - 0.75).abs() < 1e-12);
+        assert!(recovered(0.9, 0.9, 0.9).is_nan());
+        let (m, s) = mean_sd(&[1.0, 3.0]);
+        assert_eq!(m, 2.0);
+        assert!((s - 2f64.sqrt()).abs() < 1e-12);
+    }
+}
