@@ -47,11 +47,16 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Measure forward and forward+backward throughput and the time per training epoch.
     Bench(bench::BenchArgs),
-    /// Print a training configuration preset as TOML (a starting point for --config).
+    /// Print a training configuration preset as TOML (a starting point for --config), or the
+    /// emulated chip's configuration (a starting point for --emulator-config).
     Config {
         /// Which preset.
         #[arg(long, value_enum, default_value = "chip")]
         preset: backend::PresetArg,
+        /// Print the emulated chip's default configuration instead (noise magnitudes, timing,
+        /// weight scale, with their documented defaults).
+        #[arg(long)]
+        emulator: bool,
     },
 }
 
@@ -82,11 +87,18 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Config { preset } => {
-            print!(
-                "{}",
-                spikeloop_trainer::Preset::from(preset).config().to_toml()
-            );
+        Command::Config { preset, emulator } => {
+            if emulator {
+                print!(
+                    "{}",
+                    spikeloop_emulator::EmulatorConfig::default().to_toml_string()
+                );
+            } else {
+                print!(
+                    "{}",
+                    spikeloop_trainer::Preset::from(preset).config().to_toml()
+                );
+            }
             Ok(())
         }
     };
