@@ -59,7 +59,13 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
-    let backend_name = backend.capabilities().name.clone();
+    let backend_name = args.backend.describe()?;
+    let file_tag = match args.backend.backend {
+        crate::backend::BackendKind::Ideal => "ideal".to_string(),
+        crate::backend::BackendKind::Emulator => {
+            format!("chip{}", args.backend.emulator_config()?.chip_seed)
+        }
+    };
     backend.configure(&model.to_network())?;
     let params = model.provenance.as_ref().map_or(
         LossParams {
@@ -126,7 +132,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     };
     let out = args.out.unwrap_or_else(|| {
         let dir = args.model.parent().map(PathBuf::from).unwrap_or_default();
-        dir.join(format!("infer-{}-{}.json", args.split, backend_name))
+        dir.join(format!("infer-{}-{file_tag}.json", args.split))
     });
     let text =
         serde_json::to_string(&report).context("could not serialise the inference report")?;
