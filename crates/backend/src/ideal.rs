@@ -112,18 +112,7 @@ impl Backend for IdealBackend {
                 forward_sample(network, inputs.sample(s), scratch, sample_out);
             });
         let sizes = network.layer_sizes();
-        let spikes = match record {
-            Record::AllLayers => SpikeTimes::new((0..sizes.len()).collect(), sizes, all)?,
-            Record::OutputOnly => {
-                let last = sizes.len() - 1;
-                let n_out = sizes[last];
-                let data = all
-                    .chunks(stride)
-                    .flat_map(|s| s[stride - n_out..].iter().copied())
-                    .collect();
-                SpikeTimes::new(vec![last], vec![n_out], data)?
-            }
-        };
+        let spikes = SpikeTimes::recorded(sizes, all, record)?;
         let stats = RunStats {
             samples: n_samples,
             spikes: spikes.as_slice().iter().filter(|t| t.is_finite()).count() as u64,

@@ -117,6 +117,30 @@ impl SpikeTimes {
         })
     }
 
+    /// Selects what `record` asks for from row-major data holding every layer of every sample
+    /// (`[n_samples][sum of sizes]`, layers one after another).
+    pub fn recorded(
+        sizes: Vec<usize>,
+        all: Vec<f64>,
+        record: Record,
+    ) -> Result<Self, BackendError> {
+        match record {
+            Record::AllLayers => Self::new((0..sizes.len()).collect(), sizes, all),
+            Record::OutputOnly => {
+                let stride: usize = sizes.iter().sum();
+                let last = sizes.len().checked_sub(1).ok_or_else(|| {
+                    BackendError::InvalidInput("a recording needs at least one layer".into())
+                })?;
+                let n_out = sizes[last];
+                let data = all
+                    .chunks(stride.max(1))
+                    .flat_map(|s| s[stride - n_out..].iter().copied())
+                    .collect();
+                Self::new(vec![last], vec![n_out], data)
+            }
+        }
+    }
+
     /// Number of samples.
     pub fn n_samples(&self) -> usize {
         self.data.len() / self.stride

@@ -264,18 +264,7 @@ impl Backend for EmulatorBackend {
             });
 
         let sizes: Vec<usize> = engine.layers.iter().map(|l| l.size).collect();
-        let spikes = match record {
-            Record::AllLayers => SpikeTimes::new((0..sizes.len()).collect(), sizes, all)?,
-            Record::OutputOnly => {
-                let last = sizes.len() - 1;
-                let n_out = sizes[last];
-                let data = all
-                    .chunks(stride)
-                    .flat_map(|s| s[stride - n_out..].iter().copied())
-                    .collect();
-                SpikeTimes::new(vec![last], vec![n_out], data)?
-            }
-        };
+        let spikes = SpikeTimes::recorded(sizes, all, record)?;
         let hardware_time_us = self.hardware_time_us(n_samples);
         if self.config.timing.pacing {
             let due = Duration::from_secs_f64(hardware_time_us * 1e-6);
