@@ -1,0 +1,224 @@
+//! The handshake: `Hello` from the host, `HelloReply` with the device's capabilities.
+
+use spikeloop_backend::{Capabilities, Features};
+
+use super::{ConvertError, truncate_utf8};
+use crate::frame::MIN_MAX_FRAME_SIZE;
+use crate::messages::{PROTOCOL_VERSION, pb};
+use crate::timecode::TickScale;
+
+/// Longest `device_id`, `firmware_version` and `host_name` in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The host's `Hello`: this crate's version range and the host's frame limit.
+pub fn hello(host_name: &str, host_max_frame_size: u32) -> pb::Hello {
+    pb::Hello {
+        min_version: PROTOCOL_VERSION,
+        max_version: PROTOCOL_VERSION,
+        host_max_frame_size,
+        host_name: truncate_utf8(host_name, MAX_NAME_LEN),
+    }
+}
+
+/// The version a device speaks with a host: the newest one in both ranges.
+pub fn negotiate_version(
+    hello: &pb::Hello,
+    device_min: u32,
+    device_max: u32,
+) -> Result<u32, ConvertError> {
+    let version = hello.max_version.min(device_max);
+    if hello.min_version > hello.max_version || version < hello.min_version.max(device_min) {
+        return Err(ConvertError::UnsupportedVersion {
+            host_min: hello.min_version,
+            host_max: hello.max_version,
+            device_min,
+            device_max,
+        });
+    }
+    Ok(version)
+}
+
+/// Everything a `HelloReply` says, checked and in the host's types.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceInfo {
+    /// The protocol version of this connection.
+    pub version: u32,
+    /// Oldest protocol version the device speaks.
+    pub min_version: u32,
+    /// Newest protocol version the device speaks.
+    pub max_version: u32,
+    /// The device's identifier (also `capabilities.name`).
+    pub device_id: String,
+    /// Firmware name and version.
+    pub firmware_version: String,
+    /// The device as the `Backend` trait describes it. `time_resolution_ns` and `tau_s_us` are
+    /// always set (from the tick scale).
+    pub capabilities: Capabilities,
+    /// Conversion between model time and the device's ticks.
+    pub scale: TickScale,
+    /// Synapse rows, if the device reports them.
+    pub synapse_rows: Option<u32>,
+    /// Largest frame the device accepts, bytes (header + payload + CRC).
+    pub max_frame_size: usize,
+    /// Requests the host may have outstanding at once.
+    pub max_requests_in_flight: u32,
+    /// Largest number of samples per `RunRequest`; `None` for no limit besides the frame size.
+    pub max_samples_per_run: Option<u32>,
+    /// Hardware time per sample, microseconds.
+    pub sample_window_us: f64,
+    /// Hardware time per run on top of its samples, microseconds.
+    pub batch_overhead_us: f64,
+    /// Longest answer time for requests other than runs and recordings, milliseconds.
+    pub command_timeout_ms: u32,
+    /// Whether the device's noise position can be read and set.
+    pub noise_position_feature: bool,
+    /// The noise position when the device answered, if it has the feature.
+    pub noise_position: Option<u64>,
+}
+
+impl DeviceInfo {
+    /// Reads and checks a `HelloReply`: the version must be in the host's range and the
+    /// device's, the time base positive, the frame limit at least 256 bytes.
+    pub fn from_hello_reply(reply: &pb::HelloReply) -> Result<DeviceInfo, ConvertError> {
+        let bad = |m: String| Err(ConvertError::BadReply(m));
+        let Some(c) = &reply.capabilities else {
+            return bad("HelloReply carries no capabilities".into());
+        };
+        if reply.version != PROTOCOL_VERSION
+            || !(reply.min_version..=reply.max_version).contains(&reply.version)
+        {
+            return bad(format!(
+                "HelloReply chose protocol version {} (device range {}..={}); this host speaks {PROTOCOL_VERSION}",
+                reply.version, reply.min_version, reply.max_version
+            ));
+        }
+        let scale = TickScale::new(c.tick_ns, c.tau_s_us)
+            .map_err(|e| ConvertError::BadReply(e.to_string()))?;
+        if (c.max_frame_size as usize) < MIN_MAX_FRAME_SIZE {
+            return bad(format!(
+                "max_frame_size {} is below the protocol minimum of {MIN_MAX_FRAME_SIZE} bytes",
+                c.max_frame_size
+            ));
+        }
+        if c.max_requests_in_flight == 0 {
+            return bad("max_requests_in_flight is 0; it must be at least 1".into());
+        }
+        let non_negative = |name: &str, x: f64| {
+            if x.is_finite() && x >= 0.0 {
+                Ok(x)
+            } else {
+                Err(ConvertError::BadReply(format!(
+                    "{name} = {x}; it must be finite and not negative"
+                )))
+            }
+        };
+        let positive = |name: &str, x: Option<f64>| match x {
+            Some(v) if !(v.is_finite() && v > 0.0) => Err(ConvertError::BadReply(format!(
+                "{name} = {v}; it must be positive and finite"
+            ))),
+            _ => Ok(x),
+        };
+        let mut features = Features::default();
+        let mut noise_position_feature = false;
+        for f in &c.features {
+            match pb::Feature::try_from(*f) {
+                Ok(pb::Feature::MembraneRecording) => features.membrane_recording = true,
+                Ok(pb::Feature::NoisePosition) => noise_position_feature = true,
+                _ => {} // unknown features are ignored
+            }
+        }
+        let mut capabilities =
+            Capabilities::unlimited(truncate_utf8(&reply.device_id, MAX_NAME_LEN));
+        capabilities.max_neurons = c.max_neurons.map(|n| n as usize);
+        capabilities.weight_bits = c.weight_bits;
+        capabilities.max_weight = positive("max_weight", c.max_weight)?;
+        capabilities.time_resolution_ns = Some(scale.tick_ns());
+        capabilities.acceleration = positive("acceleration", c.acceleration)?;
+        capabilities.tau_s_us = Some(scale.tau_s_us());
+        capabilities.features = features;
+        Ok(DeviceInfo {
+            version: reply.version,
+            min_version: reply.min_version,
+            max_version: reply.max_version,
+            device_id: capabilities.name.clone(),
+            firmware_version: truncate_utf8(&reply.firmware_version, MAX_NAME_LEN),
+            capabilities,
+            scale,
+            synapse_rows: c.synapse_rows,
+            max_frame_size: c.max_frame_size as usize,
+            max_requests_in_flight: c.max_requests_in_flight,
+            max_samples_per_run: (c.max_samples_per_run > 0).then_some(c.max_samples_per_run),
+            sample_window_us: non_negative("sample_window_us", c.sample_window_us)?,
+            batch_overhead_us: non_negative("batch_overhead_us", c.batch_overhead_us)?,
+            command_timeout_ms: c.command_timeout_ms,
+            noise_position_feature,
+            noise_position: reply.noise_position,
+        })
+    }
+
+    /// The `HelloReply` a device sends (the inverse of [`DeviceInfo::from_hello_reply`]).
+    pub fn to_hello_reply(&self) -> pb::HelloReply {
+        let caps = &self.capabilities;
+        let mut features = Vec::new();
+        if caps.features.membrane_recording {
+            features.push(pb::Feature::MembraneRecording as i32);
+        }
+        if self.noise_position_feature {
+            features.push(pb::Feature::NoisePosition as i32);
+        }
+        pb::HelloReply {
+            version: self.version,
+            min_version: self.min_version,
+            max_version: self.max_version,
+            device_id: truncate_utf8(&self.device_id, MAX_NAME_LEN),
+            firmware_version: truncate_utf8(&self.firmware_version, MAX_NAME_LEN),
+            capabilities: Some(pb::Capabilities {
+                max_neurons: caps
+                    .max_neurons
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+                synapse_rows: self.synapse_rows,
+                weight_bits: caps.weight_bits,
+                max_weight: caps.max_weight,
+                tick_ns: self.scale.tick_ns(),
+                acceleration: caps.acceleration,
+                tau_s_us: self.scale.tau_s_us(),
+                max_frame_size: u32::try_from(self.max_frame_size).unwrap_or(u32::MAX),
+                max_requests_in_flight: self.max_requests_in_flight,
+                features,
+                max_samples_per_run: self.max_samples_per_run.unwrap_or(0),
+                sample_window_us: self.sample_window_us,
+                batch_overhead_us: self.batch_overhead_us,
+                command_timeout_ms: self.command_timeout_ms,
+            }),
+            noise_position: self.noise_position,
+        }
+    }
+
+    /// Expected hardware time of a run of `n_samples` samples, microseconds: the basis of a
+    /// host's deadline for it.
+    pub fn expected_run_time_us(&self, n_samples: usize) -> f64 {
+        self.batch_overhead_us + n_samples as f64 * self.sample_window_us
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_negotiation() {
+        let h = |min, max| pb::Hello {
+            min_version: min,
+            max_version: max,
+            ..Default::default()
+        };
+        assert_eq!(negotiate_version(&h(1, 1), 1, 1), Ok(1));
+        assert_eq!(negotiate_version(&h(1, 3), 1, 2), Ok(2));
+        assert_eq!(negotiate_version(&h(2, 3), 1, 4), Ok(3));
+        assert!(matches!(
+            negotiate_version(&h(2, 3), 1, 1),
+            Err(ConvertError::UnsupportedVersion { .. })
+        ));
+        assert!(negotiate_version(&h(3, 2), 1, 4).is_err());
+    }
+}
