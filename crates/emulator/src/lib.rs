@@ -26,8 +26,10 @@
 //!   neuron is integrated exactly with *its own* `tau_m` and `tau_s` (the general kernel of
 //!   `spikeloop-lif`, never the `tau_m = tau_s` formula of the model).
 //! * **Later spikes.** After a spike the membrane is reset and held at its reset potential for
-//!   the refractory time (`analog.refractory_us`, 2 us as in the reference calibration) while
-//!   its synaptic current keeps flowing; then it integrates again and may fire again. Every
+//!   the refractory time (`analog.refractory_us`) while its synaptic current keeps flowing;
+//!   then it integrates again and may fire again. By default the refractory time covers the
+//!   whole sample window, so each neuron fires at most once (first-spike coding); with the
+//!   reference calibration's 2 us, strongly driven neurons fire again. Every
 //!   spike inside the sample window is simulated exactly: a hidden neuron's later spikes are
 //!   routed to the next layer like its first (as on the chip, where a spike is a spike), and all
 //!   of them are counted in `RunStats::later_spikes`. Only first spikes are reported. A
@@ -68,10 +70,10 @@
 //! # Performance
 //!
 //! Measured with `cargo bench -p spikeloop-emulator` (release, 2 cores shared with other work)
-//! on Yin-Yang 5-120-3 with the reference initialisation, batches of 1000: about 31,000
-//! samples/s with the default chip, whose strongly driven neurons fire about 160 later spikes
-//! per sample, and about 100,000 samples/s with a refractory time covering the window (one spike
-//! per neuron); recording only the outputs or all layers costs the same. The ideal backend runs
+//! on Yin-Yang 5-120-3 with the reference initialisation, batches of 1000: about 100,000
+//! samples/s with the default chip (one spike per neuron), and about 31,000 samples/s with the
+//! reference calibration's 2 us refractory time, where strongly driven neurons fire about 160
+//! later spikes per sample; recording only the outputs or all layers costs the same. The ideal backend runs
 //! the same network at about 380,000 samples/s: every chip neuron has its own time constants, so
 //! no decay factor can be shared across a layer. The hot path runs a layer's neurons in lockstep
 //! and interleaves their crossing searches (see the `neuron` module).
