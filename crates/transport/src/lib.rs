@@ -46,6 +46,12 @@
 //! times come back as exact multiples of a tick. Network parameters travel as doubles and
 //! round-trip exactly ([`convert`]).
 //!
+//! **Both ends over any byte stream** ([`link`], [`device`], [`host`]). The device side is a
+//! state machine over bytes with no I/O of its own, and the host side is one asynchronous engine
+//! generic over its link, so the code that drives a USB device runs unchanged over a
+//! pseudo-terminal, an in-memory pipe and a deliberately faulty line ([`fault`]); the tests
+//! exercise exactly what runs in the field.
+//!
 //! # Modules
 //!
 //! * [`frame`]: frame layout, CRC, encoder, the incremental [`frame::FrameDecoder`].
@@ -54,17 +60,30 @@
 //! * [`timecode`]: model times to ticks and tick codes.
 //! * [`convert`]: protocol messages to and from the `spikeloop-backend` types, for both ends.
 //! * [`golden`]: the worked examples of `firmware-interface/golden/`.
-//!
-//! What is not here yet: the serial backend (deadlines, retries, the replay cache of a device),
-//! the virtual device and the conformance suite build on these pieces.
+//! * [`link`]: the byte streams the protocol runs over.
+//! * [`device`]: the device side, [`device::VirtualDevice`], which serves any `Backend` behind
+//!   the protocol (the stand-in firmware).
+//! * [`host`]: the host side, [`host::HostCore`]: handshake, deadlines, retries.
+//! * [`serial`]: [`serial::SerialBackend`], a device as a `Backend`.
+//! * [`fault`]: a line that damages, drops, duplicates, splits and delays bytes, for tests.
+//! * [`conformance`]: the suite that checks a device against the specification.
 
+pub mod conformance;
 pub mod convert;
+pub mod device;
+pub mod fault;
 pub mod frame;
 pub mod golden;
+pub mod host;
+pub mod link;
 pub mod messages;
+pub mod serial;
 pub mod timecode;
 
 pub use convert::ConvertError;
+pub use device::{DeviceConfig, VirtualDevice};
 pub use frame::{Flags, Frame, FrameDecoder, FrameError, Header, encode_frame, encode_frame_into};
+pub use host::{HostConfig, HostCore, HostError};
 pub use messages::{Message, MessageError, MessageType, decode_message, encode_message, pb};
+pub use serial::SerialBackend;
 pub use timecode::TickScale;

@@ -1,0 +1,862 @@
+//! The conformance suite: does a device speak the protocol as `firmware-interface/README.md`
+//! specifies?
+//!
+//! The one idea: the suite talks to the device frame by frame, below the host engine, so that it
+//! can send what a correct host never sends (damaged, oversized, unknown, malformed and
+//! duplicated frames) and check every answer byte for byte against the specification. Checks
+//! that an answer is *absent* (a damaged frame must go unanswered) never wait for a timeout: the
+//! suite sends a valid request right behind the damaged one, and since a device answers in
+//! order, the first answer must be the valid request's. So the suite runs in well under a
+//! second on a fast link, whatever the device's timeouts.
+//!
+//! [`run`] returns a [`Report`] with one line per check; it needs a device that holds the
+//! 2-input 2-2-2 network of the golden frames (weights up to 2.0 threshold distances, times
+//! within 2 `tau_s`). The suite leaves the device in state READY.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::convert::{DeviceInfo, configure_messages, hello, run_requests};
+use crate::frame::{Flags, Frame, FrameDecoder, Header, MIN_MAX_FRAME_SIZE, encode_frame};
+use crate::golden::{golden_batch, golden_network};
+use crate::link::Link;
+use crate::messages::{Message, MessageType, PROTOCOL_VERSION, decode_message, encode_message, pb};
+
+/// The frame limit the suite announces: the protocol's minimum, so that paging is exercised.
+const SUITE_FRAME_SIZE: u32 = MIN_MAX_FRAME_SIZE as u32;
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// Whether the device behaved as specified.
+    pub passed: bool,
+    /// What was seen (for a failure: what was expected and what came instead).
+    pub detail: String,
+}
+
+/// Every check of one run of the suite.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The device's identifier (empty when the handshake failed).
+    pub device_id: String,
+    /// The checks in the order they ran.
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// Number of passed checks.
+    pub fn passed(&self) -> usize {
+        self.checks.iter().filter(|c| c.passed).count()
+    }
+
+    /// Number of failed checks.
+    pub fn failed(&self) -> usize {
+        self.checks.len() - self.passed()
+    }
+
+    /// True when every check passed.
+    pub fn all_passed(&self) -> bool {
+        self.failed() == 0 && !self.checks.is_empty()
+    }
+
+    fn add(&mut self, name: &'static str, result: Result<String, String>) -> bool {
+        let passed = result.is_ok();
+        let detail = match result {
+            Ok(d) | Err(d) => d,
+        };
+        self.checks.push(Check {
+            name,
+            passed,
+            detail,
+        });
+        passed
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.device_id.is_empty() {
+            writeln!(f, "device {}", self.device_id)?;
+        }
+        for c in &self.checks {
+            writeln!(
+                f,
+                "{} {}: {}",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.name,
+                c.detail
+            )?;
+        }
+        write!(
+            f,
+            "conformance: {} passed, {} failed",
+            self.passed(),
+            self.failed()
+        )
+    }
+}
+
+/// A frame-level client: sends raw bytes, receives decoded frames.
+struct Client<L> {
+    link: L,
+    decoder: FrameDecoder,
+    pending: VecDeque<Frame>,
+    buf: Vec<u8>,
+    next_id: u32,
+    wait: Duration,
+}
+
+type Outcome = Result<String, String>;
+
+fn code_of(frame: &Frame) -> Option<pb::Error> {
+    match decode_message(frame) {
+        Ok(Message::Error(e)) => Some(e),
+        _ => None,
+    }
+}
+
+fn code_name(code: i32) -> &'static str {
+    pb::ErrorCode::try_from(code).map_or("an unknown error code", |c| c.as_str_name())
+}
+
+fn describe(frame: &Frame) -> String {
+    match decode_message(frame) {
+        Ok(Message::Error(e)) => format!(
+            "Error {} (\"{}\") with request id {}",
+            code_name(e.code),
+            e.message,
+            frame.header.request_id
+        ),
+        Ok(m) => format!(
+            "{} with request id {}",
+            m.message_type(),
+            frame.header.request_id
+        ),
+        Err(e) => format!("an undecodable frame ({e})"),
+    }
+}
+
+impl<L: Link> Client<L> {
+    fn id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.link
+            .write_all(bytes)
+            .await
+            .map_err(|e| format!("write failed: {e}"))?;
+        self.link
+            .flush()
+            .await
+            .map_err(|e| format!("write failed: {e}"))
+    }
+
+    /// The next intact frame, or an error after `self.wait` without one.
+    async fn next_frame(&mut self) -> Result<Frame, String> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Some(f) = self.pending.pop_front() {
+                return Ok(f);
+            }
+            match tokio::time::timeout_at(deadline, self.link.read(&mut self.buf)).await {
+                Err(_) => {
+                    return Err(format!("no answer within {} ms", self.wait.as_millis()));
+                }
+                Ok(Ok(0)) => return Err("the link was closed".into()),
+                Ok(Ok(n)) => {
+                    for item in self.decoder.decode(&self.buf[..n]) {
+                        match item {
+                            Ok(f) => self.pending.push_back(f),
+                            Err(e) => {
+                                return Err(format!("the device sent a damaged frame: {e}"));
+                            }
+                        }
+                    }
+                }
+                Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            }
+        }
+    }
+
+    /// Sends `wire` and returns the next frame.
+    async fn exchange_raw(&mut self, wire: &[u8]) -> Result<Frame, String> {
+        self.send(wire).await?;
+        self.next_frame().await
+    }
+
+    /// Sends `message` with a fresh id; returns the id, the wire bytes and the answer frame,
+    /// which must carry that id.
+    async fn request(&mut self, message: &Message) -> Result<(u32, Vec<u8>, Frame), String> {
+        let id = self.id();
+        let wire = encode_message(id, message, usize::MAX).map_err(|e| e.to_string())?;
+        let frame = self.exchange_raw(&wire).await?;
+        if frame.header.request_id != id {
+            return Err(format!(
+                "{} was answered by {} (expected request id {id})",
+                message.message_type(),
+                describe(&frame)
+            ));
+        }
+        Ok((id, wire, frame))
+    }
+
+    /// Sends `message` and expects the answer of its type.
+    async fn call(&mut self, message: &Message) -> Result<Message, String> {
+        let (_, _, frame) = self.request(message).await?;
+        let ty = message.message_type();
+        match decode_message(&frame) {
+            Ok(m) if Some(m.message_type()) == ty.reply_type() => Ok(m),
+            _ => Err(format!("{ty} was answered by {}", describe(&frame))),
+        }
+    }
+
+    /// Sends a frame and expects an `Error` of `code` echoing `id` and the request type.
+    async fn expect_error(
+        &mut self,
+        wire: &[u8],
+        id: u32,
+        request_type: u8,
+        code: pb::ErrorCode,
+    ) -> Result<pb::Error, String> {
+        let frame = self.exchange_raw(wire).await?;
+        let Some(e) = code_of(&frame) else {
+            return Err(format!(
+                "expected Error {}, got {}",
+                code.as_str_name(),
+                describe(&frame)
+            ));
+        };
+        if e.code != code as i32 || frame.header.request_id != id {
+            return Err(format!(
+                "expected Error {} with request id {id}, got {}",
+                code.as_str_name(),
+                describe(&frame)
+            ));
+        }
+        if frame.header.flags.defined() != (Flags::RESPONSE | Flags::ERROR) {
+            return Err(format!(
+                "the Error frame carries flags {:?}, expected RESPONSE | ERROR",
+                frame.header.flags
+            ));
+        }
+        if id != 0 && e.request_type != u32::from(request_type) {
+            return Err(format!(
+                "the Error names request type {:#04x}, expected {request_type:#04x}",
+                e.request_type
+            ));
+        }
+        Ok(e)
+    }
+
+    async fn stats(&mut self) -> Result<pb::DeviceStats, String> {
+        match self
+            .call(&Message::StatsRequest(pb::StatsRequest {}))
+            .await?
+        {
+            Message::DeviceStats(s) => Ok(s),
+            _ => Err("StatsRequest was not answered with DeviceStats".into()),
+        }
+    }
+}
+
+fn frame_of(ty: u8, id: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
+    encode_frame(&Header::new(ty, id, flags), payload).unwrap_or_default()
+}
+
+/// Runs the whole suite against the device at the other end of `link` (a line of `baud` baud,
+/// for the time frames take) and returns the report. Each answer is awaited for the device's
+/// `command_timeout_ms` plus the transmission of the largest frames plus half a second (two
+/// seconds for the handshake).
+pub async fn run<L: Link>(link: L, baud: u32) -> Report {
+    let mut client = Client {
+        link,
+        decoder: FrameDecoder::new(SUITE_FRAME_SIZE as usize),
+        pending: VecDeque::new(),
+        buf: vec![0u8; 1 << 16],
+        next_id: 1,
+        wait: Duration::from_secs(2),
+    };
+    let mut report = Report::default();
+    let _ = client.link.discard_input();
+    let info = match handshake(&mut client).await {
+        Ok(info) => {
+            let transmit = |n: usize| {
+                Duration::from_secs_f64(
+                    crate::frame::max_wire_len(n) as f64 * 10.0 / f64::from(baud.max(1)),
+                )
+            };
+            client.wait = Duration::from_millis(u64::from(info.command_timeout_ms))
+                + transmit(info.max_frame_size + 64)
+                + transmit(MIN_MAX_FRAME_SIZE)
+                + Duration::from_millis(500);
+            report.device_id = info.device_id.clone();
+            report.add(
+                "handshake",
+                Ok(format!(
+                    "version {}, {} ns ticks, tau_s {} us, frames up to {} bytes, {} in flight",
+                    info.version,
+                    info.scale.tick_ns(),
+                    info.scale.tau_s_us(),
+                    info.max_frame_size,
+                    info.max_requests_in_flight
+                )),
+            );
+            info
+        }
+        Err(e) => {
+            report.add("handshake", Err(e));
+            return report;
+        }
+    };
+    let r = version_range(&mut client).await;
+    report.add("version range", r);
+    let r = states_before_configuration(&mut client).await;
+    report.add("state machine", r);
+    let r = unknown_types(&mut client).await;
+    report.add("unknown message types", r);
+    let r = malformed(&mut client).await;
+    report.add("malformed payloads and flags", r);
+    let r = bad_crc(&mut client).await;
+    report.add("bad CRC", r);
+    let r = garbage(&mut client).await;
+    report.add("garbage and resynchronisation", r);
+    let r = oversized(&mut client, &info).await;
+    report.add("oversized frame", r);
+    let r = configuration(&mut client, &info).await;
+    let configured = report.add("configuration", r);
+    if configured {
+        let r = runs(&mut client, &info).await;
+        report.add("runs and paging", r);
+        let r = out_of_range(&mut client, &info).await;
+        report.add("out-of-range values", r);
+        let r = duplicates(&mut client, &info).await;
+        report.add("duplicate request ids", r);
+        if info.noise_position_feature {
+            let r = noise_position(&mut client, &info).await;
+            report.add("noise position", r);
+        }
+        if info.capabilities.features.membrane_recording {
+            let r = membrane(&mut client, &info).await;
+            report.add("membrane recording", r);
+        }
+    }
+    let r = reset(&mut client, &info).await;
+    report.add("reset", r);
+    report
+}
+
+async fn handshake<L: Link>(c: &mut Client<L>) -> Result<DeviceInfo, String> {
+    c.send(&[0]).await?;
+    let answer = c
+        .call(&Message::Hello(hello(
+            "spikeloop conformance",
+            SUITE_FRAME_SIZE,
+        )))
+        .await?;
+    let Message::HelloReply(reply) = answer else {
+        return Err("Hello was not answered with HelloReply".into());
+    };
+    if reply.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "HelloReply chose version {}, expected {PROTOCOL_VERSION}",
+            reply.version
+        ));
+    }
+    DeviceInfo::from_hello_reply(&reply).map_err(|e| e.to_string())
+}
+
+async fn version_range<L: Link>(c: &mut Client<L>) -> Outcome {
+    let id = c.id();
+    let h = pb::Hello {
+        min_version: 90,
+        max_version: 99,
+        host_max_frame_size: SUITE_FRAME_SIZE,
+        host_name: "spikeloop conformance".into(),
+    };
+    let wire = encode_message(id, &Message::Hello(h), usize::MAX).map_err(|e| e.to_string())?;
+    let e = c
+        .expect_error(&wire, id, 0x01, pb::ErrorCode::UnsupportedVersion)
+        .await?;
+    let (Some(min), Some(max)) = (e.min, e.max) else {
+        return Err("UNSUPPORTED_VERSION does not carry the device's min and max".into());
+    };
+    if !(min <= 1.0 && 1.0 <= max) {
+        return Err(format!(
+            "the device's range {min}..={max} does not hold version 1"
+        ));
+    }
+    // The failed Hello changed nothing; a good one resets as usual.
+    c.call(&Message::Hello(hello(
+        "spikeloop conformance",
+        SUITE_FRAME_SIZE,
+    )))
+    .await?;
+    Ok(format!(
+        "versions 90..=99 refused with the device's range {min}..={max}"
+    ))
+}
+
+async fn states_before_configuration<L: Link>(c: &mut Client<L>) -> Outcome {
+    let requests = [
+        Message::RunRequest(pb::RunRequest {
+            n_inputs: 2,
+            n_samples: 1,
+            output_only: false,
+            input_codes: vec![1, 1],
+        }),
+        Message::ConfigureChunk(pb::ConfigureChunk {
+            layer: 0,
+            target: pb::ChunkTarget::Weights as i32,
+            offset: 0,
+            values: vec![0.5],
+        }),
+        Message::ConfigureCommit(pb::ConfigureCommit { value_count: 0 }),
+        Message::ReadRunResult(pb::ReadRunResult { first_sample: 0 }),
+    ];
+    for m in &requests {
+        let id = c.id();
+        let ty = m.message_type();
+        let wire = encode_message(id, m, usize::MAX).map_err(|e| e.to_string())?;
+        let e = c
+            .expect_error(&wire, id, ty.byte(), pb::ErrorCode::BadState)
+            .await
+            .map_err(|e| format!("{ty} in READY: {e}"))?;
+        if e.state != pb::DeviceState::Ready as i32 {
+            return Err(format!("{ty} in READY: BAD_STATE names state {}", e.state));
+        }
+    }
+    Ok("runs, chunks, commits and page reads in READY are refused with BAD_STATE (READY)".into())
+}
+
+async fn unknown_types<L: Link>(c: &mut Client<L>) -> Outcome {
+    for (ty, flags) in [
+        (0x03u8, Flags::NONE),
+        (0xEE, Flags::NONE),
+        (0x02, Flags::NONE),
+    ] {
+        let id = c.id();
+        let wire = frame_of(ty, id, flags, &[]);
+        c.expect_error(&wire, id, ty, pb::ErrorCode::UnknownMessageType)
+            .await
+            .map_err(|e| format!("type {ty:#04x}: {e}"))?;
+    }
+    Ok("types 0x03, 0xee and an answer type (0x02) are refused with UNKNOWN_MESSAGE_TYPE".into())
+}
+
+async fn malformed<L: Link>(c: &mut Client<L>) -> Outcome {
+    let id = c.id();
+    // A length-delimited field whose length runs past the end of the payload.
+    let wire = frame_of(0x40, id, Flags::NONE, &[0x22, 0x05, 0x01]);
+    c.expect_error(&wire, id, 0x40, pb::ErrorCode::MalformedPayload)
+        .await
+        .map_err(|e| format!("truncated payload: {e}"))?;
+    let id = c.id();
+    let wire = frame_of(0x40, id, Flags::RESPONSE, &[]);
+    c.expect_error(&wire, id, 0x40, pb::ErrorCode::MalformedPayload)
+        .await
+        .map_err(|e| format!("request marked RESPONSE: {e}"))?;
+    Ok(
+        "a truncated payload and a request marked RESPONSE are refused with MALFORMED_PAYLOAD"
+            .into(),
+    )
+}
+
+async fn bad_crc<L: Link>(c: &mut Client<L>) -> Outcome {
+    let before = c.stats().await?;
+    let bad_id = c.id();
+    let mut raw = Header::new(0x40, bad_id, Flags::NONE)
+        .to_bytes(0)
+        .map_err(|e| e.to_string())?
+        .to_vec();
+    let crc = crate::frame::crc32(&raw) ^ 0x0000_0100;
+    raw.extend_from_slice(&crc.to_le_bytes());
+    let mut wire = vec![0u8; cobs::max_encoding_length(raw.len())];
+    let n = cobs::encode(&raw, &mut wire);
+    wire.truncate(n);
+    wire.push(0);
+    c.send(&wire).await?;
+    let after = c.stats().await.map_err(|e| {
+        format!("after a frame with a bad CRC: {e} (was the damaged frame answered?)")
+    })?;
+    if after.frames_rejected <= before.frames_rejected {
+        return Err(format!(
+            "frames_rejected stayed at {} after a frame with a bad CRC",
+            after.frames_rejected
+        ));
+    }
+    Ok("a frame with a bad CRC went unanswered and was counted as rejected".into())
+}
+
+async fn garbage<L: Link>(c: &mut Client<L>) -> Outcome {
+    // Bytes that are no frame (a lost byte, line noise), then a valid request.
+    c.send(&[0x05, 0x11, 0x13, 0x00, 0x03, 0xFF, 0x00, 0x00, 0x00])
+        .await?;
+    c.stats().await.map_err(|e| format!("after garbage: {e}"))?;
+    Ok("garbage and empty frames went unanswered; the next request was answered".into())
+}
+
+async fn oversized<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let id = c.id();
+    let payload = vec![0x5Au8; info.max_frame_size + 64];
+    let wire = frame_of(
+        MessageType::ConfigureChunk.byte(),
+        id,
+        Flags::NONE,
+        &payload,
+    );
+    let frame = c.exchange_raw(&wire).await?;
+    match code_of(&frame) {
+        Some(e)
+            if e.code == pb::ErrorCode::FrameTooLarge as i32 && frame.header.request_id == 0 => {}
+        _ => {
+            return Err(format!(
+                "a frame of {} bytes (limit {}) was answered by {}, expected FRAME_TOO_LARGE with request id 0",
+                payload.len() + 14,
+                info.max_frame_size,
+                describe(&frame)
+            ));
+        }
+    }
+    c.stats()
+        .await
+        .map_err(|e| format!("after an oversized frame: {e}"))?;
+    Ok(format!(
+        "a frame of {} bytes was refused with FRAME_TOO_LARGE (id 0); the next request was answered",
+        payload.len() + 14
+    ))
+}
+
+async fn configuration<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let messages =
+        configure_messages(&golden_network(), info.max_frame_size).map_err(|e| e.to_string())?;
+    let n = messages.len();
+    let mut received = 0u64;
+    for (i, m) in messages.into_iter().enumerate() {
+        if i == n - 1 {
+            // A commit that miscounts is refused and leaves the device configuring.
+            let id = c.id();
+            let wrong = Message::ConfigureCommit(pb::ConfigureCommit { value_count: 13 });
+            let wire = encode_message(id, &wrong, usize::MAX).map_err(|e| e.to_string())?;
+            c.expect_error(&wire, id, 0x12, pb::ErrorCode::InvalidNetwork)
+                .await
+                .map_err(|e| format!("ConfigureCommit with value_count 13 of 14: {e}"))?;
+        }
+        if let Message::ConfigureChunk(chunk) = &m {
+            received += chunk.values.len() as u64;
+        }
+        let ty = m.message_type();
+        let Message::ConfigureAck(ack) = c.call(&m).await? else {
+            return Err(format!("{ty} was not acknowledged"));
+        };
+        if ack.values_expected != 14 || ack.values_received != received {
+            return Err(format!(
+                "{ty} acknowledged {} of {} values, expected {received} of 14",
+                ack.values_received, ack.values_expected
+            ));
+        }
+        if matches!(m, Message::ConfigureCommit(_)) && !ack.committed {
+            return Err("ConfigureCommit was acknowledged without committed = true".into());
+        }
+    }
+    Ok(format!(
+        "the 2-2-2 network loaded in {} requests; a miscounted commit was refused with INVALID_NETWORK",
+        n
+    ))
+}
+
+fn run_request(
+    info: &DeviceInfo,
+    n_copies: usize,
+    output_only: bool,
+) -> Result<pb::RunRequest, String> {
+    let golden = golden_batch();
+    let times: Vec<f64> = (0..n_copies)
+        .flat_map(|_| golden.as_slice().iter().copied())
+        .collect();
+    let batch = spikeloop_backend::InputBatch::new(2, times).map_err(|e| e.to_string())?;
+    let record = if output_only {
+        spikeloop_backend::Record::OutputOnly
+    } else {
+        spikeloop_backend::Record::AllLayers
+    };
+    run_requests(&batch, record, &info.scale, info.max_frame_size, None)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no run request".into())
+}
+
+fn check_page(page: &pb::RunResult, total: u32, first: u32, layers: &[u32]) -> Result<(), String> {
+    let stride: u32 = page.layer_sizes.iter().sum();
+    if page.total_samples != total
+        || page.first_sample != first
+        || page.n_samples == 0
+        || page.first_sample + page.n_samples > total
+        || page.recorded_layers != layers
+        || page.layer_sizes.len() != layers.len()
+        || page.spike_codes.len() != (page.n_samples * stride) as usize
+        || page.stats.is_none()
+    {
+        return Err(format!(
+            "inconsistent RunResult page: total {} first {} n {} layers {:?} sizes {:?} codes {} (expected total {total}, first {first}, layers {layers:?})",
+            page.total_samples,
+            page.first_sample,
+            page.n_samples,
+            page.recorded_layers,
+            page.layer_sizes,
+            page.spike_codes.len()
+        ));
+    }
+    Ok(())
+}
+
+async fn runs<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    // All layers, enough samples for several pages at 256-byte frames.
+    let copies = 60;
+    let req = run_request(info, copies, false)?;
+    let total = req.n_samples;
+    let Message::RunResult(first) = c.call(&Message::RunRequest(req)).await? else {
+        return Err("RunRequest was not answered with RunResult".into());
+    };
+    check_page(&first, total, 0, &[0, 1])?;
+    let stats = first.stats.unwrap_or_default();
+    if stats.samples != u64::from(total) {
+        return Err(format!(
+            "stats.samples = {}, expected {total}",
+            stats.samples
+        ));
+    }
+    let mut pages = 1;
+    let mut next = first.n_samples;
+    while next < total {
+        let Message::RunResult(page) = c
+            .call(&Message::ReadRunResult(pb::ReadRunResult {
+                first_sample: next,
+            }))
+            .await?
+        else {
+            return Err("ReadRunResult was not answered with RunResult".into());
+        };
+        check_page(&page, total, next, &[0, 1])?;
+        next += page.n_samples;
+        pages += 1;
+    }
+    if pages < 2 {
+        return Err(format!(
+            "{total} samples came back in one page of a 256-byte frame; they do not fit one"
+        ));
+    }
+    // Reading does not consume: the first page again, identical.
+    let Message::RunResult(again) = c
+        .call(&Message::ReadRunResult(pb::ReadRunResult {
+            first_sample: 0,
+        }))
+        .await?
+    else {
+        return Err("ReadRunResult was not answered with RunResult".into());
+    };
+    if again != first {
+        return Err("reading page 0 again gave a different page".into());
+    }
+    // Output only.
+    let req = run_request(info, 1, true)?;
+    let Message::RunResult(out) = c.call(&Message::RunRequest(req)).await? else {
+        return Err("RunRequest (output only) was not answered with RunResult".into());
+    };
+    check_page(&out, 2, 0, &[1])?;
+    Ok(format!(
+        "{total} samples came back in {pages} pages within 256-byte frames; output-only runs record layer 1 only"
+    ))
+}
+
+async fn out_of_range<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let mut req = run_request(info, 1, false)?;
+    req.n_inputs = 3;
+    req.input_codes.push(0);
+    req.input_codes.push(0);
+    let id = c.id();
+    let wire =
+        encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
+    let e = c
+        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("RunRequest with 3 inputs for 2: {e}"))?;
+    if e.field.is_empty() {
+        return Err("OUT_OF_RANGE does not name the field".into());
+    }
+    // A run's result is stored: a page past its end is out of range.
+    c.call(&Message::RunRequest(run_request(info, 1, false)?))
+        .await?;
+    let id = c.id();
+    let wire = encode_message(
+        id,
+        &Message::ReadRunResult(pb::ReadRunResult { first_sample: 2 }),
+        usize::MAX,
+    )
+    .map_err(|e| e.to_string())?;
+    c.expect_error(&wire, id, 0x22, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("ReadRunResult at sample 2 of 2: {e}"))?;
+    // A time code beyond 2^40 ticks.
+    let mut req = run_request(info, 1, false)?;
+    if let Some(code) = req.input_codes.first_mut() {
+        *code = u64::MAX;
+    }
+    let id = c.id();
+    let wire =
+        encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
+    c.expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("RunRequest with a time code beyond 2^40 ticks: {e}"))?;
+    Ok(format!(
+        "a wrong n_inputs (field \"{}\"), a page past the end and a time code out of range are refused with OUT_OF_RANGE",
+        e.field
+    ))
+}
+
+async fn duplicates<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let before = c.stats().await?;
+    let req = Message::RunRequest(run_request(info, 1, false)?);
+    let (id, wire, first) = c.request(&req).await?;
+    let again = c.exchange_raw(&wire).await?;
+    if again != first {
+        return Err(format!(
+            "a duplicate of request {id} (RunRequest) was answered with {} that differs from the first answer: the device ran it again instead of replaying its cached answer byte for byte",
+            describe(&again)
+        ));
+    }
+    let after = c.stats().await?;
+    if after.runs != before.runs + 1 {
+        return Err(format!(
+            "a run sent twice with one request id was executed {} times (runs {} -> {})",
+            after.runs - before.runs,
+            before.runs,
+            after.runs
+        ));
+    }
+    if after.requests_replayed <= before.requests_replayed {
+        return Err("requests_replayed did not count the duplicate".into());
+    }
+    if info.noise_position_feature && after.noise_position != before.noise_position.map(|p| p + 1) {
+        return Err(format!(
+            "the noise moved from {:?} to {:?} for one run",
+            before.noise_position, after.noise_position
+        ));
+    }
+    // The same id with another payload is a new request.
+    let other = Message::RunRequest(run_request(info, 1, true)?);
+    let wire = encode_message(id, &other, usize::MAX).map_err(|e| e.to_string())?;
+    let answer = c.exchange_raw(&wire).await?;
+    match decode_message(&answer) {
+        Ok(Message::RunResult(r)) if r.recorded_layers == [1] => {}
+        _ => {
+            return Err(format!(
+                "a new request reusing id {id} was answered by {} (a replay of the old answer?)",
+                describe(&answer)
+            ));
+        }
+    }
+    Ok("a duplicate was answered byte for byte from the cache without running again; a new payload under the same id ran".into())
+}
+
+async fn noise_position<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let Message::NoisePosition(p) = c
+        .call(&Message::SetNoisePosition(pb::SetNoisePosition {
+            position: 41,
+        }))
+        .await?
+    else {
+        return Err("SetNoisePosition was not answered with NoisePosition".into());
+    };
+    if p.position != 41 {
+        return Err(format!(
+            "SetNoisePosition(41) answered position {}",
+            p.position
+        ));
+    }
+    let Message::RunResult(r) = c
+        .call(&Message::RunRequest(run_request(info, 1, false)?))
+        .await?
+    else {
+        return Err("RunRequest was not answered with RunResult".into());
+    };
+    if r.noise_position != Some(42) {
+        return Err(format!(
+            "after one run from position 41 the result reports {:?}, expected 42",
+            r.noise_position
+        ));
+    }
+    Ok("the position was set to 41 and one run moved it to 42".into())
+}
+
+async fn membrane<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let req = run_request(info, 1, false)?;
+    let msg = pb::MembraneRequest {
+        layer: 1,
+        neuron: 0,
+        duration_ticks: (1.0 / info.scale.tick()).round() as u64,
+        n_inputs: 2,
+        input_codes: req.input_codes[..2].to_vec(),
+    };
+    let Message::MembraneTrace(t) = c.call(&Message::MembraneRequest(msg.clone())).await? else {
+        return Err("MembraneRequest was not answered with MembraneTrace".into());
+    };
+    let n = t.codes.len() + t.values.len();
+    if t.total_values == 0 || n == 0 || t.first_value != 0 || t.dt.is_nan() || t.dt <= 0.0 {
+        return Err(format!(
+            "inconsistent trace: total {} first {} values {n} dt {}",
+            t.total_values, t.first_value, t.dt
+        ));
+    }
+    let mut bad = msg;
+    bad.neuron = 2;
+    let id = c.id();
+    let wire = encode_message(id, &Message::MembraneRequest(bad), usize::MAX)
+        .map_err(|e| e.to_string())?;
+    c.expect_error(&wire, id, 0x30, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("recording neuron 2 of 2: {e}"))?;
+    Ok(format!(
+        "a trace of {} values arrived; a neuron out of range was refused",
+        t.total_values
+    ))
+}
+
+async fn reset<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let Message::ResetReply(r) = c.call(&Message::ResetRequest(pb::ResetRequest {})).await? else {
+        return Err("ResetRequest was not answered with ResetReply".into());
+    };
+    if r.state != pb::DeviceState::Ready as i32 {
+        return Err(format!(
+            "ResetReply reports state {}, expected READY",
+            r.state
+        ));
+    }
+    let id = c.id();
+    let wire = encode_message(
+        id,
+        &Message::RunRequest(run_request(info, 1, false)?),
+        usize::MAX,
+    )
+    .map_err(|e| e.to_string())?;
+    c.expect_error(&wire, id, 0x20, pb::ErrorCode::BadState)
+        .await
+        .map_err(|e| format!("a run after ResetRequest: {e}"))?;
+    let stats = c.stats().await?;
+    if stats.state != pb::DeviceState::Ready as i32 {
+        return Err(format!(
+            "DeviceStats reports state {} after a reset",
+            stats.state
+        ));
+    }
+    Ok("ResetRequest returned the device to READY; its network was dropped".into())
+}

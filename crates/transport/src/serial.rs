@@ -1,0 +1,317 @@
+//! `SerialBackend`: a device behind a serial port (or any other [`Link`]) as a spikeloop
+//! [`Backend`].
+//!
+//! The one idea: the `Backend` trait is synchronous and the protocol engine ([`HostCore`]) is
+//! asynchronous, so the backend owns a small single-threaded runtime and blocks on each call.
+//! Everything about the line (deadlines, retries, replay, disconnects, resets) lives in the
+//! engine, which is the same for a USB device, a pseudo-terminal and the in-memory pipe of the
+//! tests ([`SerialBackend::in_process`]).
+//!
+//! Opening a port ([`SerialBackend::open`]): raw mode (no echo, no line editing, no XON/XOFF),
+//! 8N1 without flow control, exclusive access, stale input discarded, a 0x00 to end any partial
+//! frame at the device, then the handshake. A board that resets when the port opens (DTR) is
+//! given `HostConfig::handshake_attempts` chances to answer.
+
+use std::io;
+
+use spikeloop_backend::{
+    Backend, BackendError, Capabilities, InputBatch, MembraneRequest, MembraneTrace, Network,
+    Record, RunOutput,
+};
+use tokio::io::DuplexStream;
+use tokio::runtime::Runtime;
+
+use crate::convert::DeviceInfo;
+use crate::device::{DeviceConfig, DeviceError, VirtualDevice, serve};
+use crate::host::{HostConfig, HostCore, HostError, LinkCounts};
+use crate::link::{Link, memory_link};
+use crate::messages::pb;
+
+/// Why a device could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The serial port could not be opened.
+    #[error("could not open serial port {port}: {reason}{hint}")]
+    Port {
+        /// The port's path.
+        port: String,
+        /// What the operating system said.
+        reason: String,
+        /// What usually fixes it.
+        hint: &'static str,
+    },
+    /// The runtime that drives the link could not start.
+    #[error("could not start the I/O runtime: {0}")]
+    Runtime(io::Error),
+    /// An in-process device could not be set up.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The handshake failed.
+    #[error(transparent)]
+    Host(#[from] Box<HostError>),
+}
+
+/// A device behind a serial port (by default) or any other link, as a [`Backend`].
+pub struct SerialBackend<L: Link = tokio_serial::SerialStream> {
+    runtime: Runtime,
+    core: HostCore<L>,
+    capabilities: Capabilities,
+    port: String,
+}
+
+impl<L: Link> std::fmt::Debug for SerialBackend<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialBackend")
+            .field("port", &self.port)
+            .field("device", &self.capabilities.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The single-threaded runtime a backend drives its link with.
+pub fn runtime() -> Result<Runtime, OpenError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(OpenError::Runtime)
+}
+
+fn open_hint(kind: &tokio_serial::ErrorKind, reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    match kind {
+        tokio_serial::ErrorKind::NoDevice => {
+            "; is the device plugged in? `spikeloop ports` lists the serial ports"
+        }
+        _ if r.contains("permission") => {
+            "; serial ports belong to the dialout group: `sudo usermod -aG dialout $USER`, then log in again"
+        }
+        _ if r.contains("busy") || r.contains("resource temporarily unavailable") => {
+            "; another program holds the port (a terminal, ModemManager: `sudo systemctl stop ModemManager`)"
+        }
+        _ if r.contains("no such file") => {
+            "; no such port: `spikeloop ports` lists the serial ports"
+        }
+        _ => "",
+    }
+}
+
+/// Opens the serial port at `path` for the protocol: 8N1, no flow control, raw mode, exclusive
+/// access, registered with `runtime` (whose reactor then drives it).
+pub fn open_port(
+    runtime: &Runtime,
+    path: &str,
+    baud: u32,
+) -> Result<tokio_serial::SerialStream, OpenError> {
+    let _guard = runtime.enter();
+    let builder = tokio_serial::new(path, baud)
+        .data_bits(tokio_serial::DataBits::Eight)
+        .parity(tokio_serial::Parity::None)
+        .stop_bits(tokio_serial::StopBits::One)
+        .flow_control(tokio_serial::FlowControl::None);
+    tokio_serial::SerialStream::open(&builder).map_err(|e| {
+        let reason = e.description.clone();
+        OpenError::Port {
+            port: path.to_string(),
+            hint: open_hint(&e.kind, &reason),
+            reason,
+        }
+    })
+}
+
+/// Runs the conformance suite ([`crate::conformance`]) against the device on the serial port at
+/// `path`.
+pub fn conformance_on_port(path: &str, baud: u32) -> Result<crate::conformance::Report, OpenError> {
+    let runtime = runtime()?;
+    let port = open_port(&runtime, path, baud)?;
+    Ok(runtime.block_on(crate::conformance::run(port, baud)))
+}
+
+impl SerialBackend {
+    /// Opens the serial port at `path` (`baud` for UART bridges; USB CDC devices ignore it) and
+    /// connects to the device on it.
+    pub fn open(path: &str, baud: u32, config: HostConfig) -> Result<Self, OpenError> {
+        let runtime = runtime()?;
+        let port = open_port(&runtime, path, baud)?;
+        let config = HostConfig { baud, ..config };
+        Self::connect(runtime, port, config, path)
+    }
+}
+
+/// A virtual device in this process behind the host code ([`SerialBackend::in_process`]).
+pub type InProcessBackend = SerialBackend<DuplexStream>;
+
+impl SerialBackend<DuplexStream> {
+    /// A virtual device serving `backend` in this process over an in-memory link, driven by the
+    /// same host code as a serial device: for tests, and for checking the protocol end to end.
+    pub fn in_process<B: Backend + 'static>(
+        backend: B,
+        device: DeviceConfig,
+        host: HostConfig,
+    ) -> Result<Self, OpenError> {
+        let runtime = runtime()?;
+        let (host_end, mut device_end) = memory_link();
+        let mut device = VirtualDevice::new(backend, device)?;
+        runtime.spawn(async move {
+            if let Err(e) = serve(&mut device, &mut device_end).await {
+                tracing::warn!("in-process device stopped: {e}");
+            }
+        });
+        Self::connect(runtime, host_end, host, "in-process")
+    }
+}
+
+impl<L: Link> SerialBackend<L> {
+    /// Connects to the device at the other end of `link`, driving it with `runtime` (which
+    /// may also run the device's side, as for an in-process device). `port` names the link in
+    /// messages.
+    pub fn connect(
+        runtime: Runtime,
+        link: L,
+        config: HostConfig,
+        port: &str,
+    ) -> Result<Self, OpenError> {
+        let core = runtime
+            .block_on(HostCore::connect(link, config))
+            .map_err(Box::new)?;
+        let capabilities = core.info().capabilities.clone();
+        tracing::info!(
+            device = %capabilities.name,
+            firmware = %core.info().firmware_version,
+            port,
+            "connected"
+        );
+        Ok(SerialBackend {
+            runtime,
+            core,
+            capabilities,
+            port: port.to_string(),
+        })
+    }
+
+    /// What the device said about itself in the handshake.
+    pub fn info(&self) -> &DeviceInfo {
+        self.core.info()
+    }
+
+    /// The port or link this backend talks over.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// What happened on the link so far (retries, timeouts, damaged frames, bytes).
+    pub fn link_counts(&self) -> LinkCounts {
+        self.core.counts()
+    }
+
+    /// The device's own counters.
+    pub fn device_stats(&mut self) -> Result<pb::DeviceStats, BackendError> {
+        let name = self.capabilities.name.clone();
+        self.runtime
+            .block_on(self.core.stats())
+            .map_err(|e| e.into_backend_error(&name))
+    }
+
+    /// Returns the device to READY (the network must be configured again).
+    pub fn reset(&mut self) -> Result<(), BackendError> {
+        let name = self.capabilities.name.clone();
+        self.runtime
+            .block_on(self.core.reset())
+            .map_err(|e| e.into_backend_error(&name))
+    }
+
+    fn block<T>(
+        &mut self,
+        f: impl AsyncFnOnce(&mut HostCore<L>) -> Result<T, HostError>,
+    ) -> Result<T, BackendError> {
+        let result = self.runtime.block_on(f(&mut self.core));
+        result.map_err(|e| e.into_backend_error(&self.capabilities.name))
+    }
+}
+
+impl<L: Link> Backend for SerialBackend<L> {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
+        network.validate()?;
+        self.block(async |core| core.configure(network).await)
+    }
+
+    fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
+        self.block(async |core| core.run(inputs, record).await)
+    }
+
+    fn record_membrane(
+        &mut self,
+        request: &MembraneRequest,
+    ) -> Result<MembraneTrace, BackendError> {
+        if !self.capabilities.features.membrane_recording {
+            return Err(BackendError::Unsupported {
+                backend: self.capabilities.name.clone(),
+                feature: "membrane recording",
+            });
+        }
+        self.block(async |core| core.record_membrane(request).await)
+    }
+
+    fn noise_position(&self) -> Option<u64> {
+        self.core.noise_position()
+    }
+
+    fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
+        if !self.core.info().noise_position_feature {
+            return Err(BackendError::Unsupported {
+                backend: self.capabilities.name.clone(),
+                feature: "restoring the noise position",
+            });
+        }
+        self.block(async |core| core.set_noise_position(position).await)
+            .map(|_| ())
+    }
+}
+
+/// A serial port the operating system reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// The port's path, e.g. `/dev/ttyACM0`.
+    pub path: String,
+    /// What kind of port it is, with the USB identity where known.
+    pub description: String,
+}
+
+/// The serial ports of this machine (without libudev: on Linux from `/sys/class/tty`). May be
+/// empty; a pseudo-terminal is never listed.
+pub fn available_ports() -> Result<Vec<PortInfo>, String> {
+    let ports = tokio_serial::available_ports().map_err(|e| e.description)?;
+    Ok(ports
+        .into_iter()
+        .map(|p| {
+            let description = match p.port_type {
+                tokio_serial::SerialPortType::UsbPort(u) => {
+                    let mut d = format!("USB {:04x}:{:04x}", u.vid, u.pid);
+                    for s in [
+                        u.manufacturer,
+                        u.product,
+                        u.serial_number.map(|s| format!("serial {s}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        d.push_str(", ");
+                        d.push_str(&s);
+                    }
+                    d
+                }
+                tokio_serial::SerialPortType::PciPort => "PCI".into(),
+                tokio_serial::SerialPortType::BluetoothPort => "Bluetooth".into(),
+                tokio_serial::SerialPortType::Unknown => "unknown type".into(),
+            };
+            PortInfo {
+                path: p.port_name,
+                description,
+            }
+        })
+        .collect())
+}

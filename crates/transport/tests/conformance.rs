@@ -1,0 +1,62 @@
+//! The conformance suite against the virtual device in process (it must pass every check) and
+//! against deliberately broken devices (it must fail, naming what is wrong).
+
+use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
+use spikeloop_transport::conformance::{self, Report};
+use spikeloop_transport::device::{DeviceConfig, VirtualDevice, serve};
+use spikeloop_transport::link::memory_link;
+
+fn chip() -> EmulatorBackend {
+    EmulatorBackend::new(EmulatorConfig::default()).expect("emulator")
+}
+
+async fn suite_against(config: DeviceConfig) -> Report {
+    let (host_end, mut device_end) = memory_link();
+    let mut device = VirtualDevice::new(chip(), config).expect("device");
+    let server = tokio::spawn(async move {
+        let _ = serve(&mut device, &mut device_end).await;
+    });
+    let report = conformance::run(host_end, 1_000_000).await;
+    server.await.expect("device task");
+    report
+}
+
+#[tokio::test]
+async fn the_virtual_device_passes_every_check() {
+    let report = suite_against(DeviceConfig::default()).await;
+    eprintln!("{report}");
+    assert!(report.all_passed(), "{report}");
+    assert!(report.checks.len() >= 14, "{report}");
+    // Small device frames change nothing about conformance.
+    let report = suite_against(DeviceConfig {
+        max_frame_size: 256,
+        ..DeviceConfig::default()
+    })
+    .await;
+    assert!(report.all_passed(), "{report}");
+}
+
+#[tokio::test]
+async fn a_device_without_a_replay_cache_fails_with_a_clear_report() {
+    let report = suite_against(DeviceConfig {
+        replay_cache_len: 0,
+        ..DeviceConfig::default()
+    })
+    .await;
+    eprintln!("{report}");
+    assert!(!report.all_passed());
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0].name, "duplicate request ids");
+    assert!(
+        failed[0].detail.contains("ran it again"),
+        "{}",
+        failed[0].detail
+    );
+    let text = report.to_string();
+    assert!(text.contains("FAIL duplicate request ids"), "{text}");
+    assert!(
+        text.ends_with(&format!("{} passed, 1 failed", report.passed())),
+        "{text}"
+    );
+}
