@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use spikeloop_backend::{Backend, IdealBackend};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig, NoiseConfig};
 use spikeloop_trainer::Preset;
+use spikeloop_transport::{HostConfig, SerialBackend};
 
 /// The substrates the command line can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -16,6 +17,8 @@ pub enum BackendKind {
     Emulator,
     /// The exact neuron model: float weights, no noise.
     Ideal,
+    /// A device behind a serial port (--device PATH): a chip's firmware, or `spikeloop device`.
+    Device,
 }
 
 /// Which set of training defaults to start from.
@@ -49,12 +52,9 @@ pub enum NoisePreset {
     None,
 }
 
-/// Options shared by every command that runs a network.
-#[derive(Clone, Debug, Args)]
-pub struct BackendArgs {
-    /// Substrate that runs the forward passes.
-    #[arg(long, value_enum, default_value = "emulator")]
-    pub backend: BackendKind,
+/// Options of the emulated chip.
+#[derive(Clone, Debug, Default, Args)]
+pub struct EmulatorArgs {
     /// Which emulated chip: every chip seed is a different chip (its fixed-pattern noise).
     #[arg(long, value_name = "N")]
     pub chip_seed: Option<u64>,
@@ -72,7 +72,35 @@ pub struct BackendArgs {
     pub pace: bool,
 }
 
-impl BackendArgs {
+/// Options shared by every command that runs a network.
+#[derive(Clone, Debug, Args)]
+pub struct BackendArgs {
+    /// Substrate that runs the forward passes (default: the emulator, or the device when
+    /// --device is given).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// The emulated chip.
+    #[command(flatten)]
+    pub emulator: EmulatorArgs,
+    /// Serial port of a device to run on (e.g. /dev/ttyACM0, or the path `spikeloop device`
+    /// prints); selects the device backend.
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<String>,
+    /// Baud rate of the device's serial line (UART bridges; USB CDC devices ignore it).
+    #[arg(long, value_name = "N", default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub baud: u32,
+}
+
+impl EmulatorArgs {
+    /// True when any emulator option was given.
+    fn any(&self) -> bool {
+        self.chip_seed.is_some()
+            || self.run_seed.is_some()
+            || self.emulator_config.is_some()
+            || self.noise.is_some()
+            || self.pace
+    }
+
     /// The emulator configuration these options describe.
     pub fn emulator_config(&self) -> anyhow::Result<EmulatorConfig> {
         let mut config = match &self.emulator_config {
@@ -104,46 +132,91 @@ impl BackendArgs {
         Ok(config)
     }
 
-    /// A one-line description that identifies the substrate (for run directories and
-    /// checkpoints: a run resumes only on the substrate it started on).
+    /// The emulated chip these options describe.
+    pub fn build(&self) -> anyhow::Result<EmulatorBackend> {
+        EmulatorBackend::new(self.emulator_config()?).context("invalid emulator configuration")
+    }
+
+    /// `emulator (chip seed 1, run seed 1)`.
     pub fn describe(&self) -> anyhow::Result<String> {
-        Ok(match self.backend {
+        let c = self.emulator_config()?;
+        Ok(format!(
+            "emulator (chip seed {}, run seed {})",
+            c.chip_seed, c.run_seed
+        ))
+    }
+}
+
+impl BackendArgs {
+    /// The backend kind these options select.
+    pub fn kind(&self) -> BackendKind {
+        match (self.backend, &self.device) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => BackendKind::Device,
+            (None, None) => BackendKind::Emulator,
+        }
+    }
+
+    /// The emulator configuration these options describe.
+    pub fn emulator_config(&self) -> anyhow::Result<EmulatorConfig> {
+        self.emulator.emulator_config()
+    }
+
+    /// A one-line description that identifies the substrate `backend` (built from these
+    /// options), for run directories and checkpoints: a run resumes only on the substrate it
+    /// started on. A device is named by the identifier it reported in the handshake.
+    pub fn describe(&self, backend: &dyn Backend) -> anyhow::Result<String> {
+        Ok(match self.kind() {
             BackendKind::Ideal => "ideal".into(),
-            BackendKind::Emulator => {
-                let c = self.emulator_config()?;
-                format!(
-                    "emulator (chip seed {}, run seed {})",
-                    c.chip_seed, c.run_seed
-                )
-            }
+            BackendKind::Emulator => self.emulator.describe()?,
+            BackendKind::Device => format!("device {}", backend.capabilities().name),
         })
     }
 
-    /// Builds the chosen backend.
+    /// Builds the chosen backend (for a device: opens the port and shakes hands).
     pub fn build(&self) -> anyhow::Result<Box<dyn Backend>> {
-        Ok(match self.backend {
-            BackendKind::Ideal => Box::new(IdealBackend::new()),
-            BackendKind::Emulator => Box::new(
-                EmulatorBackend::new(self.emulator_config()?)
-                    .context("invalid emulator configuration")?,
+        let kind = self.kind();
+        match (kind, &self.device) {
+            (BackendKind::Device, None) => {
+                bail!(
+                    "--backend device needs --device PATH (`spikeloop ports` lists the serial ports)"
+                )
+            }
+            (BackendKind::Ideal | BackendKind::Emulator, Some(path)) => bail!(
+                "--device {path} selects the device backend; drop --backend {}",
+                if kind == BackendKind::Ideal {
+                    "ideal"
+                } else {
+                    "emulator"
+                }
             ),
+            (BackendKind::Device, Some(_)) if self.emulator.any() => bail!(
+                "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip; for a device they go to `spikeloop device` (or the firmware)"
+            ),
+            _ => {}
+        }
+        Ok(match (kind, &self.device) {
+            (BackendKind::Ideal, _) => Box::new(IdealBackend::new()),
+            (BackendKind::Emulator, _) => Box::new(self.emulator.build()?),
+            (BackendKind::Device, _) => Box::new(self.open_device()?),
         })
+    }
+
+    /// Opens the device named by --device and shakes hands with it.
+    pub fn open_device(&self) -> anyhow::Result<SerialBackend> {
+        let Some(path) = self.device.as_deref() else {
+            bail!("no --device PATH given (`spikeloop ports` lists the serial ports)");
+        };
+        SerialBackend::open(path, self.baud, HostConfig::default())
+            .with_context(|| format!("could not connect to the device at {path}"))
     }
 
     /// The training defaults that suit this backend: the chip preset for a chip, the software
     /// preset for the ideal backend.
     pub fn default_preset(&self) -> Preset {
-        match self.backend {
-            BackendKind::Emulator => Preset::Chip,
+        match self.kind() {
+            BackendKind::Emulator | BackendKind::Device => Preset::Chip,
             BackendKind::Ideal => Preset::Software,
-        }
-    }
-
-    /// The same options with another backend kind.
-    pub fn with_kind(&self, backend: BackendKind) -> Self {
-        Self {
-            backend,
-            ..self.clone()
         }
     }
 }

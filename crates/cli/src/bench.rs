@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use spikeloop_backend::Record;
-use spikeloop_trainer::eval::encode_batch;
+use spikeloop_backend::{Backend, Record};
+use spikeloop_trainer::eval::{EVAL_BATCH, encode_batch};
 use spikeloop_trainer::grad::BackwardParams;
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent, batch_gradient};
 use spikeloop_trainer::{Model, TrainConfig, load_data};
 
-use crate::backend::BackendArgs;
+use crate::backend::{BackendArgs, BackendKind};
 
 /// Arguments of `spikeloop bench`.
 #[derive(Debug, Args)]
@@ -44,6 +44,7 @@ pub struct BenchArgs {
 
 struct Row {
     threads: usize,
+    inference: f64,
     forward: f64,
     forward_backward: f64,
     epoch_seconds: f64,
@@ -92,17 +93,80 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         rows.push(row);
     }
     println!(
-        "{:>8} {:>16} {:>20} {:>14} {:>18}",
-        "threads", "forward/s", "forward+backward/s", "s per epoch", "300 epochs (est.)"
+        "{:>8} {:>14} {:>16} {:>20} {:>14} {:>18}",
+        "threads",
+        "inference/s",
+        "forward/s",
+        "forward+backward/s",
+        "s per epoch",
+        "300 epochs (est.)"
     );
     for r in &rows {
         println!(
-            "{:>8} {:>16.0} {:>20.0} {:>14.3} {:>17.1}s",
+            "{:>8} {:>14.0} {:>16.0} {:>20.0} {:>14.3} {:>17.1}s",
             r.threads,
+            r.inference,
             r.forward,
             r.forward_backward,
             r.epoch_seconds,
             300.0 * r.epoch_seconds
+        );
+    }
+    println!(
+        "inference: runs of {EVAL_BATCH} samples recording the output layer only; forward: training batches recording every layer"
+    );
+    if args.backend.kind() == BackendKind::Device {
+        println!(
+            "(the device computes with its own threads; --thread-counts sets only the host's)"
+        );
+        wire_cost(&args, &config, &data, &model)?;
+    }
+    Ok(())
+}
+
+/// Bytes on the wire per sample and per recorded spike, for training batches (every layer) and
+/// inference runs (output layer only).
+fn wire_cost(
+    args: &BenchArgs,
+    config: &TrainConfig,
+    data: &train::DataSplits,
+    model: &Model,
+) -> anyhow::Result<()> {
+    let mut device = args.backend.open_device()?;
+    let before = device.link_counts();
+    device.configure(&model.to_network())?;
+    let after = device.link_counts();
+    println!(
+        "wire cost of configuring the network: {} requests, {} bytes to the device, {} bytes back",
+        after.requests - before.requests,
+        after.bytes_sent - before.bytes_sent,
+        after.bytes_received - before.bytes_received
+    );
+    let n = data.train.len();
+    let cases = [
+        (
+            "training batch",
+            config.training.batch_size,
+            Record::AllLayers,
+        ),
+        ("inference run", EVAL_BATCH, Record::OutputOnly),
+    ];
+    for (what, size, record) in cases {
+        let size = size.min(n);
+        let batch = encode_batch(model, &data.train, 0..size)?;
+        let before = device.link_counts();
+        let out = device.run(&batch, record)?;
+        let after = device.link_counts();
+        let sent = after.bytes_sent - before.bytes_sent;
+        let received = after.bytes_received - before.bytes_received;
+        let spikes = out.stats.spikes.max(1);
+        println!(
+            "wire cost of one {what} of {size} samples: {} requests, {sent} bytes to the device ({:.1} per sample), {received} bytes back ({:.1} per sample, {:.2} per recorded spike, {} spikes)",
+            after.requests - before.requests,
+            sent as f64 / size as f64,
+            received as f64 / size as f64,
+            received as f64 / spikes as f64,
+            out.stats.spikes
         );
     }
     Ok(())
@@ -130,6 +194,20 @@ fn measure(
         .map(|b| encode_batch(model, &data.train, b.iter().copied()))
         .collect::<Result<Vec<_>, _>>()?;
     let budget = Duration::from_secs_f64(args.seconds);
+
+    let inference_batches = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(EVAL_BATCH)
+        .map(|b| encode_batch(model, &data.train, b.iter().copied()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inference = throughput(budget, || {
+        let mut samples = 0;
+        for batch in &inference_batches {
+            backend.run(batch, Record::OutputOnly)?;
+            samples += batch.len();
+        }
+        Ok(samples)
+    })?;
 
     let forward = throughput(budget, || {
         let mut samples = 0;
@@ -175,6 +253,7 @@ fn measure(
     let epoch_seconds = trained.iter().sum::<f64>() / trained.len().max(1) as f64;
     Ok(Row {
         threads,
+        inference,
         forward,
         forward_backward,
         epoch_seconds,

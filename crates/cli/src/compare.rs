@@ -17,7 +17,7 @@ use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent};
 use spikeloop_trainer::{DataSplits, Preset, TrainConfig, evaluate, load_data};
 
-use crate::backend::{BackendArgs, BackendKind, PresetArg};
+use crate::backend::{EmulatorArgs, PresetArg};
 
 /// Arguments of `spikeloop compare`.
 #[derive(Debug, Args)]
@@ -46,7 +46,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     out: PathBuf,
     #[command(flatten)]
-    backend: BackendArgs,
+    emulator: EmulatorArgs,
 }
 
 #[derive(Serialize)]
@@ -140,17 +140,17 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 
     let mut chips = Vec::new();
     for &chip_seed in &args.chip_seeds {
-        let chip_args = BackendArgs {
+        let chip_args = EmulatorArgs {
             chip_seed: Some(chip_seed),
-            ..args.backend.with_kind(BackendKind::Emulator)
+            ..args.emulator.clone()
         };
         let name = chip_args.describe()?;
         let mut chip = chip_args.build()?;
         chip.configure(&ideal.model.to_network())?;
-        let copied = evaluate(chip.as_mut(), &ideal.model, &data.test, &loss, None)?.accuracy;
+        let copied = evaluate(&mut chip, &ideal.model, &data.test, &loss, None)?.accuracy;
         let started = Instant::now();
         let mut chip = chip_args.build()?;
-        let in_loop = train_on(&config, &data, chip.as_mut(), &name)?;
+        let in_loop = train_on(&config, &data, &mut chip, &name)?;
         in_loop
             .model
             .save(&args.out.join(format!("in-the-loop-chip{chip_seed}.json")))?;

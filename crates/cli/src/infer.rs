@@ -59,12 +59,13 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
-    let backend_name = args.backend.describe()?;
-    let file_tag = match args.backend.backend {
+    let backend_name = args.backend.describe(backend.as_ref())?;
+    let file_tag = match args.backend.kind() {
         crate::backend::BackendKind::Ideal => "ideal".to_string(),
         crate::backend::BackendKind::Emulator => {
             format!("chip{}", args.backend.emulator_config()?.chip_seed)
         }
+        crate::backend::BackendKind::Device => "device".to_string(),
     };
     backend.configure(&model.to_network())?;
     let params = model.provenance.as_ref().map_or(

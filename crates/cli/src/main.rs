@@ -4,11 +4,14 @@
 //! writes the model, metrics, a checkpoint and a picture of the training curves; `infer` runs a
 //! model over a data set split on any backend and writes every layer's spike times; `compare`
 //! measures what a chip costs and what training in the loop recovers; `bench` measures
-//! throughput; `config` prints the default configuration. Logs go to stderr through `tracing` (set `RUST_LOG`).
+//! throughput; `config` prints the default configuration; `device` serves the emulated chip
+//! behind the device protocol on a pseudo-terminal; `ports` lists serial ports; `conformance`
+//! checks a device against the protocol specification. Logs go to stderr through `tracing` (set `RUST_LOG`).
 
 mod backend;
 mod bench;
 mod compare;
+mod device;
 mod infer;
 mod progress;
 mod train;
@@ -47,6 +50,15 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Measure forward and forward+backward throughput and the time per training epoch.
     Bench(bench::BenchArgs),
+    /// Serve the emulated chip behind the device protocol on a pseudo-terminal (a virtual
+    /// device): prints the terminal's path, then serves until killed.
+    Device(device::DeviceArgs),
+    /// List the serial ports of this machine.
+    Ports,
+    /// Check a device against the protocol specification (handshake, configuration, runs,
+    /// damaged, oversized, unknown and duplicated frames, out-of-range values) and print a
+    /// pass/fail report.
+    Conformance(device::ConformanceArgs),
     /// Print a training configuration preset as TOML (a starting point for --config), or the
     /// emulated chip's configuration (a starting point for --emulator-config).
     Config {
@@ -87,6 +99,9 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Device(args) => device::run(args),
+        Command::Ports => device::ports(),
+        Command::Conformance(args) => device::conformance(args),
         Command::Config { preset, emulator } => {
             if emulator {
                 print!(

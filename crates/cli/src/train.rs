@@ -142,7 +142,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", config.dataset, config.seed)));
     let files = RunFiles { dir };
     let mut backend = args.backend.build()?;
-    let backend_name = args.backend.describe()?;
+    let backend_name = args.backend.describe(backend.as_ref())?;
 
     let state = if args.resume {
         resume_state(&args, &files, config, &backend_name)?
@@ -268,7 +268,7 @@ fn resume_state(
     let mut state = Checkpoint::load(&path)?;
     if state.backend != backend {
         bail!(
-            "the run in {} trains on {}, not on {backend}; resume it with the same --backend, --chip-seed, --run-seed and --emulator-config",
+            "the run in {} trains on {}, not on {backend}; resume it with the same --backend or --device, --chip-seed, --run-seed and --emulator-config",
             files.dir.display(),
             state.backend,
         );

@@ -1,0 +1,212 @@
+//! The virtual device as a separate process: `spikeloop device` on a pseudo-terminal, driven by
+//! the serial backend exactly as a USB device would be.
+//!
+//! The decisive check: training in the loop through the device gives bit for bit the weights
+//! and accuracies of training on the emulated chip in process, with the same seeds.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
+use spikeloop_trainer::train::{self, Silent};
+use spikeloop_trainer::{DataSplits, Preset, TrainConfig, load_data};
+use spikeloop_transport::{HostConfig, SerialBackend};
+
+/// A `spikeloop device` process, killed when dropped.
+pub struct DeviceProcess {
+    child: Child,
+    /// The pseudo-terminal it serves.
+    pub path: String,
+}
+
+impl DeviceProcess {
+    /// Starts `spikeloop device` with `args` and reads the path it prints.
+    pub fn start(args: &[&str]) -> DeviceProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+            .arg("device")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start spikeloop device");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the path");
+        let path = line.trim().to_string();
+        assert!(path.starts_with("/dev/"), "unexpected first line {line:?}");
+        DeviceProcess { child, path }
+    }
+}
+
+impl Drop for DeviceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn small_config() -> (TrainConfig, DataSplits) {
+    let mut config = Preset::Chip.config();
+    config.seed = 3;
+    config.training.epochs = 2;
+    config.network.hidden = vec![20];
+    config.network.weight_init_mean.truncate(2);
+    config.network.weight_init_sd.truncate(2);
+    config.training.max_missing_spikes.truncate(2);
+    let mut data = load_data(&config).expect("data");
+    let t = &mut data.train;
+    t.features.truncate(300 * t.n_features);
+    t.labels.truncate(300);
+    (config, data)
+}
+
+fn flat(outcome: &train::TrainOutcome) -> Vec<u64> {
+    outcome
+        .model
+        .flat_weights()
+        .concat()
+        .iter()
+        .map(|w| w.to_bits())
+        .collect()
+}
+
+#[test]
+fn training_through_the_virtual_device_is_bit_identical_to_training_in_process() {
+    let (config, data) = small_config();
+    let device = DeviceProcess::start(&["--chip-seed", "2"]);
+    let mut serial =
+        SerialBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
+    let state = train::start(&config, &data, "device").expect("start");
+    let remote = train::run(state, &data, &mut serial, None, &mut Silent).expect("train on device");
+
+    let mut chip = EmulatorBackend::new(EmulatorConfig {
+        chip_seed: 2,
+        ..EmulatorConfig::default()
+    })
+    .expect("emulator");
+    let state = train::start(&config, &data, "emulator").expect("start");
+    let local = train::run(state, &data, &mut chip, None, &mut Silent).expect("train in process");
+
+    assert_eq!(flat(&remote), flat(&local), "weights differ");
+    assert_eq!(remote.test_accuracy, local.test_accuracy);
+    assert_eq!(remote.validation_accuracy, local.validation_accuracy);
+    let accuracies = |o: &train::TrainOutcome| {
+        o.history
+            .iter()
+            .map(|m| (m.validation_accuracy, m.train_accuracy, m.train_loss))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(accuracies(&remote), accuracies(&local));
+    let counts = serial.link_counts();
+    assert_eq!(counts.retries, 0, "a clean line needs no retry: {counts:?}");
+    eprintln!(
+        "{} requests, {} bytes sent, {} bytes received over {}",
+        counts.requests, counts.bytes_sent, counts.bytes_received, device.path
+    );
+}
+
+#[test]
+fn a_device_that_goes_away_is_reported_as_a_disconnect() {
+    let (config, data) = small_config();
+    let mut device = DeviceProcess::start(&["--chip-seed", "1"]);
+    let mut serial =
+        SerialBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
+    let network = spikeloop_trainer::Model::initialise(
+        &config,
+        data.train.n_features,
+        data.train.class_names.clone(),
+    )
+    .expect("model")
+    .to_network();
+    spikeloop_backend::Backend::configure(&mut serial, &network).expect("configure");
+    let _ = device.child.kill();
+    let _ = device.child.wait();
+    let err = spikeloop_backend::Backend::configure(&mut serial, &network)
+        .expect_err("the device is gone");
+    let text = err.to_string();
+    assert!(
+        matches!(err, spikeloop_backend::BackendError::Device { .. })
+            && text.contains("disconnected"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
+    let device = DeviceProcess::start(&["--chip-seed", "3"]);
+    let report =
+        spikeloop_transport::serial::conformance_on_port(&device.path, 115_200).expect("open");
+    assert!(report.all_passed(), "{report}");
+    assert!(
+        report.device_id.contains("chip seed 3"),
+        "{}",
+        report.device_id
+    );
+    // The command line prints the same report and succeeds.
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(["conformance", "--device", &device.path])
+        .output()
+        .expect("run spikeloop conformance");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("PASS duplicate request ids"), "{text}");
+    assert!(text.trim_end().ends_with(", 0 failed"), "{text}");
+}
+
+#[test]
+fn train_on_a_device_from_the_command_line() {
+    let device = DeviceProcess::start(&["--chip-seed", "5"]);
+    let dir = std::env::temp_dir().join(format!("spikeloop-device-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "train", "--quiet", "--epochs", "1", "--hidden", "8", "--out", out,
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+            .args(&args)
+            .output()
+            .expect("run spikeloop train")
+    };
+    let remote_dir = dir.join("device");
+    let local_dir = dir.join("local");
+    let o = run(
+        &["--device", &device.path],
+        remote_dir.to_str().expect("utf-8"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["--chip-seed", "5"], local_dir.to_str().expect("utf-8"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let layers = |d: &std::path::Path| {
+        let text = std::fs::read_to_string(d.join("model.json")).expect("model");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (
+            v["layers"].clone(),
+            v["provenance"]["test_accuracy"].clone(),
+        )
+    };
+    assert_eq!(layers(&remote_dir), layers(&local_dir));
+    // The run names the device, so it does not resume on the emulator in process.
+    let o = run(
+        &["--resume", "--chip-seed", "5"],
+        remote_dir.to_str().expect("utf-8"),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("trains on device"),
+        "{err}"
+    );
+    // Emulator options are refused with a device.
+    let o = run(
+        &["--device", &device.path, "--chip-seed", "1"],
+        dir.join("x").to_str().expect("utf-8"),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("spikeloop device"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
