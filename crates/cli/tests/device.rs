@@ -172,6 +172,13 @@ fn train_on_a_device_from_the_command_line() {
     };
     let remote_dir = dir.join("device");
     let local_dir = dir.join("local");
+    // A device that has already run other work (here the conformance suite, which moves its
+    // noise position) must still give the identical training: a new run starts the noise over.
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(["conformance", "--device", &device.path])
+        .output()
+        .expect("run spikeloop conformance");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     let o = run(
         &["--device", &device.path],
         remote_dir.to_str().expect("utf-8"),

@@ -242,8 +242,14 @@ pub fn run(
     let config = state.config.clone();
     let loss = loss_params(&config);
     check_compatible(&state.model, &data.train)?;
-    if let Some(position) = state.noise_position {
-        backend.set_noise_position(position)?;
+    match state.noise_position {
+        Some(position) => backend.set_noise_position(position)?,
+        // A new run starts the backend's pseudo-random trial noise from its beginning, so that
+        // it does not depend on what the backend (a long-running device, say) ran before.
+        None if state.history.is_empty() && backend.noise_position().is_some() => {
+            backend.set_noise_position(0)?;
+        }
+        None => {}
     }
     if state.history.is_empty() {
         let started = Instant::now();
