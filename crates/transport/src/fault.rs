@@ -110,23 +110,29 @@ impl FaultCounts {
     }
 }
 
-/// SplitMix64: small, fast, and fully determined by its seed.
+/// SplitMix64: a small, fast generator fully determined by its seed. It drives the faults of a
+/// [`FaultyLink`] and is public so that tests can build reproducible data with the same stream.
 #[derive(Clone, Debug)]
-struct Rng(u64);
+pub struct SplitMix64(pub u64);
 
-impl Rng {
-    fn next(&mut self) -> u64 {
+impl SplitMix64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+
+    /// Uniform in `[0, 1)` with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+
+    /// Uniform in `0..n` (0 for `n = 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -147,12 +153,12 @@ impl FaultyLink {
         let (inner_read, inner_write) = tokio::io::split(inner);
         let outgoing = Line {
             config: config.clone(),
-            rng: Rng(config.seed ^ 0x5555_5555),
+            rng: SplitMix64(config.seed ^ 0x5555_5555),
             counts: Arc::clone(&counts),
         };
         let incoming = Line {
             config: config.clone(),
-            rng: Rng(config.seed ^ 0xAAAA_AAAA),
+            rng: SplitMix64(config.seed ^ 0xAAAA_AAAA),
             counts: Arc::clone(&counts),
         };
         tokio::spawn(outgoing.carry(inner_read, link_write));
@@ -202,7 +208,7 @@ impl Link for FaultyLink {}
 /// One direction of the line.
 struct Line {
     config: FaultConfig,
-    rng: Rng,
+    rng: SplitMix64,
     counts: Arc<Mutex<FaultCounts>>,
 }
 

@@ -14,27 +14,12 @@ use spikeloop_transport::convert::{
     RunResultAssembler, TraceAssembler, backend_error, batch_from_request, configure_messages,
     membrane_request, membrane_request_from, network_from_messages, recorded_layers, run_requests,
 };
+use spikeloop_transport::fault::SplitMix64 as SplitMix;
 use spikeloop_transport::golden::golden_frames;
 use spikeloop_transport::{Message, TickScale, encode_message, pb};
 
 fn scale() -> TickScale {
     TickScale::new(8.0, 6.0).expect("valid")
-}
-
-/// A deterministic stream of numbers for building test data.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// A network of the given layer sizes with weights that exercise every double: tiny, huge,
@@ -46,7 +31,7 @@ fn network(n_inputs: usize, sizes: &[usize], seed: u64) -> Network {
     let layers = sizes
         .iter()
         .map(|&size| {
-            let n_bias = 1 + (rng.next() % 2) as usize;
+            let n_bias = 1 + (rng.next_u64() % 2) as usize;
             let weights = (0..size * (n_prev + n_bias))
                 .map(|i| {
                     if i % 17 == 3 {
@@ -360,7 +345,7 @@ fn run_output(net: &Network, record: Record, n_samples: usize, seed: u64) -> Run
                 f64::INFINITY
             } else {
                 // On the tick grid, as a device reports them; some slightly negative.
-                ((rng.next() % 3000) as f64 - 60.0) * s.tick()
+                ((rng.next_u64() % 3000) as f64 - 60.0) * s.tick()
             }
         })
         .collect();

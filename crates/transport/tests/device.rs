@@ -6,27 +6,12 @@ use spikeloop_backend::{
 };
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_transport::device::{DeviceConfig, VirtualDevice};
+use spikeloop_transport::fault::SplitMix64 as SplitMix;
 use spikeloop_transport::frame::{Flags, Frame, FrameDecoder, Header, encode_frame};
 use spikeloop_transport::host::{HostConfig, HostCore, HostError};
 use spikeloop_transport::link::memory_link;
 use spikeloop_transport::messages::{Message, MessageType, decode_message, encode_message, pb};
 use spikeloop_transport::serial::SerialBackend;
-
-/// A deterministic stream of numbers for test data.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn chip(chip_seed: u64) -> EmulatorBackend {
     EmulatorBackend::new(EmulatorConfig {

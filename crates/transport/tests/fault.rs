@@ -15,25 +15,11 @@ use spikeloop_backend::{
 };
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_transport::device::{DeviceConfig, VirtualDevice, serve};
+use spikeloop_transport::fault::SplitMix64 as SplitMix;
 use spikeloop_transport::fault::{FaultConfig, FaultCounts, FaultyLink};
 use spikeloop_transport::frame::max_wire_len;
 use spikeloop_transport::host::{HostConfig, HostCore, LinkCounts};
 use spikeloop_transport::link::memory_link;
-
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn chip() -> EmulatorBackend {
     EmulatorBackend::new(EmulatorConfig {
@@ -140,7 +126,7 @@ async fn run_through_faults(calls: u64, rate: f64, seed: u64) -> Outcome {
             configured = true;
             host.configure(&net).await.is_ok()
         } else if pick < 0.80 {
-            let n = 1 + (rng.next() % 4) as usize;
+            let n = 1 + (rng.next_u64() % 4) as usize;
             let inputs = batch(&mut rng, n);
             let record = if rng.unit() < 0.5 {
                 Record::AllLayers
@@ -168,7 +154,7 @@ async fn run_through_faults(calls: u64, rate: f64, seed: u64) -> Outcome {
             let request = MembraneRequest {
                 inputs: batch(&mut rng, 1).as_slice().to_vec(),
                 layer: 1,
-                neuron: (rng.next() % 3) as usize,
+                neuron: (rng.next_u64() % 3) as usize,
                 duration: 0.5,
             };
             let expected = reference
@@ -187,7 +173,7 @@ async fn run_through_faults(calls: u64, rate: f64, seed: u64) -> Outcome {
                 }
             }
         } else if pick < 0.90 {
-            let position = rng.next() % 1000;
+            let position = rng.next_u64() % 1000;
             reference.set_noise_position(position).expect("reference");
             host.set_noise_position(position).await.is_ok()
         } else {
