@@ -430,6 +430,21 @@ impl<B: Backend> VirtualDevice<B> {
         Box::new(e.to_error_message(ty.byte(), self.state))
     }
 
+    /// The answer to a page read: the page, the reason it cannot be cut, or BAD_STATE when
+    /// there is nothing to page through.
+    fn page_answer<P>(
+        &self,
+        page: Option<Result<P, ConvertError>>,
+        wrap: fn(P) -> Message,
+        ty: MessageType,
+    ) -> Result<Message, Box<pb::Error>> {
+        match page {
+            Some(Ok(p)) => Ok(wrap(p)),
+            Some(Err(e)) => Err(self.convert_error(&e, ty)),
+            None => Err(self.bad_state(ty)),
+        }
+    }
+
     fn execute(&mut self, frame: &Frame) -> Answer {
         let byte = frame.header.message_type;
         let ty = match MessageType::from_byte(byte) {
@@ -497,11 +512,7 @@ impl<B: Backend> VirtualDevice<B> {
                     .run
                     .as_ref()
                     .map(|r| r.page(m.first_sample, self.host_max_frame_size));
-                match page {
-                    Some(Ok(p)) => Ok(Message::RunResult(p)),
-                    Some(Err(e)) => Err(self.convert_error(&e, ty)),
-                    None => Err(self.bad_state(ty)),
-                }
+                self.page_answer(page, Message::RunResult, ty)
             }
             (S::Configured, Message::MembraneRequest(m)) => self.record(&m, ty),
             (S::Configured, Message::ReadMembraneTrace(m)) if self.trace.is_some() => {
@@ -509,11 +520,7 @@ impl<B: Backend> VirtualDevice<B> {
                     .trace
                     .as_ref()
                     .map(|t| t.page(m.first_value, self.host_max_frame_size));
-                match page {
-                    Some(Ok(p)) => Ok(Message::MembraneTrace(p)),
-                    Some(Err(e)) => Err(self.convert_error(&e, ty)),
-                    None => Err(self.bad_state(ty)),
-                }
+                self.page_answer(page, Message::MembraneTrace, ty)
             }
             _ => Err(self.bad_state(ty)),
         }
