@@ -42,7 +42,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train a network (the default configuration reproduces the reference Yin-Yang set-up).
+    /// Train a network in the loop: on the emulated chip by default, on the exact model with
+    /// --backend ideal, on a device with --device PATH.
     Train(train::TrainArgs),
     /// Run a trained model over a data set split and write every layer's spike times as JSON.
     Infer(infer::InferArgs),
