@@ -5,80 +5,28 @@
 //! cargo run --release -p spikeloop-emulator --example throughput [-- MODEL.json]
 //! ```
 //!
-//! Without a model file it uses a network drawn with the reference initialisation (layer 1:
-//! weights mean 1.5, sd 0.8; layer 2: mean 0.5, sd 0.8), whose accuracy is chance. With a
-//! `model.json` written by `spikeloop train` it uses that network. It prints, per backend and
+//! Without a model file it uses a network drawn with the software preset's initialisation
+//! (layer 1: weights mean 1.5, sd 0.8; layer 2: mean 0.5, sd 0.8), whose accuracy is chance.
+//! With a `model.json` written by `spikeloop train` it uses that network and its input
+//! encoding. It prints, per backend and
 //! chip variant, samples per second (wall clock, all rayon threads, best of 5 runs of the 1000
 //! test samples), the accuracy, and the run statistics per sample. The variants: the ideal
 //! backend with float weights and with the chip's 6-bit weights (which a perfect chip with one
-//! spike per neuron must match exactly), and the emulator with the default chip, temporal noise
-//! only, no noise, and one spike per neuron (refractory time = sample window).
+//! spike per neuron must match exactly), and the emulator with the default chip (one spike per
+//! neuron), temporal noise only, no noise, and the reference calibration's 2 us refractory
+//! time (neurons may fire again).
 
 // Examples are not part of the documented API.
 #![allow(missing_docs)]
 
 use std::time::Instant;
 
-use spikeloop_backend::{Backend, IdealBackend, InputBatch, Layer, Network, NeuronParams, Record};
-use spikeloop_data::{Split, yin_yang};
+use spikeloop_backend::{Backend, IdealBackend, InputBatch, Network, Record};
+use spikeloop_data::Split;
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig, NoiseConfig};
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self, mean: f64, sd: f64) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-fn initial_network() -> Network {
-    let mut rng = Lcg(11);
-    Network {
-        n_inputs: 4,
-        layers: vec![
-            Layer {
-                size: 120,
-                neuron: NeuronParams::REFERENCE,
-                bias_times: vec![0.9],
-                weights: (0..120 * 5).map(|_| rng.normal(1.5, 0.8)).collect(),
-            },
-            Layer {
-                size: 3,
-                neuron: NeuronParams::REFERENCE,
-                bias_times: vec![],
-                weights: (0..3 * 120).map(|_| rng.normal(0.5, 0.8)).collect(),
-            },
-        ],
-    }
-}
-
-fn load_network(path: &str) -> Result<Network, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(path)?;
-    let v: serde_json::Value = serde_json::from_str(&text)?;
-    let n_inputs = v["n_inputs"].as_u64().ok_or("n_inputs")? as usize;
-    let mut layers = Vec::new();
-    for l in v["layers"].as_array().ok_or("layers")? {
-        let neuron: NeuronParams = serde_json::from_value(l["neuron"].clone())?;
-        let bias_times: Vec<f64> = serde_json::from_value(l["bias_times"].clone())?;
-        let rows: Vec<Vec<f64>> = serde_json::from_value(l["weights"].clone())?;
-        layers.push(Layer {
-            size: rows.len(),
-            neuron,
-            bias_times,
-            weights: rows.into_iter().flatten().collect(),
-        });
-    }
-    Ok(Network { n_inputs, layers })
-}
+use spikeloop_trainer::eval::encode_batch;
+use spikeloop_trainer::loss::prediction;
+use spikeloop_trainer::{Model, TrainConfig};
 
 fn measure(
     name: &str,
@@ -106,18 +54,7 @@ fn measure(
         let Some(out) = last else { return };
         let n = inputs.len();
         let correct = (0..n)
-            .filter(|&s| {
-                let o = out.spikes.output(s);
-                let mut winner = None;
-                let mut t_best = f64::INFINITY;
-                for (k, &t) in o.iter().enumerate() {
-                    if t < t_best {
-                        t_best = t;
-                        winner = Some(k as u32);
-                    }
-                }
-                winner == Some(labels[s])
-            })
+            .filter(|&s| prediction(out.spikes.output(s)) == Some(labels[s] as usize))
             .count();
         println!(
             "{name:<36} {record_name:<12} {:>9.0} samples/s   accuracy {:5.1} %   lost events/sample {:6.2}   later spikes/sample {:7.2}",
@@ -130,16 +67,17 @@ fn measure(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let network = match std::env::args().nth(1) {
-        Some(path) => load_network(&path)?,
-        None => initial_network(),
+    let model = match std::env::args().nth(1) {
+        Some(path) => Model::load(std::path::Path::new(&path))?,
+        None => {
+            let config = TrainConfig::default();
+            let train = config.dataset.load(Split::Train)?;
+            Model::initialise(&config, train.n_features, train.class_names)?
+        }
     };
-    let test = yin_yang(Split::Test);
-    let mut times = Vec::with_capacity(test.len() * 4);
-    for i in 0..test.len() {
-        times.extend(test.sample(i).iter().map(|v| 0.15 + 1.85 * v));
-    }
-    let inputs = InputBatch::new(4, times)?;
+    let network = model.to_network();
+    let test = model.dataset.load(Split::Test)?;
+    let inputs = encode_batch(&model, &test, 0..test.len())?;
     println!("threads: {}", rayon::current_num_threads());
     measure(
         "ideal",
@@ -162,6 +100,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &inputs,
         &test.labels,
     );
+    let mut refractory_2us = EmulatorConfig::default();
+    refractory_2us.analog.refractory_us = 2.0;
     let variants = [
         ("emulator, default chip", EmulatorConfig::default()),
         (
@@ -178,16 +118,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..EmulatorConfig::default()
             },
         ),
+        ("emulator, default, 2 us refractory", refractory_2us),
     ];
-    let mut single_spike = EmulatorConfig::default();
-    single_spike.analog.refractory_us =
-        single_spike.timing.sample_window_tau * single_spike.timing.tau_s_us;
-    let mut perfect_single = single_spike.clone();
-    perfect_single.noise = NoiseConfig::none();
-    let variants = variants.into_iter().chain([
-        ("emulator, default, 1 spike/neuron", single_spike),
-        ("emulator, no noise, 1 spike/neuron", perfect_single),
-    ]);
     for (name, config) in variants {
         let mut backend = EmulatorBackend::new(config)?;
         measure(name, &mut backend, &network, &inputs, &test.labels);
