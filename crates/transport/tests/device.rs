@@ -327,33 +327,59 @@ fn damaged_oversized_and_unknown_frames() {
     assert_eq!(stats.frames_rejected, 2);
 }
 
-#[tokio::test]
-async fn disconnects_and_device_resets_are_reported_clearly() {
-    // A device that powers off (its end of the link goes away).
-    let (host_end, mut device_end) = memory_link();
-    let mut device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
-    let task = tokio::spawn(async move {
+/// What a served virtual device does when the first run request reaches it.
+#[derive(Clone, Copy)]
+enum AtFirstRun {
+    /// It powers off: its end of the link goes away.
+    Vanish,
+    /// It power-cycles after the configuration, just before the run arrives: a fresh device
+    /// (state POWER_ON) answers.
+    Restart,
+}
+
+/// Serves a virtual device on `device_end` until the host hangs up or the first run request
+/// makes it vanish.
+fn serve_until_run(
+    mut device_end: tokio::io::DuplexStream,
+    at_run: AtFirstRun,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
+        let mut buf = vec![0u8; 1 << 16];
         let mut out = Vec::new();
-        device.boot(&mut out);
-        let mut buf = vec![0u8; 4096];
         let mut watch = FrameDecoder::new(1 << 20);
-        // Serve until the first run request arrives, then vanish.
         loop {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let n = device_end.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return;
+            }
             let run = watch
                 .decode(&buf[..n])
                 .into_iter()
                 .flatten()
                 .any(|f| f.header.message_type == MessageType::RunRequest.byte());
             if run {
-                return;
+                match at_run {
+                    AtFirstRun::Vanish => return,
+                    AtFirstRun::Restart => {
+                        device =
+                            VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
+                    }
+                }
             }
             out.clear();
             device.receive(&buf[..n], &mut out);
             device_end.write_all(&out).await.expect("write");
         }
-    });
+    })
+}
+
+#[tokio::test]
+async fn disconnects_and_device_resets_are_reported_clearly() {
+    // A device that powers off (its end of the link goes away).
+    let (host_end, device_end) = memory_link();
+    let task = serve_until_run(device_end, AtFirstRun::Vanish);
     let mut core = HostCore::connect(host_end, HostConfig::default())
         .await
         .expect("connect");
@@ -371,32 +397,8 @@ async fn disconnects_and_device_resets_are_reported_clearly() {
     );
 
     // A device that restarts between two calls answers in state POWER_ON.
-    let (host_end, mut device_end) = memory_link();
-    let task = tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
-        let mut buf = vec![0u8; 1 << 16];
-        let mut out = Vec::new();
-        let mut watch = FrameDecoder::new(1 << 20);
-        loop {
-            let n = device_end.read(&mut buf).await.expect("read");
-            if n == 0 {
-                return;
-            }
-            let run = watch
-                .decode(&buf[..n])
-                .into_iter()
-                .flatten()
-                .any(|f| f.header.message_type == MessageType::RunRequest.byte());
-            if run {
-                // Power cycle after the configuration, just before the run arrives.
-                device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
-            }
-            out.clear();
-            device.receive(&buf[..n], &mut out);
-            device_end.write_all(&out).await.expect("write");
-        }
-    });
+    let (host_end, device_end) = memory_link();
+    let task = serve_until_run(device_end, AtFirstRun::Restart);
     let mut core = HostCore::connect(host_end, HostConfig::default())
         .await
         .expect("connect");
