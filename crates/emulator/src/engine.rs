@@ -13,7 +13,9 @@ use crate::analog::NeuronTargets;
 use crate::chip::Chip;
 use crate::config::EmulatorConfig;
 use crate::mapping::{EVENT_BUSES_PER_HALF, Placement};
-use crate::neuron::{FirstSpike, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes};
+use crate::neuron::{
+    Columns, FirstSpike, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes,
+};
 use crate::seeds::{Normals, Purpose};
 
 /// Most spikes one neuron may emit in one sample (a neuron whose reset lies above its threshold
@@ -24,14 +26,24 @@ const MAX_SPIKES_CAP: usize = 10_000;
 #[derive(Clone, Debug)]
 pub(crate) struct PreparedBlock {
     pub(crate) first_driver: usize,
-    pub(crate) n_sources: usize,
     /// Layer-neuron index of each neuron of the block.
     pub(crate) neurons: Vec<usize>,
     pub(crate) consts: Vec<NeuronConsts>,
-    /// Effective weights (current per capacitance, model units), `[block neuron][source]`.
+    /// The same constants as columns, for the lockstep integration.
+    pub(crate) columns: Columns,
+    /// Effective weights (current per capacitance, model units), `[source][block neuron]`:
+    /// an event adds one contiguous column.
     pub(crate) weights: Vec<f64>,
     /// Each neuron's actual leak potential in mV (for membrane recordings).
     pub(crate) leak_mv: Vec<f64>,
+}
+
+impl PreparedBlock {
+    /// Appends block neuron `bi`'s weight for each event (from `sources`) to `out`.
+    fn event_weights(&self, bi: usize, sources: &[u32], out: &mut Vec<f64>) {
+        let m = self.neurons.len();
+        out.extend(sources.iter().map(|&s| self.weights[s as usize * m + bi]));
+    }
 }
 
 /// One layer as the simulation sees it.
@@ -158,8 +170,9 @@ pub(crate) fn prepare(
         for hb in &lp.blocks {
             let mut consts = Vec::with_capacity(hb.neurons.len());
             let mut leak_mv = Vec::with_capacity(hb.neurons.len());
-            let mut weights = Vec::with_capacity(hb.neurons.len() * n_in);
-            for &j in &hb.neurons {
+            let mut weights = vec![0.0; hb.neurons.len() * n_in];
+            let m = hb.neurons.len();
+            for (bi, &j) in hb.neurons.iter().enumerate() {
                 let n = lp.chip_neurons[j];
                 let codes = chip
                     .explicit_codes(n)
@@ -189,13 +202,13 @@ pub(crate) fn prepare(
                         };
                         f64::from(q) * per_step * gain
                     };
-                    weights.push(w);
+                    weights[s * m + bi] = w;
                 }
             }
             blocks.push(PreparedBlock {
                 first_driver: hb.first_driver,
-                n_sources: n_in,
                 neurons: hb.neurons.clone(),
+                columns: Columns::new(&consts),
                 consts,
                 weights,
                 leak_mv,
@@ -373,8 +386,7 @@ impl Engine {
                         sources.push(s);
                     }
                 }
-                // This sample's thresholds (trial noise), and every neuron's weight for every
-                // event that arrived, row by row.
+                // This sample's thresholds (trial noise).
                 let n_events = times.len();
                 thetas.clear();
                 thetas.extend(block.consts.iter().map(|c| match thresholds.as_mut() {
@@ -383,25 +395,25 @@ impl Engine {
                     }
                     _ => c.theta,
                 }));
-                weights.clear();
-                for row in block.weights.chunks_exact(block.n_sources) {
-                    weights.extend(sources.iter().map(|&s| row[s as usize]));
-                }
                 first_spikes(
                     &block.consts,
+                    &block.columns,
                     thetas,
                     times,
-                    weights,
+                    sources,
+                    &block.weights,
                     self.window,
                     lockstep,
                     firsts,
                 );
                 // Later spikes: every neuron that fired and is released within the window
-                // continues, all of them interleaved one step at a time.
+                // continues, all of them interleaved one step at a time, each with its own
+                // weight for every event that arrived.
                 if spike_lists.len() < block.neurons.len() {
                     spike_lists.resize_with(block.neurons.len(), Vec::new);
                 }
                 runners.clear();
+                weights.clear();
                 for (bi, (first, c)) in firsts.iter().zip(&block.consts).enumerate() {
                     let list = &mut spike_lists[bi];
                     list.clear();
@@ -410,17 +422,18 @@ impl Engine {
                         let state = first.state_after(c);
                         if state.release < self.window && self.max_spikes > 1 {
                             runners.push((bi, Runner::new(state)));
+                            block.event_weights(bi, sources, weights);
                         }
                     }
                 }
                 let mut open = !runners.is_empty();
                 while open {
                     open = false;
-                    for (bi, runner) in runners.iter_mut() {
+                    for (r, (bi, runner)) in runners.iter_mut().enumerate() {
                         if !runner.done {
                             let input = NeuronInput {
                                 times,
-                                weights: &weights[*bi * n_events..(*bi + 1) * n_events],
+                                weights: &weights[r * n_events..(r + 1) * n_events],
                             };
                             runner.step(
                                 &block.consts[*bi],
@@ -436,7 +449,6 @@ impl Engine {
                 }
                 for (bi, (&j, c)) in block.neurons.iter().zip(&block.consts).enumerate() {
                     let spikes = &spike_lists[bi];
-                    let input_weights = &weights[bi * n_events..(bi + 1) * n_events];
                     if let Some(p) = probe
                         .as_deref_mut()
                         .filter(|p| p.layer == l && p.neuron == j)
@@ -445,7 +457,7 @@ impl Engine {
                         p.theta = thetas[bi];
                         p.times.clone_from(times);
                         p.weights.clear();
-                        p.weights.extend_from_slice(input_weights);
+                        block.event_weights(bi, sources, &mut p.weights);
                         p.spikes.clone_from(spikes);
                         p.leak_mv = block.leak_mv[bi];
                         p.mv_per_unit = layer.mv_per_unit;
