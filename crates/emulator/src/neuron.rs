@@ -634,7 +634,21 @@ pub(crate) struct Lockstep {
     hit: Vec<bool>,
     pending: Vec<(u32, f64, f64, f64, usize)>,
     searches: Vec<RootSearch>,
+    /// Intervals (start, end, length, events added at the start) and one neuron's decay factors
+    /// across them, for small groups.
+    starts: Vec<f64>,
+    nexts: Vec<f64>,
+    gaps: Vec<f64>,
+    added: Vec<usize>,
+    em: Vec<f64>,
+    es: Vec<f64>,
+    kk: Vec<f64>,
 }
+
+/// Groups with fewer neurons than this are integrated neuron by neuron ([`by_neuron`]), larger
+/// ones in lockstep ([`lockstep`]): a vector loop over a handful of neurons would be mostly
+/// remainder.
+const BY_NEURON_BELOW: usize = 8;
 
 /// One event-free interval of length `gap` (finite, shared by all neurons) applied to every
 /// neuron at once: each neuron's state at the interval's end into `v_next`/`j_next`, and in
@@ -663,31 +677,70 @@ fn interval_all(
     let series_limit = &cols.series_limit[..m];
     let mut any = false;
     for i in 0..m {
-        let (v0, j0) = (v[i], j[i]);
-        let em = exp(-gap * inv_tau_m[i]);
-        let es = exp(-gap * inv_tau_s[i]);
-        // Both forms of the kernel, then a select: branch-free, so the loop vectorises.
-        let z = gap * delta[i];
-        let series = gap * es * expm1_over_z(z);
-        let difference = (em - es) * inv_delta[i];
-        let k = if z.abs() <= series_limit[i] {
-            series
-        } else {
-            difference
-        };
-        let v1 = em * v0 + k * j0;
-        let j1 = es * j0;
-        // Non-short-circuit `&` and `|` keep the tests branch-free too.
-        let rising = (j0 > 0.0) & (j0 * tau_m[i] > v0);
-        let ceiling = (if v0 > 0.0 { v0 } else { 0.0 }) + j0 * tau_s[i];
-        let peak_inside = rising & (j1 * tau_m[i] < v1) & (ceiling >= theta[i]);
-        let h = (v0 >= theta[i]) | (v1 >= theta[i]) | peak_inside;
+        let (em, es, k) = decay(
+            gap,
+            inv_tau_m[i],
+            inv_tau_s[i],
+            delta[i],
+            inv_delta[i],
+            series_limit[i],
+        );
+        let (v1, j1, h) = quiet_or_hit(em, es, k, v[i], j[i], tau_m[i], tau_s[i], theta[i]);
         v_next[i] = v1;
         j_next[i] = j1;
         hit[i] = h;
         any |= h;
     }
     any
+}
+
+/// `[e_m, e_s, K]` across `gap`, exactly as [`NeuronConsts::factors`], but branch-free (both
+/// forms of the kernel, then a select) so that loops over neurons or over gaps vectorise.
+#[inline(always)]
+fn decay(
+    gap: f64,
+    inv_tau_m: f64,
+    inv_tau_s: f64,
+    delta: f64,
+    inv_delta: f64,
+    series_limit: f64,
+) -> (f64, f64, f64) {
+    let em = exp(-gap * inv_tau_m);
+    let es = exp(-gap * inv_tau_s);
+    let z = gap * delta;
+    let series = gap * es * expm1_over_z(z);
+    let difference = (em - es) * inv_delta;
+    let k = if z.abs() <= series_limit {
+        series
+    } else {
+        difference
+    };
+    (em, es, k)
+}
+
+/// The state `(v, j)` after an interval with decay factors `(em, es, k)`, and whether
+/// [`NeuronConsts::segment`] could find anything in it but a quiet interval (at or above
+/// threshold at its start or end, or a maximum inside that the current could lift to
+/// threshold). Non-short-circuit `&` and `|` keep it branch-free.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn quiet_or_hit(
+    em: f64,
+    es: f64,
+    k: f64,
+    v0: f64,
+    j0: f64,
+    tau_m: f64,
+    tau_s: f64,
+    theta: f64,
+) -> (f64, f64, bool) {
+    let v1 = em * v0 + k * j0;
+    let j1 = es * j0;
+    let rising = (j0 > 0.0) & (j0 * tau_m > v0);
+    let ceiling = (if v0 > 0.0 { v0 } else { 0.0 }) + j0 * tau_s;
+    let peak_inside = rising & (j1 * tau_m < v1) & (ceiling >= theta);
+    let h = (v0 >= theta) | (v1 >= theta) | peak_inside;
+    (v1, j1, h)
 }
 
 /// The first spike of every neuron of a group that shares one event list, exactly as the
@@ -765,9 +818,60 @@ fn first_spikes_portable(
     out: &mut Vec<FirstSpike>,
 ) {
     let m = consts.len();
-    let n = times.len();
     out.clear();
     out.resize(m, FirstSpike::NONE);
+    buf.pending.clear();
+    buf.searches.clear();
+    if m < BY_NEURON_BELOW {
+        by_neuron(consts, cols, thetas, times, sources, weights, t_end, buf);
+    } else {
+        lockstep(consts, cols, thetas, times, sources, weights, t_end, buf);
+    }
+    let Lockstep {
+        pending, searches, ..
+    } = buf;
+    // All searches advance one step per round: independent work the processor can overlap.
+    let mut open = true;
+    while open {
+        open = false;
+        for (s, p) in searches.iter_mut().zip(pending.iter()) {
+            if !s.done {
+                consts[p.0 as usize].root_step(s);
+                open = true;
+            }
+        }
+    }
+    for (s, &(i, t_seg, next, j_seg, k_added)) in searches.iter().zip(pending.iter()) {
+        let x = s.result();
+        let ts = if t_seg + x < next { t_seg + x } else { next };
+        if ts < t_end {
+            out[i as usize] = FirstSpike {
+                t: ts,
+                t_segment: t_seg,
+                j_segment: j_seg,
+                k: k_added,
+            };
+        }
+    }
+}
+
+/// [`first_spikes`] for a large group: all neurons advance through each interval together, in
+/// one vectorised loop ([`interval_all`]); the neurons whose interval may hold a crossing are
+/// then looked at alone. Leaves the crossing searches in `buf`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lockstep(
+    consts: &[NeuronConsts],
+    cols: &Columns,
+    thetas: &[f64],
+    times: &[f64],
+    sources: &[u32],
+    weights: &[f64],
+    t_end: f64,
+    buf: &mut Lockstep,
+) {
+    let m = consts.len();
+    let n = times.len();
     let Lockstep {
         v,
         j,
@@ -777,6 +881,7 @@ fn first_spikes_portable(
         hit,
         pending,
         searches,
+        ..
     } = buf;
     for buffer in [&mut *v, &mut *j, &mut *v_next, &mut *j_next] {
         buffer.clear();
@@ -786,8 +891,6 @@ fn first_spikes_portable(
     theta.extend_from_slice(&thetas[..m]);
     hit.clear();
     hit.resize(m, false);
-    pending.clear();
-    searches.clear();
     let mut alive = m;
     let mut t = 0.0;
     let mut k = 0;
@@ -836,27 +939,112 @@ fn first_spikes_portable(
         }
         t = next;
     }
-    // All searches advance one step per round: independent work the processor can overlap.
-    let mut open = true;
-    while open {
-        open = false;
-        for (s, p) in searches.iter_mut().zip(pending.iter()) {
-            if !s.done {
-                consts[p.0 as usize].root_step(s);
-                open = true;
-            }
+}
+
+/// [`first_spikes`] for a small group (fewer neurons than a vector has lanes): each neuron's
+/// decay factors for every interval come from one vectorised loop over the intervals, then the
+/// neuron scans them alone. The same arithmetic as [`lockstep`], so the same bits. Leaves the
+/// crossing searches in `buf`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn by_neuron(
+    consts: &[NeuronConsts],
+    cols: &Columns,
+    thetas: &[f64],
+    times: &[f64],
+    sources: &[u32],
+    weights: &[f64],
+    t_end: f64,
+    buf: &mut Lockstep,
+) {
+    let m = consts.len();
+    let n = times.len();
+    let Lockstep {
+        pending,
+        searches,
+        starts,
+        nexts,
+        gaps,
+        added,
+        em,
+        es,
+        kk,
+        ..
+    } = buf;
+    // The intervals every neuron goes through: from 0 and from each distinct event time, with
+    // the number of events added at their start; the last one is open-ended.
+    starts.clear();
+    nexts.clear();
+    gaps.clear();
+    added.clear();
+    let mut t = 0.0;
+    let mut k = 0;
+    loop {
+        while k < n && times[k] <= t {
+            k += 1;
         }
+        if t >= t_end {
+            break;
+        }
+        let next = if k < n { times[k] } else { f64::INFINITY };
+        starts.push(t);
+        nexts.push(next);
+        gaps.push(next - t);
+        added.push(k);
+        if !next.is_finite() {
+            break;
+        }
+        t = next;
     }
-    for (s, &(i, t_seg, next, j_seg, k_added)) in searches.iter().zip(pending.iter()) {
-        let x = s.result();
-        let ts = if t_seg + x < next { t_seg + x } else { next };
-        if ts < t_end {
-            out[i as usize] = FirstSpike {
-                t: ts,
-                t_segment: t_seg,
-                j_segment: j_seg,
-                k: k_added,
+    let n_finite = gaps.iter().take_while(|g| g.is_finite()).count();
+    for i in 0..m {
+        let c = &consts[i];
+        let (inv_tau_m, inv_tau_s) = (cols.inv_tau_m[i], cols.inv_tau_s[i]);
+        let (delta, inv_delta, limit) = (cols.delta[i], cols.inv_delta[i], cols.series_limit[i]);
+        for column in [&mut *em, &mut *es, &mut *kk] {
+            column.clear();
+            column.resize(n_finite, 0.0);
+        }
+        let (em, es, kk) = (
+            &mut em[..n_finite],
+            &mut es[..n_finite],
+            &mut kk[..n_finite],
+        );
+        for (q, &gap) in gaps[..n_finite].iter().enumerate() {
+            (em[q], es[q], kk[q]) = decay(gap, inv_tau_m, inv_tau_s, delta, inv_delta, limit);
+        }
+        let theta = thetas[i];
+        let (mut v, mut j) = (0.0, 0.0);
+        let mut e = 0;
+        for q in 0..gaps.len() {
+            while e < added[q] {
+                j += weights[sources[e] as usize * m + i];
+                e += 1;
+            }
+            let gap = gaps[q];
+            let (v1, j1, h) = if q < n_finite {
+                quiet_or_hit(
+                    em[q],
+                    es[q],
+                    kk[q],
+                    v,
+                    j,
+                    cols.tau_m[i],
+                    cols.tau_s[i],
+                    theta,
+                )
+            } else {
+                (0.0, 0.0, true)
             };
+            if h {
+                if let Some(search) = c.search(theta, v, j, gap) {
+                    pending.push((i as u32, starts[q], nexts[q], j, added[q]));
+                    searches.push(search);
+                    break;
+                }
+            }
+            v = v1;
+            j = j1;
         }
     }
 }
