@@ -252,6 +252,8 @@ pub(crate) struct Scratch {
     /// above the source index.
     events: Vec<u128>,
     next_events: Vec<u128>,
+    /// One block's events again as keys, when bus delays reordered them.
+    resorted: Vec<u128>,
     times: Vec<f64>,
     sources: Vec<u32>,
     weights: Vec<f64>,
@@ -321,6 +323,7 @@ impl Engine {
         let Scratch {
             events,
             next_events,
+            resorted,
             times,
             sources,
             weights,
@@ -376,12 +379,18 @@ impl Engine {
                 }
                 if delayed {
                     // Delays can reorder events of different buses: restore time order.
-                    let mut pairs: Vec<(f64, u32)> =
-                        times.iter().copied().zip(sources.iter().copied()).collect();
-                    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    resorted.clear();
+                    resorted.extend(
+                        times
+                            .iter()
+                            .zip(sources.iter())
+                            .map(|(&t, &s)| event_key(t, s as usize)),
+                    );
+                    resorted.sort_unstable();
                     times.clear();
                     sources.clear();
-                    for (t, s) in pairs {
+                    for &key in resorted.iter() {
+                        let (t, s) = event_of_key(key);
                         times.push(t);
                         sources.push(s);
                     }

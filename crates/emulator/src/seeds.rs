@@ -66,6 +66,7 @@ const ZIG_V: f64 = 9.912_563_035_262_17e-3;
 
 /// Layer edges `x[i]` (decreasing from `x[0] = V / f(R)`, `x[1] = R` to `x[128] = 0`) and
 /// `f(x[i]) = exp(-x[i]^2 / 2)`, computed once with the crate's deterministic arithmetic.
+#[derive(Debug)]
 struct Ziggurat {
     x: [f64; ZIG_LAYERS + 1],
     f: [f64; ZIG_LAYERS + 1],
@@ -98,6 +99,7 @@ fn ziggurat() -> &'static Ziggurat {
 #[derive(Clone, Debug)]
 pub(crate) struct Normals {
     rng: Pcg64Mcg,
+    table: &'static Ziggurat,
 }
 
 /// `2^-53`.
@@ -108,29 +110,31 @@ impl Normals {
     pub(crate) fn new(seed: u64, purpose: Purpose, a: u64, b: u64) -> Self {
         Self {
             rng: stream(seed, purpose, a, b),
+            table: ziggurat(),
         }
     }
 
     /// A uniform number in `(0, 1]`.
     #[inline]
     fn open_uniform(&mut self) -> f64 {
-        ((self.rng.next_u64() >> 11) + 1) as f64 * UNIT
+        // Through i64 (exact below 2^53): a single conversion instruction, unlike u64's.
+        (((self.rng.next_u64() >> 11) + 1) as i64) as f64 * UNIT
     }
 
     /// The next standard normal deviate.
+    #[inline]
     pub(crate) fn next(&mut self) -> f64 {
-        let z = ziggurat();
+        let z = self.table;
         loop {
             let bits = self.rng.next_u64();
             let i = (bits & (ZIG_LAYERS as u64 - 1)) as usize;
-            let sign = if bits & ZIG_LAYERS as u64 != 0 {
-                -1.0
-            } else {
-                1.0
-            };
-            let x = (bits >> 11) as f64 * UNIT * z.x[i];
+            // The sign bit goes straight into the result's sign: `-x` or `x` without a branch
+            // (which would be mispredicted half of the time).
+            let sign = (bits & ZIG_LAYERS as u64) << 56;
+            let signed = |v: f64| f64::from_bits(v.to_bits() | sign);
+            let x = ((bits >> 11) as i64) as f64 * UNIT * z.x[i];
             if x < z.x[i + 1] {
-                return sign * x;
+                return signed(x);
             }
             if i == 0 {
                 // The tail beyond R.
@@ -138,13 +142,13 @@ impl Normals {
                     let a = -fastmath::ln(self.open_uniform()) / ZIG_R;
                     let b = -fastmath::ln(self.open_uniform());
                     if 2.0 * b >= a * a {
-                        return sign * (ZIG_R + a);
+                        return signed(ZIG_R + a);
                     }
                 }
             }
             let y = z.f[i] + self.open_uniform() * (z.f[i + 1] - z.f[i]);
             if y < fastmath::exp(-0.5 * x * x) {
-                return sign * x;
+                return signed(x);
             }
         }
     }
