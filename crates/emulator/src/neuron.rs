@@ -31,9 +31,10 @@
 //! equality. The emulator does not call that solver on its hot path for three reasons: after a
 //! reset the neuron starts from a state that is not rest, which the solver does not take; the
 //! solver uses the platform's `exp`, which is not bit-reproducible across machines; and a chip
-//! layer is fastest when many neurons are advanced together ([`first_spikes`] runs a layer's
-//! neurons in lockstep and interleaves their crossing searches; [`Runner`] interleaves their
-//! later spikes), which a per-neuron solver call cannot do.
+//! layer is fastest when many neurons are advanced together ([`first_spikes`] applies each
+//! interval to all of a layer's neurons in one vectorised loop, or for a small layer computes a
+//! neuron's decay factors for all intervals in one, and interleaves the crossing searches;
+//! [`Runner`] interleaves later spikes), which a per-neuron solver call cannot do.
 
 use crate::fastmath::{exp, ln_1p};
 
