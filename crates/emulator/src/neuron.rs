@@ -1217,6 +1217,20 @@ mod tests {
                 &mut buf,
                 &mut firsts,
             );
+            // The build for any processor gives the same bits as the one chosen at run time.
+            let mut portable = Vec::new();
+            first_spikes_portable(
+                &consts,
+                &Columns::new(&consts),
+                &thetas,
+                &times,
+                &sources,
+                &by_source,
+                t_end,
+                &mut buf,
+                &mut portable,
+            );
+            assert_eq!(portable, firsts, "trial {trial}");
             for i in 0..m {
                 let input = NeuronInput {
                     times: &times,
