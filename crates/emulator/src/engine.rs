@@ -14,7 +14,7 @@ use crate::chip::Chip;
 use crate::config::EmulatorConfig;
 use crate::mapping::{EVENT_BUSES_PER_HALF, Placement};
 use crate::neuron::{
-    Columns, FirstSpike, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes,
+    Columns, FirstSpike, Group, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes,
 };
 use crate::seeds::{Normals, Purpose};
 
@@ -404,17 +404,16 @@ impl Engine {
                     }
                     _ => c.theta,
                 }));
-                first_spikes(
-                    &block.consts,
-                    &block.columns,
+                let group = Group {
+                    consts: &block.consts,
+                    cols: &block.columns,
                     thetas,
                     times,
                     sources,
-                    &block.weights,
-                    self.window,
-                    lockstep,
-                    firsts,
-                );
+                    weights: &block.weights,
+                    t_end: self.window,
+                };
+                first_spikes(&group, lockstep, firsts);
                 // Later spikes: every neuron that fired and is released within the window
                 // continues, all of them interleaved one step at a time, each with its own
                 // weight for every event that arrived.

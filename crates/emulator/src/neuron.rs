@@ -744,89 +744,69 @@ fn quiet_or_hit(
     (v1, j1, h)
 }
 
+/// A group of neurons that shares one event list (one layer's neurons in one chip half), and
+/// those events.
+#[derive(Clone, Copy)]
+pub(crate) struct Group<'a> {
+    pub(crate) consts: &'a [NeuronConsts],
+    /// The same constants as columns.
+    pub(crate) cols: &'a Columns,
+    /// This sample's thresholds (trial noise included).
+    pub(crate) thetas: &'a [f64],
+    /// Event times, ascending, all `>= 0`.
+    pub(crate) times: &'a [f64],
+    /// The source of each event.
+    pub(crate) sources: &'a [u32],
+    /// `weights[s * m + i]`: neuron `i`'s weight for source `s` (`m` neurons), so that each
+    /// event adds one contiguous column.
+    pub(crate) weights: &'a [f64],
+    /// End of the sample window.
+    pub(crate) t_end: f64,
+}
+
 /// The first spike of every neuron of a group that shares one event list, exactly as the
 /// sequential integration finds it, but in lockstep: all neurons advance through the same
 /// intervals together (one vectorised loop per interval, see [`interval_all`]) and all crossing
 /// searches run interleaved, so that the processor works on many independent neurons at once
 /// instead of waiting on one neuron's chain of exponentials.
 ///
-/// Event `e` happens at `times[e]` and comes from source `sources[e]`; `weights[s * m + i]` is
-/// neuron `i`'s weight for source `s` (`m` neurons), so each event adds one contiguous column.
-///
 /// On x86-64 processors with AVX2 the same code runs compiled for AVX2 (four neurons per
 /// instruction instead of two); IEEE arithmetic makes both builds give identical bits.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn first_spikes(
-    consts: &[NeuronConsts],
-    cols: &Columns,
-    thetas: &[f64],
-    times: &[f64],
-    sources: &[u32],
-    weights: &[f64],
-    t_end: f64,
-    buf: &mut Lockstep,
-    out: &mut Vec<FirstSpike>,
-) {
+pub(crate) fn first_spikes(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor supports AVX2 (checked just above), which is all a function
         // compiled with `target_feature(enable = "avx2")` requires of its caller.
         #[allow(unsafe_code)]
         unsafe {
-            first_spikes_avx2(
-                consts, cols, thetas, times, sources, weights, t_end, buf, out,
-            );
+            first_spikes_avx2(group, buf, out);
         }
         return;
     }
-    first_spikes_portable(
-        consts, cols, thetas, times, sources, weights, t_end, buf, out,
-    );
+    first_spikes_portable(group, buf, out);
 }
 
 /// [`first_spikes_portable`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(unsafe_code, clippy::too_many_arguments)]
-unsafe fn first_spikes_avx2(
-    consts: &[NeuronConsts],
-    cols: &Columns,
-    thetas: &[f64],
-    times: &[f64],
-    sources: &[u32],
-    weights: &[f64],
-    t_end: f64,
-    buf: &mut Lockstep,
-    out: &mut Vec<FirstSpike>,
-) {
-    first_spikes_portable(
-        consts, cols, thetas, times, sources, weights, t_end, buf, out,
-    );
+#[allow(unsafe_code)]
+unsafe fn first_spikes_avx2(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
+    first_spikes_portable(group, buf, out);
 }
 
 /// The body of [`first_spikes`], for any processor.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn first_spikes_portable(
-    consts: &[NeuronConsts],
-    cols: &Columns,
-    thetas: &[f64],
-    times: &[f64],
-    sources: &[u32],
-    weights: &[f64],
-    t_end: f64,
-    buf: &mut Lockstep,
-    out: &mut Vec<FirstSpike>,
-) {
+fn first_spikes_portable(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
+    let Group { consts, t_end, .. } = *group;
     let m = consts.len();
     out.clear();
     out.resize(m, FirstSpike::NONE);
     buf.pending.clear();
     buf.searches.clear();
     if m < BY_NEURON_BELOW {
-        by_neuron(consts, cols, thetas, times, sources, weights, t_end, buf);
+        by_neuron(group, buf);
     } else {
-        lockstep(consts, cols, thetas, times, sources, weights, t_end, buf);
+        lockstep(group, buf);
     }
     let Lockstep {
         pending, searches, ..
@@ -860,17 +840,16 @@ fn first_spikes_portable(
 /// one vectorised loop ([`interval_all`]); the neurons whose interval may hold a crossing are
 /// then looked at alone. Leaves the crossing searches in `buf`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn lockstep(
-    consts: &[NeuronConsts],
-    cols: &Columns,
-    thetas: &[f64],
-    times: &[f64],
-    sources: &[u32],
-    weights: &[f64],
-    t_end: f64,
-    buf: &mut Lockstep,
-) {
+fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
+    let Group {
+        consts,
+        cols,
+        thetas,
+        times,
+        sources,
+        weights,
+        t_end,
+    } = *group;
     let m = consts.len();
     let n = times.len();
     let Lockstep {
@@ -947,17 +926,16 @@ fn lockstep(
 /// neuron scans them alone. The same arithmetic as [`lockstep`], so the same bits. Leaves the
 /// crossing searches in `buf`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn by_neuron(
-    consts: &[NeuronConsts],
-    cols: &Columns,
-    thetas: &[f64],
-    times: &[f64],
-    sources: &[u32],
-    weights: &[f64],
-    t_end: f64,
-    buf: &mut Lockstep,
-) {
+fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
+    let Group {
+        consts,
+        cols,
+        thetas,
+        times,
+        sources,
+        weights,
+        t_end,
+    } = *group;
     let m = consts.len();
     let n = times.len();
     let Lockstep {
@@ -1206,30 +1184,20 @@ mod tests {
             let mut buf = Lockstep::default();
             let mut firsts = Vec::new();
             let t_end = 6.0;
-            first_spikes(
-                &consts,
-                &Columns::new(&consts),
-                &thetas,
-                &times,
-                &sources,
-                &by_source,
+            let columns = Columns::new(&consts);
+            let group = Group {
+                consts: &consts,
+                cols: &columns,
+                thetas: &thetas,
+                times: &times,
+                sources: &sources,
+                weights: &by_source,
                 t_end,
-                &mut buf,
-                &mut firsts,
-            );
+            };
+            first_spikes(&group, &mut buf, &mut firsts);
             // The build for any processor gives the same bits as the one chosen at run time.
             let mut portable = Vec::new();
-            first_spikes_portable(
-                &consts,
-                &Columns::new(&consts),
-                &thetas,
-                &times,
-                &sources,
-                &by_source,
-                t_end,
-                &mut buf,
-                &mut portable,
-            );
+            first_spikes_portable(&group, &mut buf, &mut portable);
             assert_eq!(portable, firsts, "trial {trial}");
             for i in 0..m {
                 let input = NeuronInput {
