@@ -427,9 +427,10 @@ impl Engine {
                     list.clear();
                     if first.t.is_finite() {
                         list.push(first.t);
-                        let state = first.state_after(c);
-                        if state.release < self.window && self.max_spikes > 1 {
-                            runners.push((bi, Runner::new(state)));
+                        // (The state after the spike costs an exponential: only for neurons
+                        // released from refractoriness within the window.)
+                        if first.t + c.t_ref < self.window && self.max_spikes > 1 {
+                            runners.push((bi, Runner::new(first.state_after(c))));
                             block.event_weights(bi, sources, weights);
                         }
                     }
