@@ -133,7 +133,8 @@ pub struct AnalogConfig {
     /// BrainScaleS-2's refractory counters with their slow clock reach such times (calix,
     /// `calix.spiking.refractory_period`). The reference's calibration targeted 2 us (same
     /// file), where strongly driven neurons fire again within a sample; measured in the loop on
-    /// chip 1 (300 epochs, chip preset), 2 us gave 92.8 % test accuracy and 48 us 95.3 %, and
+    /// chip 1 (300 epochs, the reference's hx training set-up), 2 us gave 92.8 % test accuracy and
+    /// 48 us 95.3 %, and
     /// the later spikes halve the emulator's speed. Set 2.0 to emulate that calibration.
     pub refractory_us: f64,
 }
