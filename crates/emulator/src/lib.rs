@@ -69,14 +69,15 @@
 //!
 //! # Performance
 //!
-//! Measured with `cargo bench -p spikeloop-emulator` (release, 2 cores shared with other work)
-//! on Yin-Yang 5-120-3 with the reference initialisation, batches of 1000: about 100,000
-//! samples/s with the default chip (one spike per neuron), and about 31,000 samples/s with the
-//! reference calibration's 2 us refractory time, where strongly driven neurons fire about 160
-//! later spikes per sample; recording only the outputs or all layers costs the same. The ideal backend runs
-//! the same network at about 380,000 samples/s: every chip neuron has its own time constants, so
-//! no decay factor can be shared across a layer. The hot path runs a layer's neurons in lockstep
-//! and interleaves their crossing searches (see the `neuron` module).
+//! Measured with `cargo bench -p spikeloop-emulator` (release, 2 cores) on Yin-Yang 5-120-3
+//! with the reference initialisation, batches of 1000: about 113,000 samples/s with the default
+//! chip (one spike per neuron), and about 28,500 samples/s with the reference calibration's 2 us
+//! refractory time, where strongly driven neurons fire about 160 later spikes per sample;
+//! recording only the outputs or all layers costs the same. The ideal backend runs the same
+//! network at about 380,000 samples/s: every chip neuron has its own time constants, so no
+//! decay factor can be shared across a layer. The hot path applies each event-free interval to
+//! all of a layer's neurons in one vectorised loop (compiled for AVX2 as well, chosen at run
+//! time) and interleaves the crossing searches (see the `neuron` module).
 //! `cargo run --release -p spikeloop-emulator --example throughput [-- model.json]` prints
 //! throughput and accuracy on the Yin-Yang test set next to the ideal backend.
 //!
