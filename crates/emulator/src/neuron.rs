@@ -635,15 +635,53 @@ pub(crate) struct Lockstep {
     hit: Vec<bool>,
     pending: Vec<(u32, f64, f64, f64, usize)>,
     searches: Vec<RootSearch>,
-    /// Intervals (start, end, length, events added at the start) and one neuron's decay factors
-    /// across them, for small groups.
-    starts: Vec<f64>,
-    nexts: Vec<f64>,
-    gaps: Vec<f64>,
-    added: Vec<usize>,
+    intervals: Intervals,
+    /// One neuron's decay factors across every interval, for small groups.
     em: Vec<f64>,
     es: Vec<f64>,
     kk: Vec<f64>,
+}
+
+/// The event-free intervals every neuron of a group goes through: from 0 and from each distinct
+/// event time up to the next one (the last one open-ended unless the window closes first), with
+/// the number of events added at each interval's start.
+#[derive(Debug, Default)]
+struct Intervals {
+    starts: Vec<f64>,
+    ends: Vec<f64>,
+    /// `end - start`.
+    gaps: Vec<f64>,
+    added: Vec<usize>,
+}
+
+impl Intervals {
+    /// The intervals of the ascending event `times` within a window ending at `t_end`.
+    fn walk(&mut self, times: &[f64], t_end: f64) {
+        self.starts.clear();
+        self.ends.clear();
+        self.gaps.clear();
+        self.added.clear();
+        let n = times.len();
+        let mut t = 0.0;
+        let mut k = 0;
+        loop {
+            while k < n && times[k] <= t {
+                k += 1;
+            }
+            if t >= t_end {
+                break;
+            }
+            let next = if k < n { times[k] } else { f64::INFINITY };
+            self.starts.push(t);
+            self.ends.push(next);
+            self.gaps.push(next - t);
+            self.added.push(k);
+            if !next.is_finite() {
+                break;
+            }
+            t = next;
+        }
+    }
 }
 
 /// Groups with fewer neurons than this are integrated neuron by neuron ([`by_neuron`]), larger
@@ -803,6 +841,7 @@ fn first_spikes_portable(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<Fi
     out.resize(m, FirstSpike::NONE);
     buf.pending.clear();
     buf.searches.clear();
+    buf.intervals.walk(group.times, t_end);
     if m < BY_NEURON_BELOW {
         by_neuron(group, buf);
     } else {
@@ -845,13 +884,11 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
         consts,
         cols,
         thetas,
-        times,
         sources,
         weights,
-        t_end,
+        ..
     } = *group;
     let m = consts.len();
-    let n = times.len();
     let Lockstep {
         v,
         j,
@@ -861,6 +898,7 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
         hit,
         pending,
         searches,
+        intervals,
         ..
     } = buf;
     for buffer in [&mut *v, &mut *j, &mut *v_next, &mut *j_next] {
@@ -872,25 +910,22 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
     hit.clear();
     hit.resize(m, false);
     let mut alive = m;
-    let mut t = 0.0;
-    let mut k = 0;
-    loop {
-        while k < n && times[k] <= t {
-            let column = &weights[sources[k] as usize * m..][..m];
+    let mut e = 0;
+    for q in 0..intervals.starts.len() {
+        let (t, next, k) = (intervals.starts[q], intervals.ends[q], intervals.added[q]);
+        while e < k {
+            let column = &weights[sources[e] as usize * m..][..m];
             for (ji, &w) in j.iter_mut().zip(column) {
                 *ji += w;
             }
-            k += 1;
+            e += 1;
         }
-        if t >= t_end {
-            break;
-        }
-        let next = if k < n { times[k] } else { f64::INFINITY };
         // A finite interval is applied to all neurons at once and only those with a possible
         // crossing are looked at alone; after the last event, every neuron still waiting
         // either crosses on its final rise or never does.
+        let gap = intervals.gaps[q];
         let finite = next.is_finite();
-        let any_hit = finite && interval_all(cols, theta, v, j, next - t, v_next, j_next, hit);
+        let any_hit = finite && interval_all(cols, theta, v, j, gap, v_next, j_next, hit);
         if any_hit || !finite {
             for i in 0..m {
                 let candidate = if finite {
@@ -901,7 +936,7 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
                 if !candidate {
                     continue;
                 }
-                if let Some(search) = consts[i].search(theta[i], v[i], j[i], next - t) {
+                if let Some(search) = consts[i].search(theta[i], v[i], j[i], gap) {
                     pending.push((i as u32, t, next, j[i], k));
                     searches.push(search);
                     theta[i] = f64::INFINITY;
@@ -917,7 +952,6 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
         if alive == 0 {
             break;
         }
-        t = next;
     }
 }
 
@@ -931,50 +965,26 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
         consts,
         cols,
         thetas,
-        times,
         sources,
         weights,
-        t_end,
+        ..
     } = *group;
     let m = consts.len();
-    let n = times.len();
     let Lockstep {
         pending,
         searches,
-        starts,
-        nexts,
-        gaps,
-        added,
+        intervals,
         em,
         es,
         kk,
         ..
     } = buf;
-    // The intervals every neuron goes through: from 0 and from each distinct event time, with
-    // the number of events added at their start; the last one is open-ended.
-    starts.clear();
-    nexts.clear();
-    gaps.clear();
-    added.clear();
-    let mut t = 0.0;
-    let mut k = 0;
-    loop {
-        while k < n && times[k] <= t {
-            k += 1;
-        }
-        if t >= t_end {
-            break;
-        }
-        let next = if k < n { times[k] } else { f64::INFINITY };
-        starts.push(t);
-        nexts.push(next);
-        gaps.push(next - t);
-        added.push(k);
-        if !next.is_finite() {
-            break;
-        }
-        t = next;
-    }
+    let Intervals {
+        starts,
+        ends,
+        gaps,
+        added,
+    } = &*intervals;
     let n_finite = gaps.iter().take_while(|g| g.is_finite()).count();
     for i in 0..m {
         let c = &consts[i];
@@ -1017,7 +1027,7 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
             };
             if h {
                 if let Some(search) = c.search(theta, v, j, gap) {
-                    pending.push((i as u32, starts[q], nexts[q], j, added[q]));
+                    pending.push((i as u32, starts[q], ends[q], j, added[q]));
                     searches.push(search);
                     break;
                 }
