@@ -76,7 +76,7 @@
 //! recording only the outputs or all layers costs the same. The ideal backend runs the same
 //! network at about 380,000 samples/s: every chip neuron has its own time constants, so no
 //! decay factor can be shared across a layer. The hot path applies each event-free interval to
-//! all of a layer's neurons in one vectorised loop (compiled for AVX2 as well, chosen at run
+//! all of a layer's neurons in one vectorised loop (compiled for AVX-512 and AVX2 as well, chosen at run
 //! time) and interleaves the crossing searches (see the `neuron` module).
 //! `cargo run --release -p spikeloop-emulator --example throughput [-- model.json]` prints
 //! throughput and accuracy on the Yin-Yang test set next to the ideal backend.
