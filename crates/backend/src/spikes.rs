@@ -19,7 +19,7 @@ impl InputBatch {
                 "a sample needs at least one input channel".into(),
             ));
         }
-        if times.len() % n_inputs != 0 {
+        if !times.len().is_multiple_of(n_inputs) {
             return Err(BackendError::InvalidInput(format!(
                 "{} input times do not divide into samples of {n_inputs} channels",
                 times.len()
@@ -102,7 +102,7 @@ impl SpikeTimes {
             offsets.push(stride);
             stride += s;
         }
-        if stride == 0 || data.len() % stride != 0 {
+        if stride == 0 || !data.len().is_multiple_of(stride) {
             return Err(BackendError::InvalidInput(format!(
                 "{} spike times do not divide into samples of {stride} neurons",
                 data.len()

@@ -174,10 +174,12 @@ impl NeuronConsts {
                 };
             }
             // Rising at the start, falling at the end: the maximum lies inside.
-            if rising && j_end * self.tau_m < v_end && ceiling >= theta {
-                if let Some(b) = self.peak_bracket(v, j, theta, gap) {
-                    return b;
-                }
+            if rising
+                && j_end * self.tau_m < v_end
+                && ceiling >= theta
+                && let Some(b) = self.peak_bracket(v, j, theta, gap)
+            {
+                return b;
             }
             Segment::Quiet { v_end, j_end }
         } else if rising && ceiling >= theta {
@@ -1044,12 +1046,10 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
             } else {
                 (0.0, 0.0, true)
             };
-            if h {
-                if let Some(search) = c.search(theta, v, j, gap) {
-                    pending.push((i as u32, starts[q], ends[q], j, added[q]));
-                    searches.push(search);
-                    break;
-                }
+            if h && let Some(search) = c.search(theta, v, j, gap) {
+                pending.push((i as u32, starts[q], ends[q], j, added[q]));
+                searches.push(search);
+                break;
             }
             v = v1;
             j = j1;

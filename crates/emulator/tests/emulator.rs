@@ -475,7 +475,7 @@ fn colliding_events_wait_at_the_fpga_and_are_lost_on_chip() {
     let lossy = run(&mut backend(with_noise(noise)), &two_layers, &inputs);
     let lost = lossy.stats.lost_events;
     assert!(
-        lost >= 4 * samples as u64 && lost % 4 == 0,
+        lost >= 4 * samples as u64 && lost.is_multiple_of(4),
         "{:?}",
         lossy.stats
     );

@@ -138,10 +138,10 @@ fn solve_equal<I: Inputs>(c: &Consts, inputs: &I) -> Spike {
     }
     // Last interval: fires iff rising now and the single maximum reaches threshold.
     a += inputs.weight(n - 1);
-    if a > b {
-        if let Some(x) = equal_root(a, b, theta, f64::INFINITY, false) {
-            return spike(inputs.time(n - 1) + c.tau_m * x, n - 1, f64::INFINITY);
-        }
+    if a > b
+        && let Some(x) = equal_root(a, b, theta, f64::INFINITY, false)
+    {
+        return spike(inputs.time(n - 1) + c.tau_m * x, n - 1, f64::INFINITY);
     }
     Spike::SILENT
 }
@@ -194,10 +194,10 @@ fn solve_double<I: Inputs>(c: &Consts, inputs: &I) -> Spike {
         // dV/dt = -(X / tau_m) (p - 2 q X): rising at t_k (X = 1) iff 2 q > p, falling at
         // t_{k+1} iff p > 2 q X_end.
         let peak_inside = (p > 0.0) & (2.0 * q > p) & (p > 2.0 * q * xe);
-        if reaches_end | peak_inside {
-            if let Some(x) = double_root(p, q, theta, xe, reaches_end) {
-                return spike(inputs.time(k) - c.tau_m * x.ln(), k, inputs.time(k + 1));
-            }
+        if reaches_end | peak_inside
+            && let Some(x) = double_root(p, q, theta, xe, reaches_end)
+        {
+            return spike(inputs.time(k) - c.tau_m * x.ln(), k, inputs.time(k + 1));
         }
         p *= xe;
         q *= xe2;
@@ -205,10 +205,11 @@ fn solve_double<I: Inputs>(c: &Consts, inputs: &I) -> Spike {
     let w = inputs.weight(n - 1);
     p += w;
     q += w;
-    if p > 0.0 && 2.0 * q > p {
-        if let Some(x) = double_root(p, q, theta, 0.0, false) {
-            return spike(inputs.time(n - 1) - c.tau_m * x.ln(), n - 1, f64::INFINITY);
-        }
+    if p > 0.0
+        && 2.0 * q > p
+        && let Some(x) = double_root(p, q, theta, 0.0, false)
+    {
+        return spike(inputs.time(n - 1) - c.tau_m * x.ln(), n - 1, f64::INFINITY);
     }
     Spike::SILENT
 }
@@ -606,10 +607,10 @@ fn solve_equal_lanes(c: &Consts, inputs: &VolleyInputs<'_>, rows: [&[f64]; LANES
             continue;
         }
         a[l] += rows[l][i];
-        if a[l] > b[l] {
-            if let Some(x) = equal_root(a[l], b[l], theta, f64::INFINITY, false) {
-                result[l] = spike(inputs.times[n - 1] + c.tau_m * x, n - 1, f64::INFINITY).time;
-            }
+        if a[l] > b[l]
+            && let Some(x) = equal_root(a[l], b[l], theta, f64::INFINITY, false)
+        {
+            result[l] = spike(inputs.times[n - 1] + c.tau_m * x, n - 1, f64::INFINITY).time;
         }
     }
     result

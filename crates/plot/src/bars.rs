@@ -97,10 +97,10 @@ impl BarChart<'_> {
                 });
             }
         }
-        if let Some((low, high)) = self.y_range {
-            if !(low.is_finite() && high.is_finite() && low < high) {
-                return Err(PlotError::InvalidRange { low, high });
-            }
+        if let Some((low, high)) = self.y_range
+            && !(low.is_finite() && high.is_finite() && low < high)
+        {
+            return Err(PlotError::InvalidRange { low, high });
         }
         Ok(())
     }

@@ -247,11 +247,11 @@ fn accuracy_panel(curves: &TrainingCurves<'_>, x: Axis) -> Panel {
                 None => format!("{name} (no finite values)"),
                 Some((_, last)) => {
                     let mut label = format!("{name} (last {last:.1} %");
-                    if *name == "Validation" {
-                        if let Some((epoch, best)) = best_point(&runs) {
-                            let epoch = axis::format_significant(epoch);
-                            label.push_str(&format!(", best {best:.1} % at epoch {epoch}"));
-                        }
+                    if *name == "Validation"
+                        && let Some((epoch, best)) = best_point(&runs)
+                    {
+                        let epoch = axis::format_significant(epoch);
+                        label.push_str(&format!(", best {best:.1} % at epoch {epoch}"));
                     }
                     label.push(')');
                     label

@@ -203,7 +203,7 @@ impl Model {
                 self.version
             ));
         }
-        if self.encoding.repeat == 0 || self.n_inputs % self.encoding.repeat != 0 {
+        if self.encoding.repeat == 0 || !self.n_inputs.is_multiple_of(self.encoding.repeat) {
             return err(format!(
                 "encoding.repeat = {} does not divide the {} inputs",
                 self.encoding.repeat, self.n_inputs

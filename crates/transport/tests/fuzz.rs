@@ -108,12 +108,11 @@ proptest! {
         let mut ex = Exerciser::default();
         let typed = MessageType::from_byte(ty);
         // The same payload under the correct flags reaches the payload decoder.
-        if let Some(t) = typed {
-            if let Ok(m) = Message::decode_payload(t, &frame.payload) {
+        if let Some(t) = typed
+            && let Ok(m) = Message::decode_payload(t, &frame.payload) {
                 prop_assert!(m.payload_len() <= 2 * frame.payload.len() + 16);
                 ex.exercise(&m);
             }
-        }
         match decode_message(&frame) {
             Ok(m) => {
                 prop_assert_eq!(Some(m.message_type()), typed);
