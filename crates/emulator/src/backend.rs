@@ -180,7 +180,13 @@ impl EmulatorBackend {
     fn refresh(&mut self) -> Result<(), BackendError> {
         if self.stale {
             if let (Some(network), Some(placement)) = (&self.network, &self.placement) {
-                self.engine = Some(prepare(network, placement, &self.chip, &self.config)?);
+                self.engine = Some(prepare(
+                    network,
+                    placement,
+                    &self.chip,
+                    &self.config,
+                    self.engine.as_ref(),
+                )?);
             }
             self.stale = false;
         }
@@ -218,7 +224,13 @@ impl Backend for EmulatorBackend {
     fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
         network.validate()?;
         let placement = place(network, self.config.weight_scale)?;
-        let engine = prepare(network, &placement, &self.chip, &self.config)?;
+        let engine = prepare(
+            network,
+            &placement,
+            &self.chip,
+            &self.config,
+            self.engine.as_ref(),
+        )?;
         let clipped: usize = placement.layers.iter().map(|l| l.clipped).sum();
         tracing::debug!(
             neurons_per_half = ?placement.neurons_used,

@@ -125,12 +125,15 @@ fn event_of_key(key: u128) -> (f64, u32) {
     (f64::from_bits((key >> 32) as u64), key as u32)
 }
 
-/// Builds the engine for a validated, placed network on `chip`.
+/// Builds the engine for a validated, placed network on `chip`. What depends only on the
+/// neurons' constants (the first layer's clock-tick tables) is taken from `previous` where
+/// those are unchanged, as they are when only the weights change.
 pub(crate) fn prepare(
     network: &Network,
     placement: &Placement,
     chip: &Chip,
     config: &EmulatorConfig,
+    previous: Option<&Engine>,
 ) -> Result<Engine, BackendError> {
     let tau_unit = config.timing.tau_s_us;
     let window = config.timing.sample_window_tau;
@@ -167,7 +170,7 @@ pub(crate) fn prepare(
         let mv_per_unit = config.analog.threshold_distance_mv / distance;
         let n_in = n_prev + layer.bias_times.len();
         let mut blocks = Vec::with_capacity(lp.blocks.len());
-        for hb in &lp.blocks {
+        for (b, hb) in lp.blocks.iter().enumerate() {
             let mut consts = Vec::with_capacity(hb.neurons.len());
             let mut leak_mv = Vec::with_capacity(hb.neurons.len());
             let mut weights = vec![0.0; hb.neurons.len() * n_in];
@@ -205,10 +208,21 @@ pub(crate) fn prepare(
                     weights[s * m + bi] = w;
                 }
             }
+            // The first layer's events all come from the FPGA, on its clock: its intervals
+            // span whole ticks (when the event buses' dead time does too).
+            let reusable = previous
+                .filter(|p| p.tick == tick && p.window == window)
+                .and_then(|p| p.layers.get(l)?.blocks.get(b))
+                .filter(|p| p.consts == consts);
+            let columns = match reusable {
+                Some(p) => p.columns.clone(),
+                None if l == 0 => Columns::new(&consts).with_ticks(tick, window),
+                None => Columns::new(&consts),
+            };
             blocks.push(PreparedBlock {
                 first_driver: hb.first_driver,
                 neurons: hb.neurons.clone(),
-                columns: Columns::new(&consts),
+                columns,
                 consts,
                 weights,
                 leak_mv,

@@ -17,7 +17,9 @@
 //! transcendental function beyond the interval's decay factors (the membrane at the interval's
 //! end, and at its single maximum only when that lies inside); the crossing itself is found by a
 //! bracketed Halley iteration started from an inverse Hermite interpolant of the interval. All
-//! exponentials use the crate's deterministic `exp`.
+//! exponentials use the crate's deterministic `exp`. When a group's events all lie on the FPGA's
+//! clock (the first layer's inputs and bias spikes), every interval spans a whole number of
+//! ticks, and its decay factors come from per-neuron tables instead ([`TickFactors`]).
 //!
 //! After a crossing the neuron is reset and *held* at its reset potential for the refractory
 //! time while its synaptic current keeps decaying and further events keep adding to it; then it
@@ -38,10 +40,10 @@
 
 use crate::fastmath::{exp, ln_1p};
 
-/// Below this `|1/tau_s - 1/tau_m|` (in 1/tau_s units) the kernel `K` is evaluated by its series
-/// instead of the difference of exponentials, which would cancel.
-const SMALL_DELTA: f64 = 1e-3;
-/// Largest `|x delta|` for which the series is used (truncation error below 1e-17).
+/// Up to this `|x delta|` (a short interval `x`, or time constants close to each other) the
+/// kernel `K(x) = x e_s (e^z - 1) / z`, `z = x delta`, is evaluated by its series (truncation
+/// error below 1e-17) instead of the difference of exponentials, whose relative error grows as
+/// `1e-16 / |z|` by cancellation.
 const SERIES_LIMIT: f64 = 0.05;
 
 /// A neuron's constants in model units (time in tau_s of the model, potential relative to the
@@ -56,7 +58,6 @@ pub(crate) struct NeuronConsts {
     pub(crate) delta: f64,
     /// `1/delta` (0 when `delta == 0`).
     pub(crate) inv_delta: f64,
-    pub(crate) small_delta: bool,
     /// `ln(tau_s/tau_m) / delta`, limit `-tau_s` at `delta = 0`.
     pub(crate) peak_offset: f64,
     /// Threshold minus leak (before trial-to-trial noise).
@@ -82,7 +83,6 @@ impl NeuronConsts {
             inv_tau_s: 1.0 / tau_s,
             delta,
             inv_delta: if delta == 0.0 { 0.0 } else { 1.0 / delta },
-            small_delta: delta.abs() < SMALL_DELTA,
             peak_offset,
             theta,
             v_reset,
@@ -93,13 +93,9 @@ impl NeuronConsts {
     /// `K(x)` from the two decay factors already computed for `x`.
     #[inline(always)]
     fn kernel(&self, em: f64, es: f64, x: f64) -> f64 {
-        if self.small_delta {
-            let z = x * self.delta;
-            if z.abs() <= SERIES_LIMIT {
-                x * es * expm1_over_z(z)
-            } else {
-                (em - es) * self.inv_delta
-            }
+        let z = x * self.delta;
+        if z.abs() <= SERIES_LIMIT {
+            x * es * expm1_over_z(z)
         } else {
             (em - es) * self.inv_delta
         }
@@ -145,8 +141,9 @@ impl NeuronConsts {
     /// or a bracketed crossing inside. The bracket is the interval itself when the membrane ends
     /// it at or above threshold, else the rising side up to the membrane's single maximum when
     /// that lies inside and reaches threshold.
+    /// `factors` are the decay factors across `gap` when the caller has them already.
     #[inline]
-    fn segment(&self, theta: f64, v: f64, j: f64, gap: f64) -> Segment {
+    fn segment(&self, theta: f64, v: f64, j: f64, gap: f64, factors: Option<[f64; 3]>) -> Segment {
         if v >= theta {
             // At or above threshold when integration starts (a reset at or above threshold, or
             // a threshold below the leak): fires at once.
@@ -163,7 +160,7 @@ impl NeuronConsts {
         // towards rest: below this bound, no crossing is possible and no maximum is needed.
         let ceiling = (if v > 0.0 { v } else { 0.0 }) + j * self.tau_s;
         if gap.is_finite() {
-            let [em, es, k] = self.factors(gap);
+            let [em, es, k] = factors.unwrap_or_else(|| self.factors(gap));
             let v_end = em * v + k * j;
             let j_end = es * j;
             if v_end >= theta {
@@ -226,8 +223,15 @@ impl NeuronConsts {
     /// The crossing search the interval ahead of `(v, j)` calls for ([`Self::segment`]), if
     /// it holds a crossing.
     #[inline]
-    fn search(&self, theta: f64, v: f64, j: f64, gap: f64) -> Option<RootSearch> {
-        match self.segment(theta, v, j, gap) {
+    fn search(
+        &self,
+        theta: f64,
+        v: f64,
+        j: f64,
+        gap: f64,
+        factors: Option<[f64; 3]>,
+    ) -> Option<RootSearch> {
+        match self.segment(theta, v, j, gap, factors) {
             Segment::Quiet { .. } => None,
             Segment::Immediate => Some(RootSearch::AT_START),
             Segment::Bracket { hi, f_hi, slope_hi } => {
@@ -510,7 +514,7 @@ impl Runner {
             st.t = until;
             return;
         }
-        match c.segment(theta, st.v, st.j, next - st.t) {
+        match c.segment(theta, st.v, st.j, next - st.t, None) {
             Segment::Quiet { v_end, j_end } => {
                 if next.is_finite() {
                     st.v = v_end;
@@ -600,9 +604,9 @@ pub(crate) struct Columns {
     inv_tau_s: Vec<f64>,
     delta: Vec<f64>,
     inv_delta: Vec<f64>,
-    /// [`SERIES_LIMIT`] for neurons whose kernel needs the series near `delta = 0`, else `-1`
-    /// (which no `|z|` is below).
-    series_limit: Vec<f64>,
+    /// Every neuron's decay factors for whole numbers of clock ticks, for groups whose events
+    /// all lie on the clock grid.
+    ticks: Option<std::sync::Arc<TickFactors>>,
 }
 
 impl Columns {
@@ -615,13 +619,136 @@ impl Columns {
             inv_tau_s: column(|c| c.inv_tau_s),
             delta: column(|c| c.delta),
             inv_delta: column(|c| c.inv_delta),
-            series_limit: column(|c| if c.small_delta { SERIES_LIMIT } else { -1.0 }),
+            ticks: None,
         }
+    }
+
+    /// Adds the decay factors of every whole number of clock ticks `tick` up to `t_max`, used
+    /// for the intervals that span whole ticks (a group whose events all come from the FPGA,
+    /// which releases them on its clock).
+    pub(crate) fn with_ticks(mut self, tick: f64, t_max: f64) -> Self {
+        self.ticks = TickFactors::new(&self, tick, t_max).map(std::sync::Arc::new);
+        self
+    }
+
+    /// `[e_m, e_s, K]` of neuron `i` across `gap`.
+    #[inline(always)]
+    fn decay(&self, i: usize, gap: f64) -> (f64, f64, f64) {
+        decay(
+            gap,
+            self.inv_tau_m[i],
+            self.inv_tau_s[i],
+            self.delta[i],
+            self.inv_delta[i],
+        )
     }
 
     fn len(&self) -> usize {
         self.tau_m.len()
     }
+}
+
+/// Decay factors of a group's neurons for whole numbers of clock ticks: an interval of `n`
+/// ticks costs two table rows and four multiplications per neuron instead of two exponentials.
+///
+/// `n = h LOW + l` is split into a high part (rows for `h LOW` ticks) and a low part (rows for
+/// `l` ticks); the factors of the sum follow from those of the parts exactly,
+/// `e(a + b) = e(a) e(b)` and `K(a + b) = e_m(b) K(a) + K(b) e_s(a)` (integrate across `a`,
+/// then `b`), with no cancellation (every term is positive), so a composed factor lies within
+/// a few units in the last place of the directly computed one. Row 0 of either table is the
+/// identity `(1, 1, 0)`, so an interval shorter than `LOW` ticks gets exactly the directly
+/// computed factors.
+#[derive(Clone, Debug, PartialEq)]
+struct TickFactors {
+    tick: f64,
+    /// Neurons per row.
+    m: usize,
+    /// Row `l` (`l` ticks): `[e_m; m]`, `[e_s; m]`, `[K; m]`.
+    low: Vec<f64>,
+    /// Row `h` (`h LOW` ticks), laid out the same way.
+    high: Vec<f64>,
+}
+
+/// Rows of the low table of [`TickFactors`].
+const LOW: usize = 64;
+
+impl TickFactors {
+    /// The tables for intervals up to `t_max`, or `None` when there is no clock (`tick <= 0`).
+    fn new(cols: &Columns, tick: f64, t_max: f64) -> Option<Self> {
+        if !(tick > 0.0 && t_max.is_finite() && t_max >= 0.0) {
+            return None;
+        }
+        let m = cols.len();
+        let n_max = (t_max / tick).ceil() as usize + 1;
+        let table = |rows: usize, ticks_per_row: usize| {
+            let mut out = vec![0.0; rows * 3 * m];
+            for (r, row) in out.chunks_exact_mut(3 * m).enumerate() {
+                let gap = (r * ticks_per_row) as f64 * tick;
+                for i in 0..m {
+                    let (em, es, k) = cols.decay(i, gap);
+                    (row[i], row[m + i], row[2 * m + i]) = (em, es, k);
+                }
+            }
+            out
+        };
+        Some(Self {
+            tick,
+            m,
+            low: table(LOW, 1),
+            high: table(n_max / LOW + 1, LOW),
+        })
+    }
+
+    /// Offsets of the low and the high row for an interval of length `gap`, if it spans a whole
+    /// number of ticks (to within rounding) that the tables cover.
+    #[inline]
+    fn rows(&self, gap: f64) -> Option<(usize, usize)> {
+        let x = gap / self.tick;
+        let n = round_half_even(x);
+        if !((x - n).abs() <= 1e-9 && n >= 0.0) {
+            return None;
+        }
+        let n = n as usize;
+        let row = 3 * self.m;
+        let high = (n / LOW) * row;
+        (high < self.high.len()).then_some(((n % LOW) * row, high))
+    }
+
+    /// The columns of the rows [`Self::rows`] gave: `e_m`, `e_s`, `K` of the low row, then of
+    /// the high row.
+    #[inline(always)]
+    fn columns(&self, (low, high): (usize, usize)) -> [&[f64]; 6] {
+        let m = self.m;
+        let (lo, hi) = (&self.low[low..low + 3 * m], &self.high[high..high + 3 * m]);
+        [
+            &lo[..m],
+            &lo[m..2 * m],
+            &lo[2 * m..],
+            &hi[..m],
+            &hi[m..2 * m],
+            &hi[2 * m..],
+        ]
+    }
+
+    /// `[e_m, e_s, K]` of neuron `i` across the interval of [`Self::rows`].
+    fn factors(&self, rows: (usize, usize), i: usize) -> [f64; 3] {
+        let [em_l, es_l, k_l, em_h, es_h, k_h] = self.columns(rows);
+        let (em, es, k) = compose(em_l[i], es_l[i], k_l[i], em_h[i], es_h[i], k_h[i]);
+        [em, es, k]
+    }
+}
+
+/// The decay factors across `a + b` from those across `b` (`_l`) and `a` (`_h`).
+#[inline(always)]
+fn compose(em_l: f64, es_l: f64, k_l: f64, em_h: f64, es_h: f64, k_h: f64) -> (f64, f64, f64) {
+    (em_h * em_l, es_h * es_l, em_l * k_h + k_l * es_h)
+}
+
+/// `x` rounded to the nearest integer (ties to even), for `|x| < 2^51`.
+#[inline(always)]
+fn round_half_even(x: f64) -> f64 {
+    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+    (x + SHIFTER) - SHIFTER
 }
 
 /// Buffers of [`first_spikes`].
@@ -704,7 +831,7 @@ fn interval_all(
     theta: &[f64],
     v: &[f64],
     j: &[f64],
-    gap: f64,
+    decays: Decays<'_>,
     v_next: &mut [f64],
     j_next: &mut [f64],
     hit: &mut [bool],
@@ -713,45 +840,60 @@ fn interval_all(
     let (theta, v, j) = (&theta[..m], &v[..m], &j[..m]);
     let (v_next, j_next, hit) = (&mut v_next[..m], &mut j_next[..m], &mut hit[..m]);
     let (tau_m, tau_s) = (&cols.tau_m[..m], &cols.tau_s[..m]);
-    let (inv_tau_m, inv_tau_s) = (&cols.inv_tau_m[..m], &cols.inv_tau_s[..m]);
-    let (delta, inv_delta) = (&cols.delta[..m], &cols.inv_delta[..m]);
-    let series_limit = &cols.series_limit[..m];
     let mut any = false;
-    for i in 0..m {
-        let (em, es, k) = decay(
-            gap,
-            inv_tau_m[i],
-            inv_tau_s[i],
-            delta[i],
-            inv_delta[i],
-            series_limit[i],
-        );
-        let (v1, j1, h) = quiet_or_hit(em, es, k, v[i], j[i], tau_m[i], tau_s[i], theta[i]);
-        v_next[i] = v1;
-        j_next[i] = j1;
-        hit[i] = h;
-        any |= h;
+    // Each neuron's state at the interval's end and whether it may cross in it.
+    macro_rules! apply {
+        ($i:ident, $factors:expr) => {{
+            let (em, es, k) = $factors;
+            let (v1, j1, h) =
+                quiet_or_hit(em, es, k, v[$i], j[$i], tau_m[$i], tau_s[$i], theta[$i]);
+            v_next[$i] = v1;
+            j_next[$i] = j1;
+            hit[$i] = h;
+            any |= h;
+        }};
+    }
+    match decays {
+        Decays::Gap(gap) => {
+            let (inv_tau_m, inv_tau_s) = (&cols.inv_tau_m[..m], &cols.inv_tau_s[..m]);
+            let (delta, inv_delta) = (&cols.delta[..m], &cols.inv_delta[..m]);
+            for i in 0..m {
+                let factors = decay(gap, inv_tau_m[i], inv_tau_s[i], delta[i], inv_delta[i]);
+                apply!(i, factors);
+            }
+        }
+        Decays::Ticks(table, rows) => {
+            let [em_l, es_l, k_l, em_h, es_h, k_h] = table.columns(rows);
+            let (em_l, es_l, k_l) = (&em_l[..m], &es_l[..m], &k_l[..m]);
+            let (em_h, es_h, k_h) = (&em_h[..m], &es_h[..m], &k_h[..m]);
+            for i in 0..m {
+                let factors = compose(em_l[i], es_l[i], k_l[i], em_h[i], es_h[i], k_h[i]);
+                apply!(i, factors);
+            }
+        }
     }
     any
+}
+
+/// Where [`interval_all`] takes each neuron's decay factors from.
+#[derive(Clone, Copy)]
+enum Decays<'a> {
+    /// Computed for an interval of this length.
+    Gap(f64),
+    /// These rows of the clock-tick tables.
+    Ticks(&'a TickFactors, (usize, usize)),
 }
 
 /// `[e_m, e_s, K]` across `gap`, exactly as [`NeuronConsts::factors`], but branch-free (both
 /// forms of the kernel, then a select) so that loops over neurons or over gaps vectorise.
 #[inline(always)]
-fn decay(
-    gap: f64,
-    inv_tau_m: f64,
-    inv_tau_s: f64,
-    delta: f64,
-    inv_delta: f64,
-    series_limit: f64,
-) -> (f64, f64, f64) {
+fn decay(gap: f64, inv_tau_m: f64, inv_tau_s: f64, delta: f64, inv_delta: f64) -> (f64, f64, f64) {
     let em = exp(-gap * inv_tau_m);
     let es = exp(-gap * inv_tau_s);
     let z = gap * delta;
     let series = gap * es * expm1_over_z(z);
     let difference = (em - es) * inv_delta;
-    let k = if z.abs() <= series_limit {
+    let k = if z.abs() <= SERIES_LIMIT {
         series
     } else {
         difference
@@ -946,7 +1088,15 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
         // either crosses on its final rise or never does.
         let gap = intervals.gaps[q];
         let finite = next.is_finite();
-        let any_hit = finite && interval_all(cols, theta, v, j, gap, v_next, j_next, hit);
+        let ticks = match &cols.ticks {
+            Some(table) if finite => table.rows(gap).map(|rows| (&**table, rows)),
+            _ => None,
+        };
+        let decays = match ticks {
+            Some((table, rows)) => Decays::Ticks(table, rows),
+            None => Decays::Gap(gap),
+        };
+        let any_hit = finite && interval_all(cols, theta, v, j, decays, v_next, j_next, hit);
         if any_hit || !finite {
             for i in 0..m {
                 let candidate = if finite {
@@ -957,7 +1107,8 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
                 if !candidate {
                     continue;
                 }
-                if let Some(search) = consts[i].search(theta[i], v[i], j[i], gap) {
+                let factors = ticks.map(|(table, rows)| table.factors(rows, i));
+                if let Some(search) = consts[i].search(theta[i], v[i], j[i], gap, factors) {
                     pending.push((i as u32, t, next, j[i], k));
                     searches.push(search);
                     theta[i] = f64::INFINITY;
@@ -1010,7 +1161,7 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
     for i in 0..m {
         let c = &consts[i];
         let (inv_tau_m, inv_tau_s) = (cols.inv_tau_m[i], cols.inv_tau_s[i]);
-        let (delta, inv_delta, limit) = (cols.delta[i], cols.inv_delta[i], cols.series_limit[i]);
+        let (delta, inv_delta) = (cols.delta[i], cols.inv_delta[i]);
         for column in [&mut *em, &mut *es, &mut *kk] {
             column.clear();
             column.resize(n_finite, 0.0);
@@ -1021,7 +1172,7 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
             &mut kk[..n_finite],
         );
         for (q, &gap) in gaps[..n_finite].iter().enumerate() {
-            (em[q], es[q], kk[q]) = decay(gap, inv_tau_m, inv_tau_s, delta, inv_delta, limit);
+            (em[q], es[q], kk[q]) = decay(gap, inv_tau_m, inv_tau_s, delta, inv_delta);
         }
         let theta = thetas[i];
         let (mut v, mut j) = (0.0, 0.0);
@@ -1046,7 +1197,7 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
             } else {
                 (0.0, 0.0, true)
             };
-            if h && let Some(search) = c.search(theta, v, j, gap) {
+            if h && let Some(search) = c.search(theta, v, j, gap, None) {
                 pending.push((i as u32, starts[q], ends[q], j, added[q]));
                 searches.push(search);
                 break;
@@ -1258,6 +1409,91 @@ mod tests {
                     assert_eq!(resumed, sequential, "trial {trial} neuron {i}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn clock_tick_tables_agree_with_direct_factors_and_the_sequential_integrator() {
+        let mut rng = Lcg(29);
+        let tick = 1.0 / 750.0;
+        let m = 40;
+        // Time-constant ratios from 0.6 to 1.6, and some equal ones (the kernel's series).
+        let consts: Vec<NeuronConsts> = (0..m)
+            .map(|i| {
+                let tau_s = 0.8 + 0.4 * rng.uniform();
+                let ratio = if i % 5 == 0 { 1.0 } else { 0.6 + rng.uniform() };
+                NeuronConsts::new(tau_s * ratio, tau_s, 0.9 + 0.2 * rng.uniform(), 0.0, 0.3)
+            })
+            .collect();
+        let t_end = 6.0;
+        let columns = Columns::new(&consts).with_ticks(tick, t_end);
+        let table = columns.ticks.as_deref().expect("a clock gives tables");
+        for n in [0, 1, 2, 7, 63, 64, 65, 130, 1234, 4499, 4500] {
+            let gap = n as f64 * tick;
+            let rows = table.rows(gap).expect("a whole number of ticks");
+            for i in 0..m {
+                let (em, es, k) = columns.decay(i, gap);
+                let composed = table.factors(rows, i);
+                if n < LOW {
+                    assert_eq!(composed, [em, es, k], "{n} ticks, neuron {i}");
+                }
+                // (The direct `K` carries up to ~2e-15 relative error itself, by cancellation
+                // just beyond the series' range.)
+                for (a, b) in composed.into_iter().zip([em, es, k]) {
+                    assert!(
+                        (a - b).abs() <= 1e-14 * b,
+                        "{n} ticks, neuron {i}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+        // Gaps between ticks, and beyond the tables, are left to the exponentials.
+        assert_eq!(table.rows(2.5 * tick), None);
+        assert_eq!(table.rows(t_end + LOW as f64 * tick), None);
+        // Events on the clock grid (some simultaneous, some one tick apart): the tables give the
+        // first spikes of the exact integration to rounding.
+        let no_ticks = Columns::new(&consts);
+        for trial in 0..20 {
+            let n = 5 + (rng.uniform() * 25.0) as usize;
+            let mut times: Vec<f64> = (0..n)
+                .map(|_| (rng.uniform() * 2.0 / tick).round() * tick)
+                .collect();
+            times.sort_by(f64::total_cmp);
+            for e in 1..n {
+                if e % 4 == 0 {
+                    times[e] = times[e - 1] + tick;
+                }
+            }
+            let weights: Vec<f64> = (0..m * n)
+                .map(|_| (rng.uniform() - 0.2) * 8.0 / (n as f64).sqrt())
+                .collect();
+            let sources: Vec<u32> = (0..n as u32).collect();
+            let thetas: Vec<f64> = consts.iter().map(|c| c.theta).collect();
+            let run = |cols: &Columns| {
+                let group = Group {
+                    consts: &consts,
+                    cols,
+                    thetas: &thetas,
+                    times: &times,
+                    sources: &sources,
+                    weights: &weights,
+                    t_end,
+                };
+                let mut firsts = Vec::new();
+                first_spikes(&group, &mut Lockstep::default(), &mut firsts);
+                firsts
+            };
+            let (tabled, direct) = (run(&columns), run(&no_ticks));
+            for (i, (a, b)) in tabled.iter().zip(&direct).enumerate() {
+                assert_eq!(a.t.is_finite(), b.t.is_finite(), "trial {trial} neuron {i}");
+                if a.t.is_finite() {
+                    assert!((a.t - b.t).abs() < 1e-12, "trial {trial} neuron {i}");
+                }
+            }
+            assert!(
+                direct.iter().any(|f| f.t.is_finite()),
+                "trial {trial}: no spikes"
+            );
         }
     }
 
