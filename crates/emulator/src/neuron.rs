@@ -60,6 +60,10 @@ pub(crate) struct NeuronConsts {
     pub(crate) inv_delta: f64,
     /// `ln(tau_s/tau_m) / delta`, limit `-tau_s` at `delta = 0`.
     pub(crate) peak_offset: f64,
+    /// The membrane's maximum after `(v, j)` with `j > 0` is at most
+    /// `ceiling_v max(v, 0) + ceiling_j j` ([`peak_ceiling`]).
+    pub(crate) ceiling_v: f64,
+    pub(crate) ceiling_j: f64,
     /// Threshold minus leak (before trial-to-trial noise).
     pub(crate) theta: f64,
     /// Reset minus leak.
@@ -76,9 +80,12 @@ impl NeuronConsts {
         } else {
             ln_1p(-tau_s * delta) / delta
         };
+        let share = tau_m / (tau_m + tau_s) * (1.0 + PEAK_CEILING_MARGIN);
         Self {
             tau_m,
             tau_s,
+            ceiling_v: share,
+            ceiling_j: share * tau_s,
             inv_tau_m: 1.0 / tau_m,
             inv_tau_s: 1.0 / tau_s,
             delta,
@@ -93,12 +100,7 @@ impl NeuronConsts {
     /// `K(x)` from the two decay factors already computed for `x`.
     #[inline(always)]
     fn kernel(&self, em: f64, es: f64, x: f64) -> f64 {
-        let z = x * self.delta;
-        if z.abs() <= SERIES_LIMIT {
-            x * es * expm1_over_z(z)
-        } else {
-            (em - es) * self.inv_delta
-        }
+        kernel(em, es, x, self.delta, self.inv_delta)
     }
 
     /// `[e_m, e_s, K]` across an event-free interval of length `x >= 0`.
@@ -156,9 +158,8 @@ impl NeuronConsts {
             };
         }
         let rising = j > 0.0 && j * self.tau_m > v;
-        // The current can add at most j tau_s to the membrane, and the leak only pulls it
-        // towards rest: below this bound, no crossing is possible and no maximum is needed.
-        let ceiling = (if v > 0.0 { v } else { 0.0 }) + j * self.tau_s;
+        // Below this bound on the maximum, no crossing is possible and no maximum is needed.
+        let ceiling = peak_ceiling(v, j, self.ceiling_v, self.ceiling_j);
         if gap.is_finite() {
             let [em, es, k] = factors.unwrap_or_else(|| self.factors(gap));
             let v_end = em * v + k * j;
@@ -599,7 +600,8 @@ impl FirstSpike {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Columns {
     tau_m: Vec<f64>,
-    tau_s: Vec<f64>,
+    ceiling_v: Vec<f64>,
+    ceiling_j: Vec<f64>,
     inv_tau_m: Vec<f64>,
     inv_tau_s: Vec<f64>,
     delta: Vec<f64>,
@@ -614,7 +616,8 @@ impl Columns {
         let column = |f: fn(&NeuronConsts) -> f64| consts.iter().map(f).collect();
         Self {
             tau_m: column(|c| c.tau_m),
-            tau_s: column(|c| c.tau_s),
+            ceiling_v: column(|c| c.ceiling_v),
+            ceiling_j: column(|c| c.ceiling_j),
             inv_tau_m: column(|c| c.inv_tau_m),
             inv_tau_s: column(|c| c.inv_tau_s),
             delta: column(|c| c.delta),
@@ -839,14 +842,24 @@ fn interval_all(
     let m = cols.len();
     let (theta, v, j) = (&theta[..m], &v[..m], &j[..m]);
     let (v_next, j_next, hit) = (&mut v_next[..m], &mut j_next[..m], &mut hit[..m]);
-    let (tau_m, tau_s) = (&cols.tau_m[..m], &cols.tau_s[..m]);
+    let tau_m = &cols.tau_m[..m];
+    let (ceiling_v, ceiling_j) = (&cols.ceiling_v[..m], &cols.ceiling_j[..m]);
     let mut any = false;
     // Each neuron's state at the interval's end and whether it may cross in it.
     macro_rules! apply {
         ($i:ident, $factors:expr) => {{
             let (em, es, k) = $factors;
-            let (v1, j1, h) =
-                quiet_or_hit(em, es, k, v[$i], j[$i], tau_m[$i], tau_s[$i], theta[$i]);
+            let (v1, j1, h) = quiet_or_hit(
+                em,
+                es,
+                k,
+                v[$i],
+                j[$i],
+                tau_m[$i],
+                ceiling_v[$i],
+                ceiling_j[$i],
+                theta[$i],
+            );
             v_next[$i] = v1;
             j_next[$i] = j1;
             hit[$i] = h;
@@ -890,15 +903,22 @@ enum Decays<'a> {
 fn decay(gap: f64, inv_tau_m: f64, inv_tau_s: f64, delta: f64, inv_delta: f64) -> (f64, f64, f64) {
     let em = exp(-gap * inv_tau_m);
     let es = exp(-gap * inv_tau_s);
-    let z = gap * delta;
-    let series = gap * es * expm1_over_z(z);
+    (em, es, kernel(em, es, gap, delta, inv_delta))
+}
+
+/// `K(x)` from the decay factors `em`, `es` across `x`: the series or the difference (see
+/// [`SERIES_LIMIT`]), both computed and one selected, so that there is no branch to mispredict
+/// and loops vectorise.
+#[inline(always)]
+fn kernel(em: f64, es: f64, x: f64, delta: f64, inv_delta: f64) -> f64 {
+    let z = x * delta;
+    let series = x * es * expm1_over_z(z);
     let difference = (em - es) * inv_delta;
-    let k = if z.abs() <= SERIES_LIMIT {
+    if z.abs() <= SERIES_LIMIT {
         series
     } else {
         difference
-    };
-    (em, es, k)
+    }
 }
 
 /// The state `(v, j)` after an interval with decay factors `(em, es, k)`, and whether
@@ -914,16 +934,32 @@ fn quiet_or_hit(
     v0: f64,
     j0: f64,
     tau_m: f64,
-    tau_s: f64,
+    ceiling_v: f64,
+    ceiling_j: f64,
     theta: f64,
 ) -> (f64, f64, bool) {
     let v1 = em * v0 + k * j0;
     let j1 = es * j0;
     let rising = (j0 > 0.0) & (j0 * tau_m > v0);
-    let ceiling = (if v0 > 0.0 { v0 } else { 0.0 }) + j0 * tau_s;
+    let ceiling = peak_ceiling(v0, j0, ceiling_v, ceiling_j);
     let peak_inside = rising & (j1 * tau_m < v1) & (ceiling >= theta);
     let h = (v0 >= theta) | (v1 >= theta) | peak_inside;
     (v1, j1, h)
+}
+
+/// Relative margin of [`peak_ceiling`] over the exact bound, far above rounding.
+const PEAK_CEILING_MARGIN: f64 = 1e-9;
+
+/// An upper bound on the maximum of the membrane after the state `(v, j)`, `j > 0`, from the
+/// neuron's `ceiling_v = tau_m / (tau_m + tau_s)` and `ceiling_j = tau_s ceiling_v` (each with
+/// [`PEAK_CEILING_MARGIN`]): the current adds at most its integral `tau_s (j - j(x))` and the
+/// leak only pulls towards rest, so `v(x) <= max(v, 0) + tau_s (j - j(x))`, and at a maximum
+/// the slope vanishes, `v_peak = tau_m j(x_peak)`; together
+/// `v_peak <= tau_m (max(v, 0) + tau_s j) / (tau_m + tau_s)`, about half of the
+/// `max(v, 0) + tau_s j` the current alone bounds.
+#[inline(always)]
+fn peak_ceiling(v: f64, j: f64, ceiling_v: f64, ceiling_j: f64) -> f64 {
+    ceiling_v * (if v > 0.0 { v } else { 0.0 }) + ceiling_j * j
 }
 
 /// A group of neurons that shares one event list (one layer's neurons in one chip half), and
@@ -1191,7 +1227,8 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
                     v,
                     j,
                     cols.tau_m[i],
-                    cols.tau_s[i],
+                    cols.ceiling_v[i],
+                    cols.ceiling_j[i],
                     theta,
                 )
             } else {
