@@ -317,7 +317,7 @@ impl NeuronConsts {
         let halley = s.x - step;
         if slope > 0.0 && halley > s.lo && halley < s.hi {
             s.x = halley;
-            if step.abs() <= 1e-4 {
+            if step.abs() <= HALLEY_DONE {
                 s.done = true;
             }
         } else {
@@ -336,6 +336,9 @@ enum Segment {
     Immediate,
     Bracket { hi: f64, f_hi: f64, slope_hi: f64 },
 }
+
+/// A Halley step at most this long ends a search (see [`NeuronConsts::root_step`]).
+const HALLEY_DONE: f64 = 1e-4;
 
 /// A threshold-crossing search in progress.
 #[derive(Clone, Copy, Debug)]
@@ -368,6 +371,177 @@ impl RootSearch {
     fn result(&self) -> f64 {
         self.x.clamp(0.0, self.x_max)
     }
+}
+
+/// Rounds of [`SearchColumns::rounds`]: the Hermite start leaves one or two Halley steps for
+/// nearly every search.
+const VECTOR_ROUNDS: u32 = 3;
+
+/// A group's crossing searches as columns, so that one Halley step is taken for all of them in
+/// one loop the compiler vectorises.
+#[derive(Debug, Default)]
+pub(crate) struct SearchColumns {
+    v0: Vec<f64>,
+    j0: Vec<f64>,
+    theta: Vec<f64>,
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    x: Vec<f64>,
+    inv_tau_m: Vec<f64>,
+    inv_tau_s: Vec<f64>,
+    delta: Vec<f64>,
+    inv_delta: Vec<f64>,
+    done: Vec<bool>,
+}
+
+impl SearchColumns {
+    /// Up to [`VECTOR_ROUNDS`] steps of every open search in `searches` (of the neurons
+    /// `pending[..].0`), each exactly [`NeuronConsts::root_step`], so with the same bits.
+    #[inline(always)]
+    fn rounds(
+        &mut self,
+        consts: &[NeuronConsts],
+        pending: &[(u32, f64, f64, f64, usize)],
+        searches: &mut [RootSearch],
+    ) {
+        let n = searches.len();
+        for column in [
+            &mut self.v0,
+            &mut self.j0,
+            &mut self.theta,
+            &mut self.lo,
+            &mut self.hi,
+            &mut self.x,
+            &mut self.inv_tau_m,
+            &mut self.inv_tau_s,
+            &mut self.delta,
+            &mut self.inv_delta,
+        ] {
+            column.clear();
+        }
+        self.done.clear();
+        for (s, p) in searches.iter().zip(pending) {
+            let c = &consts[p.0 as usize];
+            self.v0.push(s.v0);
+            self.j0.push(s.j0);
+            self.theta.push(s.theta);
+            self.lo.push(s.lo);
+            self.hi.push(s.hi);
+            self.x.push(s.x);
+            self.inv_tau_m.push(c.inv_tau_m);
+            self.inv_tau_s.push(c.inv_tau_s);
+            self.delta.push(c.delta);
+            self.inv_delta.push(c.inv_delta);
+            self.done.push(s.done);
+        }
+        let mut rounds = 0;
+        while rounds < VECTOR_ROUNDS {
+            rounds += 1;
+            if !self.step_all(n) {
+                break;
+            }
+        }
+        for (i, s) in searches.iter_mut().enumerate() {
+            if !s.done {
+                s.x = self.x[i];
+                s.lo = self.lo[i];
+                s.hi = self.hi[i];
+                s.done = self.done[i];
+                s.iterations = rounds;
+            }
+        }
+    }
+
+    /// One Halley step of every open search ([`halley_all`]). Returns whether any search is
+    /// still open.
+    #[inline(always)]
+    fn step_all(&mut self, n: usize) -> bool {
+        halley_all(
+            SearchConsts {
+                v0: &self.v0[..n],
+                j0: &self.j0[..n],
+                theta: &self.theta[..n],
+                inv_tau_m: &self.inv_tau_m[..n],
+                inv_tau_s: &self.inv_tau_s[..n],
+                delta: &self.delta[..n],
+                inv_delta: &self.inv_delta[..n],
+            },
+            &mut self.x[..n],
+            &mut self.lo[..n],
+            &mut self.hi[..n],
+            &mut self.done[..n],
+        )
+    }
+}
+
+/// What a step of [`halley_all`] reads: each search's start state and threshold, and its
+/// neuron's constants.
+#[derive(Clone, Copy)]
+struct SearchConsts<'a> {
+    v0: &'a [f64],
+    j0: &'a [f64],
+    theta: &'a [f64],
+    inv_tau_m: &'a [f64],
+    inv_tau_s: &'a [f64],
+    delta: &'a [f64],
+    inv_delta: &'a [f64],
+}
+
+/// One Halley step of every open search, branch-free: [`NeuronConsts::root_step`] with both
+/// outcomes computed and one selected, so that the compiler vectorises the loop. (A free
+/// function of slices: as a method reading its columns from `self` the loop stays scalar.)
+/// Returns whether any search is still open.
+#[inline(always)]
+fn halley_all(
+    consts: SearchConsts<'_>,
+    xs: &mut [f64],
+    los: &mut [f64],
+    his: &mut [f64],
+    done: &mut [bool],
+) -> bool {
+    let n = xs.len();
+    let SearchConsts {
+        v0,
+        j0,
+        theta,
+        inv_tau_m,
+        inv_tau_s,
+        delta,
+        inv_delta,
+    } = consts;
+    let (v0, j0, theta) = (&v0[..n], &j0[..n], &theta[..n]);
+    let (inv_tau_m, inv_tau_s) = (&inv_tau_m[..n], &inv_tau_s[..n]);
+    let (delta, inv_delta) = (&delta[..n], &inv_delta[..n]);
+    let (los, his) = (&mut los[..n], &mut his[..n]);
+    let done = &mut done[..n];
+    let mut open = false;
+    for i in 0..n {
+        let (x, lo, hi) = (xs[i], los[i], his[i]);
+        let (em, es, k) = decay(x, inv_tau_m[i], inv_tau_s[i], delta[i], inv_delta[i]);
+        let v = em * v0[i] + k * j0[i];
+        let f = v - theta[i];
+        let below = f < 0.0;
+        let lo1 = if below { x } else { lo };
+        let hi1 = if below { hi } else { x };
+        let slope = es * j0[i] - v * inv_tau_m[i];
+        let curvature = -es * j0[i] * inv_tau_s[i] - slope * inv_tau_m[i];
+        let step = 2.0 * f * slope / (2.0 * slope * slope - f * curvature);
+        let halley = x - step;
+        let ok = (slope > 0.0) & (halley > lo1) & (halley < hi1);
+        let zero = f == 0.0;
+        let moved = if ok { halley } else { 0.5 * (lo1 + hi1) };
+        let x1 = if zero { x } else { moved };
+        let finished = zero
+            | (ok & (step.abs() <= HALLEY_DONE))
+            | (hi1 - lo1 <= 4.0 * f64::EPSILON * (1.0 + hi1.abs()));
+        let was = done[i];
+        xs[i] = if was { x } else { x1 };
+        los[i] = if was { lo } else { lo1 };
+        his[i] = if was { hi } else { hi1 };
+        done[i] = was | finished;
+        open |= !(was | finished);
+    }
+    open
 }
 
 /// `(e^z - 1) / z` for `|z| <= 0.05`, Taylor series to `z^8` (error below 1e-17).
@@ -767,6 +941,8 @@ pub(crate) struct Lockstep {
     hit: Vec<bool>,
     pending: Vec<(u32, f64, f64, f64, usize)>,
     searches: Vec<RootSearch>,
+    /// The searches again as columns, for the vectorised rounds.
+    columns: SearchColumns,
     intervals: Intervals,
     /// One neuron's decay factors across every interval, for small groups.
     em: Vec<f64>,
@@ -1047,9 +1223,15 @@ fn first_spikes_portable(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<Fi
         lockstep(group, buf);
     }
     let Lockstep {
-        pending, searches, ..
+        pending,
+        searches,
+        columns,
+        ..
     } = buf;
-    // All searches advance one step per round: independent work the processor can overlap.
+    // The first rounds, which nearly every search needs, step all searches at once in one
+    // vectorised loop; the few still open continue interleaved, one step per round:
+    // independent work the processor can overlap.
+    columns.rounds(consts, pending, searches);
     let mut open = true;
     while open {
         open = false;
