@@ -134,18 +134,24 @@ pub fn ln(x: f64) -> f64 {
         return f64::INFINITY;
     }
     // Subnormals: scale into the normal range first (2^54 is exact).
-    let (x, bias) = if x < f64::MIN_POSITIVE {
-        (x * 18_014_398_509_481_984.0, -54)
+    if x < f64::MIN_POSITIVE {
+        ln_normal(x * 18_014_398_509_481_984.0, -54)
     } else {
-        (x, 0)
-    };
-    let bits = x.to_bits();
-    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023 + bias;
-    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | (1023 << 52));
-    if m > std::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
+        ln_normal(x, 0)
     }
+}
+
+/// `ln(x 2^bias)` of a positive, finite, normal `x`, without checks or branches (so that loops
+/// over it vectorise).
+#[inline(always)]
+fn ln_normal(x: f64, bias: i64) -> f64 {
+    let bits = x.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 - 1023 + bias;
+    let m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | (1023 << 52));
+    // Mantissa into [sqrt(1/2), sqrt(2)] (halving is exact).
+    let upper = m > std::f64::consts::SQRT_2;
+    let m = if upper { m * 0.5 } else { m };
+    let e = if upper { e + 1 } else { e };
     // ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716; m - 1 is exact here.
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
@@ -165,17 +171,22 @@ pub fn ln(x: f64) -> f64 {
     e * LN2_HI + (ln_m + e * LN2_LO)
 }
 
-/// `ln(1 + a)`, accurate also for tiny `a`; NaN below `-1`.
+/// `ln(1 + a)`, accurate also for tiny `a`; NaN at or below `-1` and for NaN, `+inf` at `+inf`.
+/// Branch-free (every case computed, one selected), so that loops over it vectorise.
+#[inline(always)]
 pub fn ln_1p(a: f64) -> f64 {
     let u = 1.0 + a;
-    if u == 1.0 {
-        return a;
-    }
-    if u == f64::INFINITY {
-        return ln(a);
-    }
+    // `1 + a` overflows only for `a` near the largest double, where `ln(a)` is the answer.
+    let overflow = u == f64::INFINITY;
+    let w = if overflow { a } else { u };
+    // `w >= 2^-53` whenever `u > 0`: never subnormal.
+    let l = ln_normal(w, 0);
+    let l = if w == f64::INFINITY { f64::INFINITY } else { l };
     // ln(u) is exact for u; correct for the rounding of 1 + a (first order).
-    ln(u) - ((u - 1.0) - a) / u
+    let r = l - ((u - 1.0) - a) / u;
+    let r = if overflow { l } else { r };
+    let r = if u == 1.0 { a } else { r };
+    if u > 0.0 { r } else { f64::NAN }
 }
 
 #[cfg(test)]

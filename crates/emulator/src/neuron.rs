@@ -776,6 +776,7 @@ pub(crate) struct Columns {
     tau_m: Vec<f64>,
     ceiling_v: Vec<f64>,
     ceiling_j: Vec<f64>,
+    peak_offset: Vec<f64>,
     inv_tau_m: Vec<f64>,
     inv_tau_s: Vec<f64>,
     delta: Vec<f64>,
@@ -792,6 +793,7 @@ impl Columns {
             tau_m: column(|c| c.tau_m),
             ceiling_v: column(|c| c.ceiling_v),
             ceiling_j: column(|c| c.ceiling_j),
+            peak_offset: column(|c| c.peak_offset),
             inv_tau_m: column(|c| c.inv_tau_m),
             inv_tau_s: column(|c| c.inv_tau_s),
             delta: column(|c| c.delta),
@@ -939,6 +941,8 @@ pub(crate) struct Lockstep {
     theta: Vec<f64>,
     /// Whether the interval just computed may hold a crossing.
     hit: Vec<bool>,
+    /// After the last event: whether a neuron is at or above threshold when it starts.
+    at_start: Vec<bool>,
     pending: Vec<(u32, f64, f64, f64, usize)>,
     searches: Vec<RootSearch>,
     /// The searches again as columns, for the vectorised rounds.
@@ -1071,6 +1075,61 @@ enum Decays<'a> {
     Gap(f64),
     /// These rows of the clock-tick tables.
     Ticks(&'a TickFactors, (usize, usize)),
+}
+
+/// [`NeuronConsts::segment`] after the last event (an open-ended interval) for every neuron at
+/// once, branch-free so that the loop vectorises, with the same arithmetic, so the same bits:
+/// `at_start[i]` when neuron `i` is at or above threshold already, `hit[i]` when it crosses
+/// (immediately, or on its rise to a maximum at `hi[i]` that lies `f_hi[i]` above threshold).
+/// Returns whether any neuron crosses.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn final_all(
+    cols: &Columns,
+    theta: &[f64],
+    v: &[f64],
+    j: &[f64],
+    hi: &mut [f64],
+    f_hi: &mut [f64],
+    at_start: &mut [bool],
+    hit: &mut [bool],
+) -> bool {
+    let m = cols.len();
+    let (theta, v, j) = (&theta[..m], &v[..m], &j[..m]);
+    let (hi, f_hi) = (&mut hi[..m], &mut f_hi[..m]);
+    let (at_start, hit) = (&mut at_start[..m], &mut hit[..m]);
+    let tau_m = &cols.tau_m[..m];
+    let (ceiling_v, ceiling_j) = (&cols.ceiling_v[..m], &cols.ceiling_j[..m]);
+    let (inv_tau_m, inv_tau_s) = (&cols.inv_tau_m[..m], &cols.inv_tau_s[..m]);
+    let (delta, inv_delta) = (&cols.delta[..m], &cols.inv_delta[..m]);
+    let peak_offset = &cols.peak_offset[..m];
+    let mut any = false;
+    for i in 0..m {
+        let (v0, j0, th) = (v[i], j[i], theta[i]);
+        let immediate = v0 >= th;
+        let rising = (j0 > 0.0) & (j0 * tau_m[i] > v0);
+        let ceiling = peak_ceiling(v0, j0, ceiling_v[i], ceiling_j[i]);
+        // NeuronConsts::peak, both forms.
+        let q = v0 / j0;
+        let arg = delta[i] * q;
+        let equal = delta[i] == 0.0;
+        let x = if equal {
+            -(peak_offset[i] + q)
+        } else {
+            -(peak_offset[i] + ln_1p(arg) / delta[i])
+        };
+        let valid = (equal | (arg > -1.0)) & x.is_finite();
+        let x = if x > 0.0 { x } else { 0.0 };
+        let (em, _, k) = decay(x, inv_tau_m[i], inv_tau_s[i], delta[i], inv_delta[i]);
+        let v_peak = em * v0 + k * j0;
+        let crosses = rising & (ceiling >= th) & valid & (v_peak >= th);
+        hi[i] = x;
+        f_hi[i] = v_peak - th;
+        at_start[i] = immediate;
+        hit[i] = immediate | crosses;
+        any |= immediate | crosses;
+    }
+    any
 }
 
 /// `[e_m, e_s, K]` across `gap`, exactly as [`NeuronConsts::factors`], but branch-free (both
@@ -1277,11 +1336,14 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
         j_next,
         theta,
         hit,
+        at_start,
         pending,
         searches,
         intervals,
         ..
     } = buf;
+    at_start.clear();
+    at_start.resize(m, false);
     for buffer in [&mut *v, &mut *j, &mut *v_next, &mut *j_next] {
         buffer.clear();
         buffer.resize(m, 0.0);
@@ -1314,15 +1376,27 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
             Some((table, rows)) => Decays::Ticks(table, rows),
             None => Decays::Gap(gap),
         };
-        let any_hit = finite && interval_all(cols, theta, v, j, decays, v_next, j_next, hit);
-        if any_hit || !finite {
+        if !finite {
+            // After the last event, all waiting neurons' final rises are looked at in one
+            // vectorised loop (fired neurons, with an infinite threshold, have none).
+            if final_all(cols, theta, v, j, v_next, j_next, at_start, hit) {
+                for i in 0..m {
+                    if hit[i] {
+                        let search = if at_start[i] {
+                            RootSearch::AT_START
+                        } else {
+                            consts[i].root_start(v[i], j[i], theta[i], v_next[i], j_next[i], 0.0)
+                        };
+                        pending.push((i as u32, t, next, j[i], k));
+                        searches.push(search);
+                    }
+                }
+            }
+            break;
+        }
+        if interval_all(cols, theta, v, j, decays, v_next, j_next, hit) {
             for i in 0..m {
-                let candidate = if finite {
-                    hit[i]
-                } else {
-                    theta[i] < f64::INFINITY
-                };
-                if !candidate {
+                if !hit[i] {
                     continue;
                 }
                 let factors = ticks.map(|(table, rows)| table.factors(rows, i));
@@ -1333,9 +1407,6 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
                     alive -= 1;
                 }
             }
-        }
-        if !finite {
-            break;
         }
         std::mem::swap(v, v_next);
         std::mem::swap(j, j_next);
@@ -1556,18 +1627,35 @@ mod tests {
         for trial in 0..40 {
             // Group sizes around and beyond the vector widths, up to a hidden layer's size.
             let m = [1, 2, 3, 5, 8, 9, 17, 64, 121][trial % 9];
-            let n = 1 + (rng.uniform() * 30.0) as usize;
+            // Every eighth trial has no events at all (only a threshold below rest fires).
+            let n = if trial % 8 == 7 {
+                0
+            } else {
+                1 + (rng.uniform() * 30.0) as usize
+            };
             let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform()).collect();
             times.sort_by(f64::total_cmp);
             if trial % 3 == 0 && n > 2 {
                 times[1] = times[0]; // simultaneous events
             }
+            // Some neurons with equal time constants, and some with a threshold below rest.
             let consts: Vec<NeuronConsts> = (0..m)
-                .map(|_| {
+                .map(|i| {
+                    let tau_s = 0.8 + 0.4 * rng.uniform();
+                    let tau_m = if i % 7 == 3 {
+                        tau_s
+                    } else {
+                        0.8 + 0.4 * rng.uniform()
+                    };
+                    let theta = if i % 11 == 5 {
+                        -0.1
+                    } else {
+                        0.9 + 0.2 * rng.uniform()
+                    };
                     NeuronConsts::new(
-                        0.8 + 0.4 * rng.uniform(),
-                        0.8 + 0.4 * rng.uniform(),
-                        0.9 + 0.2 * rng.uniform(),
+                        tau_m,
+                        tau_s,
+                        theta,
                         0.1 * (rng.uniform() - 0.5),
                         0.05 + 0.3 * rng.uniform(),
                     )
