@@ -996,6 +996,9 @@ impl Intervals {
     }
 }
 
+/// Intervals whose decay factors [`by_neuron`] computes at a time.
+const DECAY_CHUNK: usize = 32;
+
 /// Groups with fewer neurons than this are integrated neuron by neuron ([`by_neuron`]), larger
 /// ones in lockstep ([`lockstep`]): a vector loop over a handful of neurons would be mostly
 /// remainder.
@@ -1447,26 +1450,26 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
         added,
     } = &*intervals;
     let n_finite = gaps.iter().take_while(|g| g.is_finite()).count();
+    for column in [&mut *em, &mut *es, &mut *kk] {
+        column.clear();
+        column.resize(n_finite, 0.0);
+    }
+    let (em, es, kk) = (
+        &mut em[..n_finite],
+        &mut es[..n_finite],
+        &mut kk[..n_finite],
+    );
     for i in 0..m {
         let c = &consts[i];
-        let (inv_tau_m, inv_tau_s) = (cols.inv_tau_m[i], cols.inv_tau_s[i]);
-        let (delta, inv_delta) = (cols.delta[i], cols.inv_delta[i]);
-        for column in [&mut *em, &mut *es, &mut *kk] {
-            column.clear();
-            column.resize(n_finite, 0.0);
-        }
-        let (em, es, kk) = (
-            &mut em[..n_finite],
-            &mut es[..n_finite],
-            &mut kk[..n_finite],
-        );
-        decay_all(
-            &gaps[..n_finite],
-            [inv_tau_m, inv_tau_s, delta, inv_delta],
-            em,
-            es,
-            kk,
-        );
+        let decay_consts = [
+            cols.inv_tau_m[i],
+            cols.inv_tau_s[i],
+            cols.delta[i],
+            cols.inv_delta[i],
+        ];
+        // Decay factors for the intervals up to here (computed a chunk at a time, so that few
+        // are computed beyond the neuron's first crossing).
+        let mut ready = 0;
         let theta = thetas[i];
         let (mut v, mut j) = (0.0, 0.0);
         let mut e = 0;
@@ -1477,6 +1480,17 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
             }
             let gap = gaps[q];
             let (v1, j1, h) = if q < n_finite {
+                if q == ready {
+                    ready = (q + DECAY_CHUNK).min(n_finite);
+                    let r = q..ready;
+                    decay_all(
+                        &gaps[r.clone()],
+                        decay_consts,
+                        &mut em[r.clone()],
+                        &mut es[r.clone()],
+                        &mut kk[r],
+                    );
+                }
                 quiet_or_hit(
                     em[q],
                     es[q],
