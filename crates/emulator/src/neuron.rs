@@ -40,6 +40,50 @@
 
 use crate::fastmath::{exp, ln_1p};
 
+/// Calls `body(args)`, a function that is `#[inline(always)]`, compiled for AVX-512 or AVX2
+/// when the processor has them (chosen at run time), else for the baseline processor: the
+/// loops the compiler vectorises then take eight or four doubles per instruction instead of
+/// two. IEEE arithmetic makes every build give identical bits. This is the one place in the
+/// workspace that uses `unsafe`.
+macro_rules! widest_simd {
+    ($body:ident($($arg:ident: $ty:ty),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            #[inline(never)]
+            #[allow(unsafe_code)]
+            unsafe fn avx512($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            #[target_feature(enable = "avx2")]
+            #[inline(never)]
+            #[allow(unsafe_code)]
+            unsafe fn avx2($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the processor supports AVX-512F (checked just above), which is all a
+                // function compiled with `target_feature(enable = "avx512f")` requires of its
+                // caller.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512($($arg),*)
+                }
+                return;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above, for AVX2.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx2($($arg),*)
+                }
+                return;
+            }
+        }
+        $body($($arg),*)
+    }};
+}
+
 /// Up to this `|x delta|` (a short interval `x`, or time constants close to each other) the
 /// kernel `K(x) = x e_s (e^z - 1) / z`, `z = x delta`, is evaluated by its series (truncation
 /// error below 1e-17) instead of the difference of exponentials, whose relative error grows as
@@ -1226,47 +1270,10 @@ pub(crate) struct Group<'a> {
 /// searches run interleaved, so that the processor works on many independent neurons at once
 /// instead of waiting on one neuron's chain of exponentials.
 ///
-/// On x86-64 the same code also runs compiled for AVX-512 (eight neurons per instruction) or
-/// AVX2 (four), whichever is the widest the processor has, instead of SSE2 (two); IEEE
-/// arithmetic makes every build give identical bits.
+/// Runs [`first_spikes_portable`] compiled for the widest vectors the processor has
+/// ([`widest_simd`]).
 pub(crate) fn first_spikes(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the processor supports AVX-512F (checked just above), which is all a
-            // function compiled with `target_feature(enable = "avx512f")` requires of its caller.
-            #[allow(unsafe_code)]
-            unsafe {
-                first_spikes_avx512(group, buf, out);
-            }
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above, for AVX2.
-            #[allow(unsafe_code)]
-            unsafe {
-                first_spikes_avx2(group, buf, out);
-            }
-            return;
-        }
-    }
-    first_spikes_portable(group, buf, out);
-}
-
-/// [`first_spikes_portable`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(unsafe_code)]
-unsafe fn first_spikes_avx512(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
-    first_spikes_portable(group, buf, out);
-}
-
-/// [`first_spikes_portable`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(unsafe_code)]
-unsafe fn first_spikes_avx2(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
-    first_spikes_portable(group, buf, out);
+    widest_simd!(first_spikes_portable(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>));
 }
 
 /// The body of [`first_spikes`], for any processor.
@@ -1517,10 +1524,16 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
 }
 
 /// One neuron's decay factors (`[inv_tau_m, inv_tau_s, delta, inv_delta]`) across each of
-/// `gaps`, in loops the compiler vectorises. (Not inlined: inlined into [`by_neuron`] the
-/// loops stay scalar, and on their own they vectorise even for the baseline processor.)
+/// `gaps`, in loops the compiler vectorises ([`widest_simd`]). (A function of its own: inlined
+/// into [`by_neuron`] the loops stay scalar.)
 #[inline(never)]
 fn decay_all(gaps: &[f64], c: [f64; 4], em: &mut [f64], es: &mut [f64], kk: &mut [f64]) {
+    widest_simd!(decay_all_portable(gaps: &[f64], c: [f64; 4], em: &mut [f64], es: &mut [f64], kk: &mut [f64]));
+}
+
+/// The body of [`decay_all`], for any processor.
+#[inline(always)]
+fn decay_all_portable(gaps: &[f64], c: [f64; 4], em: &mut [f64], es: &mut [f64], kk: &mut [f64]) {
     let [inv_tau_m, inv_tau_s, delta, inv_delta] = c;
     // (Exactly `decay`, one factor per loop.)
     for (&gap, em) in gaps.iter().zip(em.iter_mut()) {
