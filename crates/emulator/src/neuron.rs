@@ -1273,7 +1273,11 @@ pub(crate) struct Group<'a> {
 /// Runs [`first_spikes_portable`] compiled for the widest vectors the processor has
 /// ([`widest_simd`]).
 pub(crate) fn first_spikes(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>) {
-    widest_simd!(first_spikes_portable(group: &Group<'_>, buf: &mut Lockstep, out: &mut Vec<FirstSpike>));
+    widest_simd!(first_spikes_portable(
+        group: &Group<'_>,
+        buf: &mut Lockstep,
+        out: &mut Vec<FirstSpike>,
+    ));
 }
 
 /// The body of [`first_spikes`], for any processor.
@@ -1528,7 +1532,13 @@ fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
 /// into [`by_neuron`] the loops stay scalar.)
 #[inline(never)]
 fn decay_all(gaps: &[f64], c: [f64; 4], em: &mut [f64], es: &mut [f64], kk: &mut [f64]) {
-    widest_simd!(decay_all_portable(gaps: &[f64], c: [f64; 4], em: &mut [f64], es: &mut [f64], kk: &mut [f64]));
+    widest_simd!(decay_all_portable(
+        gaps: &[f64],
+        c: [f64; 4],
+        em: &mut [f64],
+        es: &mut [f64],
+        kk: &mut [f64],
+    ));
 }
 
 /// The body of [`decay_all`], for any processor.
