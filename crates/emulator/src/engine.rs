@@ -125,6 +125,56 @@ fn event_of_key(key: u128) -> (f64, u32) {
     (f64::from_bits((key >> 32) as u64), key as u32)
 }
 
+/// Sorts event keys: a counting pass into about two buckets per event, each covering an equal
+/// share of the events' time range, then an insertion sort, which has little left to do. Keys
+/// are unique (each names its source), so the order is the one any sort gives.
+fn sort_events(keys: &mut Vec<u128>, spare: &mut Vec<u128>, counts: &mut Vec<u32>) {
+    let n = keys.len();
+    if n < 48 {
+        keys.sort_unstable();
+        return;
+    }
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &key in keys.iter() {
+        let t = event_of_key(key).0;
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    let buckets = 2 * n;
+    let per_time = if hi > lo {
+        (buckets - 1) as f64 / (hi - lo)
+    } else {
+        0.0
+    };
+    // (In range by construction; `min` guards against rounding.)
+    let bucket = |key: u128| (((event_of_key(key).0 - lo) * per_time) as usize).min(buckets - 1);
+    counts.clear();
+    counts.resize(buckets + 1, 0);
+    for &key in keys.iter() {
+        counts[bucket(key) + 1] += 1;
+    }
+    for b in 1..=buckets {
+        counts[b] += counts[b - 1];
+    }
+    spare.clear();
+    spare.resize(n, 0);
+    for &key in keys.iter() {
+        let slot = &mut counts[bucket(key)];
+        spare[*slot as usize] = key;
+        *slot += 1;
+    }
+    std::mem::swap(keys, spare);
+    // Insertion sort: linear on keys that are nearly in order.
+    for i in 1..n {
+        let key = keys[i];
+        if keys[i - 1] > key {
+            let sorted = &mut keys[..=i];
+            let at = sorted.partition_point(|&k| k < key);
+            sorted[at..].rotate_right(1);
+        }
+    }
+}
+
 /// Builds the engine for a validated, placed network on `chip`. What depends only on the
 /// neurons' constants (the first layer's clock-tick tables) is taken from `previous` where
 /// those are unchanged, as they are when only the weights change.
@@ -268,6 +318,9 @@ pub(crate) struct Scratch {
     next_events: Vec<u128>,
     /// One block's events again as keys, when bus delays reordered them.
     resorted: Vec<u128>,
+    /// Buffers of [`sort_events`].
+    spare: Vec<u128>,
+    counts: Vec<u32>,
     times: Vec<f64>,
     sources: Vec<u32>,
     weights: Vec<f64>,
@@ -338,6 +391,8 @@ impl Engine {
             events,
             next_events,
             resorted,
+            spare,
+            counts,
             times,
             sources,
             weights,
@@ -361,7 +416,7 @@ impl Engine {
                     events.push(event_key(t, layer.n_prev + b));
                 }
             }
-            events.sort_unstable();
+            sort_events(events, spare, counts);
             next_events.clear();
             let layer_out = &mut out[layer.offset..layer.offset + layer.size];
             for block in &layer.blocks {
@@ -510,5 +565,53 @@ impl Engine {
             std::mem::swap(events, next_events);
         }
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_sort_orders_like_a_comparison_sort() {
+        // A small linear congruential generator for the test's times.
+        let mut state = 7_u64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut spare, mut counts) = (Vec::new(), Vec::new());
+        for n in [0, 1, 5, 47, 48, 49, 120, 300] {
+            for shape in 0..4 {
+                let keys: Vec<u128> = (0..n)
+                    .map(|s| {
+                        let t = match shape {
+                            // Spread over the window.
+                            0 => 8.0 * uniform(),
+                            // Clustered in a narrow range, as a layer's spikes often are.
+                            1 => 1.0 + 0.01 * uniform() * uniform(),
+                            // Many equal times (only the sources differ).
+                            2 => (4.0 * uniform()).floor(),
+                            // All equal, or a single far outlier.
+                            _ => {
+                                if s == n / 2 {
+                                    7.9
+                                } else {
+                                    0.5
+                                }
+                            }
+                        };
+                        event_key(t, s)
+                    })
+                    .collect();
+                let mut ours = keys.clone();
+                sort_events(&mut ours, &mut spare, &mut counts);
+                let mut expected = keys;
+                expected.sort_unstable();
+                assert_eq!(ours, expected, "{n} events, shape {shape}");
+            }
+        }
     }
 }
