@@ -164,8 +164,12 @@ fn sort_events(keys: &mut Vec<u128>, spare: &mut Vec<u128>, counts: &mut Vec<u32
         *slot += 1;
     }
     std::mem::swap(keys, spare);
-    // Insertion sort: linear on keys that are nearly in order.
-    for i in 1..n {
+    insertion_sort(keys);
+}
+
+/// Sorts by insertion: about linear on keys that are nearly in order.
+fn insertion_sort(keys: &mut [u128]) {
+    for i in 1..keys.len() {
         let key = keys[i];
         if keys[i - 1] > key {
             let sorted = &mut keys[..=i];
@@ -455,7 +459,8 @@ impl Engine {
                             .zip(sources.iter())
                             .map(|(&t, &s)| event_key(t, s as usize)),
                     );
-                    resorted.sort_unstable();
+                    // (Each delay is a tick or a few: nearly in order already.)
+                    insertion_sort(resorted);
                     times.clear();
                     sources.clear();
                     for &key in resorted.iter() {
