@@ -449,35 +449,26 @@ impl SearchColumns {
         searches: &mut [RootSearch],
     ) {
         let n = searches.len();
-        for column in [
-            &mut self.v0,
-            &mut self.j0,
-            &mut self.theta,
-            &mut self.lo,
-            &mut self.hi,
-            &mut self.x,
-            &mut self.inv_tau_m,
-            &mut self.inv_tau_s,
-            &mut self.delta,
-            &mut self.inv_delta,
-        ] {
+        let fill = |column: &mut Vec<f64>, field: fn(&RootSearch) -> f64| {
             column.clear();
-        }
+            column.extend(searches.iter().map(field));
+        };
+        fill(&mut self.v0, |s| s.v0);
+        fill(&mut self.j0, |s| s.j0);
+        fill(&mut self.theta, |s| s.theta);
+        fill(&mut self.lo, |s| s.lo);
+        fill(&mut self.hi, |s| s.hi);
+        fill(&mut self.x, |s| s.x);
+        let of_neuron = |column: &mut Vec<f64>, field: fn(&NeuronConsts) -> f64| {
+            column.clear();
+            column.extend(pending.iter().map(|p| field(&consts[p.0 as usize])));
+        };
+        of_neuron(&mut self.inv_tau_m, |c| c.inv_tau_m);
+        of_neuron(&mut self.inv_tau_s, |c| c.inv_tau_s);
+        of_neuron(&mut self.delta, |c| c.delta);
+        of_neuron(&mut self.inv_delta, |c| c.inv_delta);
         self.done.clear();
-        for (s, p) in searches.iter().zip(pending) {
-            let c = &consts[p.0 as usize];
-            self.v0.push(s.v0);
-            self.j0.push(s.j0);
-            self.theta.push(s.theta);
-            self.lo.push(s.lo);
-            self.hi.push(s.hi);
-            self.x.push(s.x);
-            self.inv_tau_m.push(c.inv_tau_m);
-            self.inv_tau_s.push(c.inv_tau_s);
-            self.delta.push(c.delta);
-            self.inv_delta.push(c.inv_delta);
-            self.done.push(s.done);
-        }
+        self.done.extend(searches.iter().map(|s| s.done));
         let mut rounds = 0;
         while rounds < VECTOR_ROUNDS {
             rounds += 1;
