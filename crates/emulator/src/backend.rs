@@ -271,8 +271,10 @@ impl Backend for EmulatorBackend {
             .zip(per_sample.par_iter_mut())
             .enumerate()
             .with_min_len(MIN_SAMPLES_PER_TASK)
-            .for_each_init(Scratch::default, |scratch, (s, (out, stats))| {
-                *stats = engine.run_sample(inputs.sample(s), run, s as u64, scratch, out, None);
+            .for_each(|(s, (out, stats))| {
+                Scratch::with_this_thread(|scratch| {
+                    *stats = engine.run_sample(inputs.sample(s), run, s as u64, scratch, out, None);
+                });
             });
 
         let sizes: Vec<usize> = engine.layers.iter().map(|l| l.size).collect();

@@ -336,6 +336,21 @@ pub(crate) struct Scratch {
     spike_lists: Vec<Vec<f64>>,
 }
 
+impl Scratch {
+    /// Runs `f` with this thread's buffers, which persist from sample to sample and run to
+    /// run (so that a run does not grow fresh ones for each piece of work).
+    pub(crate) fn with_this_thread<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => f(&mut scratch),
+            // (Only if `f` itself ran a sample on this thread: fresh buffers then.)
+            Err(_) => f(&mut Scratch::default()),
+        })
+    }
+}
+
 /// What one sample noticed besides spike times.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SampleStats {
