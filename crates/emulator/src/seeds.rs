@@ -122,19 +122,30 @@ impl Normals {
     }
 
     /// The next standard normal deviate.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next(&mut self) -> f64 {
         let z = self.table;
+        let bits = self.rng.next_u64();
+        let i = (bits & (ZIG_LAYERS as u64 - 1)) as usize;
+        let x = ((bits >> 11) as i64) as f64 * UNIT * z.x[i];
+        if x < z.x[i + 1] {
+            signed(x, bits)
+        } else {
+            self.next_slow(bits)
+        }
+    }
+
+    /// [`Self::next`] when the first draw `bits` is not accepted at once: decided against the
+    /// density, or the tail, or drawn again.
+    #[cold]
+    #[inline(never)]
+    fn next_slow(&mut self, mut bits: u64) -> f64 {
+        let z = self.table;
         loop {
-            let bits = self.rng.next_u64();
             let i = (bits & (ZIG_LAYERS as u64 - 1)) as usize;
-            // The sign bit goes straight into the result's sign: `-x` or `x` without a branch
-            // (which would be mispredicted half of the time).
-            let sign = (bits & ZIG_LAYERS as u64) << 56;
-            let signed = |v: f64| f64::from_bits(v.to_bits() | sign);
             let x = ((bits >> 11) as i64) as f64 * UNIT * z.x[i];
             if x < z.x[i + 1] {
-                return signed(x);
+                return signed(x, bits);
             }
             if i == 0 {
                 // The tail beyond R.
@@ -142,16 +153,24 @@ impl Normals {
                     let a = -fastmath::ln(self.open_uniform()) / ZIG_R;
                     let b = -fastmath::ln(self.open_uniform());
                     if 2.0 * b >= a * a {
-                        return signed(ZIG_R + a);
+                        return signed(ZIG_R + a, bits);
                     }
                 }
             }
             let y = z.f[i] + self.open_uniform() * (z.f[i + 1] - z.f[i]);
             if y < fastmath::exp(-0.5 * x * x) {
-                return signed(x);
+                return signed(x, bits);
             }
+            bits = self.rng.next_u64();
         }
     }
+}
+
+/// `v` with the sign bit of the ziggurat draw `bits` (the bit above the layer index): `-v` or
+/// `v` without a branch, which would be mispredicted half of the time.
+#[inline(always)]
+fn signed(v: f64, bits: u64) -> f64 {
+    f64::from_bits(v.to_bits() | ((bits & ZIG_LAYERS as u64) << 56))
 }
 
 #[cfg(test)]
