@@ -69,17 +69,22 @@
 //!
 //! # Performance
 //!
-//! Measured with `cargo bench -p spikeloop-emulator` (release, 2 cores) on Yin-Yang 5-120-3
-//! with the reference initialisation, batches of 1000: about 113,000 samples/s with the default
-//! chip (one spike per neuron), and about 28,500 samples/s with the reference calibration's 2 us
-//! refractory time, where strongly driven neurons fire about 160 later spikes per sample;
-//! recording only the outputs or all layers costs the same. The ideal backend runs the same
-//! network at about 380,000 samples/s: every chip neuron has its own time constants, so no
-//! decay factor can be shared across a layer. The hot path applies each event-free interval to
-//! all of a layer's neurons in one vectorised loop (compiled for AVX-512 and AVX2 as well, chosen at run
-//! time) and interleaves the crossing searches (see the `neuron` module).
+//! Measured with `spikeloop bench` (release build, 2 cores, Yin-Yang 25-120-3 with the chip
+//! preset, runs of 1000 samples): about 200,000 inference samples/s (196,000 on a freshly
+//! initialised network, 201,000 on one trained in the loop), a 300-epoch in-the-loop training
+//! in under 20 s; about 36,000 samples/s with the reference calibration's 2 us refractory
+//! time, where strongly driven neurons fire about 170 later spikes per sample; about 8 % less
+//! with exact (unquantised) times, which leave no clock grid for the tables below. The ideal backend
+//! runs the same network at about 390,000 samples/s: every chip neuron has its own time
+//! constants, so few decay factors can be shared across a layer. The hot path applies each
+//! event-free interval to all of a layer's neurons in one vectorised loop (compiled for AVX-512
+//! and AVX2 as well, chosen at run time); the first layer's intervals, which span whole FPGA
+//! clock ticks, take their decay factors from per-neuron tables; the rises after the last event
+//! and the first Halley steps of all crossing searches are vectorised too (see the `neuron`
+//! module). `cargo bench -p spikeloop-emulator` measures the same paths with criterion, and
 //! `cargo run --release -p spikeloop-emulator --example throughput [-- model.json]` prints
-//! throughput and accuracy on the Yin-Yang test set next to the ideal backend.
+//! throughput and accuracy on the Yin-Yang test set next to the ideal backend, for several
+//! noise settings and the 2 us refractory time.
 //!
 //! # What is not modelled
 //!

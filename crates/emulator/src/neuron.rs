@@ -35,8 +35,9 @@
 //! solver uses the platform's `exp`, which is not bit-reproducible across machines; and a chip
 //! layer is fastest when many neurons are advanced together ([`first_spikes`] applies each
 //! interval to all of a layer's neurons in one vectorised loop, or for a small layer computes a
-//! neuron's decay factors for all intervals in one, and interleaves the crossing searches;
-//! [`Runner`] interleaves later spikes), which a per-neuron solver call cannot do.
+//! neuron's decay factors for many intervals in one; it looks at every waiting neuron's rise
+//! after the last event in one, and takes the first Halley steps of all crossing searches in
+//! one; [`Runner`] interleaves later spikes), which a per-neuron solver call cannot do.
 
 use crate::fastmath::{exp, ln_1p};
 
