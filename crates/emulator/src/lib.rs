@@ -74,9 +74,9 @@
 //! initialised network, 201,000 on one trained in the loop), a 300-epoch in-the-loop training
 //! in under 20 s; about 36,000 samples/s with the reference calibration's 2 us refractory
 //! time, where strongly driven neurons fire about 170 later spikes per sample; about 8 % less
-//! with exact (unquantised) times, which leave no clock grid for the tables below. The ideal backend
-//! runs the same network at about 390,000 samples/s: every chip neuron has its own time
-//! constants, so few decay factors can be shared across a layer. The hot path applies each
+//! with exact (unquantised) times, which leave no clock grid for the tables below. The ideal
+//! backend runs the same network at about 390,000 samples/s: every chip neuron has its own
+//! time constants, so few decay factors can be shared across a layer. The hot path applies each
 //! event-free interval to all of a layer's neurons in one vectorised loop (compiled for AVX-512
 //! and AVX2 as well, chosen at run time); the first layer's intervals, which span whole FPGA
 //! clock ticks, take their decay factors from per-neuron tables; the rises after the last event
