@@ -1423,8 +1423,8 @@ fn lockstep(group: &Group<'_>, buf: &mut Lockstep) {
 }
 
 /// [`first_spikes`] for a small group (fewer neurons than a vector has lanes): each neuron's
-/// decay factors for every interval come from one vectorised loop over the intervals, then the
-/// neuron scans them alone. The same arithmetic as [`lockstep`], so the same bits. Leaves the
+/// decay factors come from vectorised loops over the intervals ([`decay_all`], a chunk of
+/// intervals at a time, up to its first crossing), and the neuron scans them alone. The same arithmetic as [`lockstep`], so the same bits. Leaves the
 /// crossing searches in `buf`.
 #[inline(always)]
 fn by_neuron(group: &Group<'_>, buf: &mut Lockstep) {
