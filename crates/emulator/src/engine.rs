@@ -12,6 +12,7 @@ use spikeloop_backend::{BackendError, Network};
 use crate::analog::NeuronTargets;
 use crate::chip::Chip;
 use crate::config::EmulatorConfig;
+use crate::fastmath::round_nearest;
 use crate::mapping::{EVENT_BUSES_PER_HALF, Placement};
 use crate::neuron::{
     Columns, FirstSpike, Group, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes,
@@ -78,15 +79,6 @@ pub(crate) struct Engine {
     pub(crate) jitter_sd: f64,
     pub(crate) run_seed: u64,
     pub(crate) max_spikes: usize,
-}
-
-/// `1.5 * 2^52`: adding and subtracting it rounds a double below `2^51` in magnitude to the
-/// nearest integer (ties to even) without a library call.
-const SHIFTER: f64 = 6_755_399_441_055_744.0;
-
-#[inline]
-fn round_nearest(x: f64) -> f64 {
-    (x + SHIFTER) - SHIFTER
 }
 
 /// `t` moved to the nearest clock tick (input release by the FPGA).

@@ -20,6 +20,14 @@ const INV_LN2_64: f64 = 92.332_482_616_893_66;
 /// `1.5 * 2^52`: adding it rounds a double of magnitude below `2^51` to an integer, which then
 /// sits in the low mantissa bits.
 const SHIFTER: f64 = 6_755_399_441_055_744.0;
+
+/// `x` rounded to the nearest integer (ties to even) without a library call, for
+/// `|x| < 2^51`: adding and subtracting [`SHIFTER`] leaves no fraction bits.
+#[inline(always)]
+pub fn round_nearest(x: f64) -> f64 {
+    (x + SHIFTER) - SHIFTER
+}
+
 /// Arguments below this give 0, above `EXP_MAX` give `+inf`.
 const EXP_MIN: f64 = -707.0;
 const EXP_MAX: f64 = 709.0;

@@ -39,7 +39,7 @@
 //! after the last event in one, and takes the first Halley steps of all crossing searches in
 //! one; [`Runner`] interleaves later spikes), which a per-neuron solver call cannot do.
 
-use crate::fastmath::{exp, ln_1p};
+use crate::fastmath::{exp, ln_1p, round_nearest};
 
 /// Calls `body(args)`, a function that is `#[inline(always)]`, compiled for AVX-512 or AVX2
 /// when the processor has them (chosen at run time), else for the baseline processor: the
@@ -919,7 +919,7 @@ impl TickFactors {
     #[inline]
     fn rows(&self, gap: f64) -> Option<(usize, usize)> {
         let x = gap / self.tick;
-        let n = round_half_even(x);
+        let n = round_nearest(x);
         if !((x - n).abs() <= 1e-9 && n >= 0.0) {
             return None;
         }
@@ -957,13 +957,6 @@ impl TickFactors {
 #[inline(always)]
 fn compose(em_l: f64, es_l: f64, k_l: f64, em_h: f64, es_h: f64, k_h: f64) -> (f64, f64, f64) {
     (em_h * em_l, es_h * es_l, em_l * k_h + k_l * es_h)
-}
-
-/// `x` rounded to the nearest integer (ties to even), for `|x| < 2^51`.
-#[inline(always)]
-fn round_half_even(x: f64) -> f64 {
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
-    (x + SHIFTER) - SHIFTER
 }
 
 /// Buffers of [`first_spikes`].
