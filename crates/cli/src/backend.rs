@@ -198,7 +198,18 @@ impl BackendArgs {
         Ok(match (kind, &self.device) {
             (BackendKind::Ideal, _) => Box::new(IdealBackend::new()),
             (BackendKind::Emulator, _) => Box::new(self.emulator.build()?),
-            (BackendKind::Device, _) => Box::new(self.open_device()?),
+            (BackendKind::Device, _) => {
+                let mut device = self.open_device()?;
+                // A device's pseudo-random trial noise goes on from wherever the last host
+                // left it; every command starts it where a freshly made emulated chip starts,
+                // so that a command gives the same result on the device as in process.
+                if device.noise_position().is_some_and(|p| p != 0) {
+                    device
+                        .set_noise_position(0)
+                        .context("could not rewind the device's trial noise")?;
+                }
+                Box::new(device)
+            }
         })
     }
 
@@ -207,8 +218,15 @@ impl BackendArgs {
         let Some(path) = self.device.as_deref() else {
             bail!("no --device PATH given (`spikeloop ports` lists the serial ports)");
         };
+        let place = match std::fs::read_link(path) {
+            Ok(target) => format!(
+                "{path} (a link to {}; a link left by a stopped `spikeloop device` may point at another program's terminal)",
+                target.display()
+            ),
+            Err(_) => path.to_string(),
+        };
         SerialBackend::open(path, self.baud, HostConfig::default())
-            .with_context(|| format!("could not connect to the device at {path}"))
+            .with_context(|| format!("could not connect to the device at {place}"))
     }
 
     /// The training defaults that suit this backend: the chip preset for a chip, the software

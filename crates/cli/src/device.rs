@@ -9,9 +9,10 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use nix::sys::termios;
 use spikeloop_emulator::EmulatorBackend;
@@ -30,8 +31,10 @@ pub struct DeviceArgs {
     /// frame is sent as several runs, which draw different trial noise than one run would.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 18)]
     max_frame_size: usize,
-    /// Also make the terminal reachable under this path (a symbolic link, replaced if it
-    /// exists), so scripts need not read the printed path.
+    /// Also make the terminal reachable under this path: a symbolic link, removed again when
+    /// the device stops (Ctrl-C, SIGTERM, SIGHUP). An existing path is replaced only when it is
+    /// such a link left behind by a device that was killed (its terminal is gone); anything
+    /// else is refused.
     #[arg(long, value_name = "PATH")]
     link: Option<std::path::PathBuf>,
 }
@@ -76,12 +79,13 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
     // cleared with the host's last descriptor.
     drop(pty.slave);
     if let Some(link) = &args.link {
-        if link.symlink_metadata().is_ok() {
-            std::fs::remove_file(link)
-                .with_context(|| format!("could not replace {}", link.display()))?;
-        }
-        std::os::unix::fs::symlink(&path, link)
-            .with_context(|| format!("could not link {} to {}", link.display(), path.display()))?;
+        make_link(link, &path)?;
+        let (link, target) = (link.clone(), path.clone());
+        ctrlc::set_handler(move || {
+            remove_link(&link, &target);
+            std::process::exit(130);
+        })
+        .context("could not install the handler that removes the link on exit")?;
     }
     println!("{}", path.display());
     std::io::stdout().flush().ok();
@@ -91,7 +95,19 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
         args.link.as_deref().unwrap_or(&path).display()
     );
 
-    let mut reader = File::from(pty.master);
+    let served = serve_terminal(&mut device, File::from(pty.master));
+    if let Some(link) = &args.link {
+        remove_link(link, &path);
+    }
+    served
+}
+
+/// Serves hosts on the controller side of the pseudo-terminal, one after another, until an
+/// I/O error other than "no host has the terminal open".
+fn serve_terminal<B: spikeloop_backend::Backend>(
+    device: &mut VirtualDevice<B>,
+    mut reader: File,
+) -> anyhow::Result<()> {
     let mut writer = reader
         .try_clone()
         .context("could not duplicate the terminal")?;
@@ -128,6 +144,55 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e).context("could not read from the terminal"),
         }
+    }
+}
+
+/// Where the symbolic link at `link` points, if it is one.
+fn link_target(link: &Path) -> Option<PathBuf> {
+    let meta = link.symlink_metadata().ok()?;
+    meta.file_type()
+        .is_symlink()
+        .then(|| std::fs::read_link(link).ok())
+        .flatten()
+}
+
+/// Links `link` to the terminal `path`. An existing `link` is replaced only when it is a
+/// symbolic link into `/dev/pts/` whose terminal no longer exists (left by a device that was
+/// killed); a live terminal, a regular file or any other link is refused, naming what it is.
+fn make_link(link: &Path, path: &Path) -> anyhow::Result<()> {
+    if link.symlink_metadata().is_ok() {
+        let Some(target) = link_target(link) else {
+            bail!(
+                "--link {}: the path exists and is not a symbolic link; refusing to replace it (choose another --link path)",
+                link.display()
+            );
+        };
+        if !target.starts_with("/dev/pts/") {
+            bail!(
+                "--link {}: it is a symbolic link to {}, not to a pseudo-terminal; refusing to replace it (choose another --link path)",
+                link.display(),
+                target.display()
+            );
+        }
+        if target.exists() {
+            bail!(
+                "--link {}: it links to {}, a terminal that is still open (another `spikeloop device`, or a program that took the number of a stopped one); stop that device, or remove the link (rm {}) if it is stale",
+                link.display(),
+                target.display(),
+                link.display()
+            );
+        }
+        std::fs::remove_file(link)
+            .with_context(|| format!("could not replace the stale link {}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(path, link)
+        .with_context(|| format!("could not link {} to {}", link.display(), path.display()))
+}
+
+/// Removes `link` if it still points at `target` (nobody replaced it meanwhile).
+fn remove_link(link: &Path, target: &Path) {
+    if link_target(link).as_deref() == Some(target) {
+        let _ = std::fs::remove_file(link);
     }
 }
 

@@ -217,3 +217,107 @@ fn train_on_a_device_from_the_command_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `spikeloop` with `args` and returns its stdout, failing the test with its stderr.
+fn spikeloop_ok(args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(args)
+        .output()
+        .expect("run spikeloop");
+    assert!(
+        o.status.success(),
+        "spikeloop {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// An inference report without the fields that name the file and the substrate.
+fn inference(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("inference report");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("model");
+        o.remove("backend");
+    }
+    v
+}
+
+/// Regression: every host session began with request id 1 and a byte-identical `Hello`, which
+/// the device answered from its replay cache, so a second host got the first one's answers
+/// (a second `infer` ran nothing, a model of the same shape was refused in state CONFIGURED,
+/// and the train split came back with the validation split's spike times).
+#[test]
+fn no_answer_crosses_from_one_host_session_to_the_next() {
+    let dir = std::env::temp_dir().join(format!("spikeloop-sessions-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
+    for (name, seed) in [("A", "1"), ("B", "2")] {
+        spikeloop_ok(&[
+            "train",
+            "--quiet",
+            "--backend",
+            "ideal",
+            "--hidden",
+            "12",
+            "--epochs",
+            "1",
+            "--seed",
+            seed,
+            "--out",
+            &p(name),
+        ]);
+    }
+    let device = DeviceProcess::start(&["--chip-seed", "4"]);
+    let chip = ["--chip-seed", "4"];
+    let dev = ["--device", device.path.as_str()];
+    // Each step twice: through the device (one host process each, one after another on the
+    // same device process) and in process on the same emulated chip.
+    let infer = |model: &str, split: &str, out: &str, substrate: &[&str]| {
+        let mut args = vec!["infer", "--model", model, "--split", split, "--out", out];
+        args.extend_from_slice(substrate);
+        spikeloop_ok(&args);
+        inference(std::path::Path::new(out))
+    };
+    let a = p("A/model.json");
+    let b = p("B/model.json");
+    let steps = [
+        (a.as_str(), "test", "a1"),
+        (a.as_str(), "test", "a2"),
+        (b.as_str(), "test", "b"),
+    ];
+    for (model, split, name) in steps {
+        let remote = infer(model, split, &p(&format!("{name}-device.json")), &dev);
+        let local = infer(model, split, &p(&format!("{name}-local.json")), &chip);
+        assert!(remote == local, "infer {name}: the device's result differs");
+    }
+    let train = |out: &str, substrate: &[&str]| {
+        let mut args = vec![
+            "train", "--quiet", "--hidden", "12", "--epochs", "1", "--seed", "5", "--out", out,
+        ];
+        args.extend_from_slice(substrate);
+        spikeloop_ok(&args);
+        let text = std::fs::read_to_string(format!("{out}/model.json")).expect("model");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        (
+            v["layers"].clone(),
+            v["provenance"]["validation_accuracy"].clone(),
+            v["provenance"]["test_accuracy"].clone(),
+        )
+    };
+    assert!(
+        train(&p("T-device"), &dev) == train(&p("T-local"), &chip),
+        "training through the device differs from training in process"
+    );
+    let t = p("T-device/model.json");
+    for split in ["validation", "train"] {
+        let remote = infer(&t, split, &p(&format!("t-{split}-device.json")), &dev);
+        let local = infer(&t, split, &p(&format!("t-{split}-local.json")), &chip);
+        assert!(
+            remote == local,
+            "infer --split {split}: the device's result differs"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

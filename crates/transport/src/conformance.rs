@@ -110,6 +110,8 @@ struct Client<L> {
     buf: Vec<u8>,
     next_id: u32,
     wait: Duration,
+    /// The nonce of the session the suite is in.
+    nonce: u64,
 }
 
 type Outcome = Result<String, String>;
@@ -284,6 +286,7 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         buf: vec![0u8; 1 << 16],
         next_id: 1,
         wait: Duration::from_secs(2),
+        nonce: crate::convert::session_nonce(),
     };
     let mut report = Report::default();
     let _ = client.link.discard_input();
@@ -340,6 +343,8 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         report.add("out-of-range values", r);
         let r = duplicates(&mut client, &info).await;
         report.add("duplicate request ids", r);
+        let r = sessions(&mut client, &info).await;
+        report.add("sessions", r);
         if info.noise_position_feature {
             let r = noise_position(&mut client, &info).await;
             report.add("noise position", r);
@@ -354,17 +359,43 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
     report
 }
 
+/// The suite's `Hello` for session `nonce`.
+fn suite_hello(nonce: u64) -> Message {
+    Message::Hello(hello("spikeloop conformance", SUITE_FRAME_SIZE, nonce))
+}
+
+/// Loads the golden 2-2-2 network (the configuration check has shown that it loads).
+async fn load_golden<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Result<(), String> {
+    let messages =
+        configure_messages(&golden_network(), info.max_frame_size).map_err(|e| e.to_string())?;
+    for m in &messages {
+        match c.call(m).await? {
+            Message::ConfigureAck(ack)
+                if !matches!(m, Message::ConfigureCommit(_)) || ack.committed => {}
+            _ => return Err(format!("{} was not acknowledged", m.message_type())),
+        }
+    }
+    Ok(())
+}
+
+/// The device's protocol state, from its statistics.
+async fn state_of<L: Link>(c: &mut Client<L>) -> Result<pb::DeviceState, String> {
+    let s = c.stats().await?;
+    Ok(pb::DeviceState::try_from(s.state).unwrap_or(pb::DeviceState::Unspecified))
+}
+
 async fn handshake<L: Link>(c: &mut Client<L>) -> Result<DeviceInfo, String> {
     c.send(&[0]).await?;
-    let answer = c
-        .call(&Message::Hello(hello(
-            "spikeloop conformance",
-            SUITE_FRAME_SIZE,
-        )))
-        .await?;
+    let answer = c.call(&suite_hello(c.nonce)).await?;
     let Message::HelloReply(reply) = answer else {
         return Err("Hello was not answered with HelloReply".into());
     };
+    if reply.session_nonce != c.nonce {
+        return Err(format!(
+            "HelloReply echoes session nonce {:#x}, the Hello carried {:#x}",
+            reply.session_nonce, c.nonce
+        ));
+    }
     if reply.version != PROTOCOL_VERSION {
         return Err(format!(
             "HelloReply chose version {}, expected {PROTOCOL_VERSION}",
@@ -381,6 +412,7 @@ async fn version_range<L: Link>(c: &mut Client<L>) -> Outcome {
         max_version: 99,
         host_max_frame_size: SUITE_FRAME_SIZE,
         host_name: "spikeloop conformance".into(),
+        session_nonce: c.nonce,
     };
     let wire = encode_message(id, &Message::Hello(h), usize::MAX).map_err(|e| e.to_string())?;
     let e = c
@@ -395,11 +427,7 @@ async fn version_range<L: Link>(c: &mut Client<L>) -> Outcome {
         ));
     }
     // The failed Hello changed nothing; a good one resets as usual.
-    c.call(&Message::Hello(hello(
-        "spikeloop conformance",
-        SUITE_FRAME_SIZE,
-    )))
-    .await?;
+    c.call(&suite_hello(c.nonce)).await?;
     Ok(format!(
         "versions 90..=99 refused with the device's range {min}..={max}"
     ))
@@ -766,6 +794,77 @@ async fn duplicates<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
         }
     }
     Ok("a duplicate was answered byte for byte from the cache without running again; a new payload under the same id ran".into())
+}
+
+/// No answer crosses from one session to the next: every `Hello` is executed (never answered
+/// from the replay cache) and clears the cache, so a new host that repeats an earlier host's
+/// frames byte for byte gets fresh answers.
+async fn sessions<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    // A zero nonce is refused.
+    let id = c.id();
+    let wire = encode_message(id, &suite_hello(0), usize::MAX).map_err(|e| e.to_string())?;
+    let e = c
+        .expect_error(&wire, id, 0x01, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("Hello with session nonce 0: {e}"))?;
+    if e.field != "session_nonce" {
+        return Err(format!(
+            "Hello with session nonce 0 was refused naming field \"{}\", expected \"session_nonce\"",
+            e.field
+        ));
+    }
+    // Within a session, a repeated Hello is executed again: it resets the device.
+    let (_, hello_wire, _) = c.request(&suite_hello(c.nonce)).await?;
+    load_golden(c, info).await?;
+    let frame = c.exchange_raw(&hello_wire).await?;
+    if !matches!(decode_message(&frame), Ok(Message::HelloReply(_))) {
+        return Err(format!(
+            "a repeated Hello was answered by {}",
+            describe(&frame)
+        ));
+    }
+    let state = state_of(c).await?;
+    if state != pb::DeviceState::Ready {
+        return Err(format!(
+            "a repeated Hello left the device in {}: it was answered from the replay cache instead of being executed",
+            state.as_str_name()
+        ));
+    }
+    // The last request of one session, then a new session that sends the same frame.
+    load_golden(c, info).await?;
+    let run = Message::RunRequest(run_request(info, 1, false)?);
+    let (_, run_wire, _) = c.request(&run).await?;
+    let before = c.stats().await?;
+    c.nonce = c.nonce.wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1);
+    let nonce = c.nonce;
+    let Message::HelloReply(reply) = c.call(&suite_hello(nonce)).await? else {
+        return Err("the new session's Hello was not answered with HelloReply".into());
+    };
+    if reply.session_nonce != nonce {
+        return Err(format!(
+            "the new session's HelloReply echoes nonce {:#x}, expected {nonce:#x}",
+            reply.session_nonce
+        ));
+    }
+    load_golden(c, info).await?;
+    let frame = c.exchange_raw(&run_wire).await?;
+    if !matches!(decode_message(&frame), Ok(Message::RunResult(_))) {
+        return Err(format!(
+            "the previous session's run frame, sent in a new session, was answered by {}",
+            describe(&frame)
+        ));
+    }
+    let after = c.stats().await?;
+    if after.runs != before.runs + 1 {
+        return Err(format!(
+            "a new session's request, byte-identical to the last session's, was answered from the replay cache (runs {} -> {}): the cache was not cleared by Hello",
+            before.runs, after.runs
+        ));
+    }
+    if info.noise_position_feature && after.noise_position == before.noise_position {
+        return Err("the new session's run did not move the noise: it was replayed".into());
+    }
+    Ok("Hello echoes its nonce, refuses nonce 0 and is never replayed; a new session's requests are executed afresh".into())
 }
 
 async fn noise_position<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {

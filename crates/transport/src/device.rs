@@ -75,6 +75,23 @@ pub struct DeviceConfig {
     pub max_samples_per_run: u32,
     /// Synapse rows to announce (informative).
     pub synapse_rows: Option<u32>,
+    /// Deliberate violations of the specification; all off in a conforming device. Only for
+    /// showing that the conformance suite catches them.
+    pub defects: Defects,
+}
+
+/// Defects a firmware might have, each reproducible on the virtual device so that the tests can
+/// show the conformance suite failing against it. A conforming device has none
+/// (`Defects::default()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// Looks `Hello` up in the replay cache like any request, so that a new host session whose
+    /// `Hello` is byte-identical to the last one's is answered from the cache, nothing is reset
+    /// and later requests get the previous session's answers.
+    pub replay_hello: bool,
+    /// Executes `Hello` but keeps the replay cache, so that a new session's request that is
+    /// byte-identical to one of the last session's is answered with the old answer.
+    pub keep_cache_on_hello: bool,
 }
 
 impl Default for DeviceConfig {
@@ -94,6 +111,7 @@ impl Default for DeviceConfig {
             batch_overhead_us: 100.0,
             max_samples_per_run: 0,
             synapse_rows: None,
+            defects: Defects::default(),
         }
     }
 }
@@ -166,6 +184,7 @@ pub struct VirtualDevice<B> {
     scale: TickScale,
     max_weight: Option<f64>,
     replay_cache_len: usize,
+    defects: Defects,
     state: pb::DeviceState,
     host_max_frame_size: usize,
     decoder: FrameDecoder,
@@ -267,6 +286,7 @@ impl<B: Backend> VirtualDevice<B> {
             command_timeout_ms: config.command_timeout_ms,
             noise_position_feature: noise_position.is_some(),
             noise_position,
+            session_nonce: 0,
         };
         let limits = AssemblyLimits {
             max_neurons: caps.max_neurons,
@@ -278,6 +298,7 @@ impl<B: Backend> VirtualDevice<B> {
             scale,
             max_weight: caps.max_weight,
             replay_cache_len: config.replay_cache_len,
+            defects: config.defects,
             state: pb::DeviceState::PowerOn,
             host_max_frame_size: MIN_MAX_FRAME_SIZE,
             decoder: FrameDecoder::new(config.max_frame_size),
@@ -379,11 +400,17 @@ impl<B: Backend> VirtualDevice<B> {
     fn handle_frame(&mut self, frame: &Frame, out: &mut Vec<u8>) {
         let header = frame.header;
         let crc = frame_crc(frame);
-        if let Some(entry) = self.cache.iter().find(|e| {
-            e.request_id == header.request_id
+        // A Hello opens a session and is always executed: answering it from the cache would
+        // let a new host inherit the last one's state and answers.
+        let is_hello = header.message_type == MessageType::Hello.byte();
+        let cacheable = !is_hello || self.defects.replay_hello;
+        let hit = self.cache.iter().find(|e| {
+            cacheable
+                && e.request_id == header.request_id
                 && e.message_type == header.message_type
                 && e.crc == crc
-        }) {
+        });
+        if let Some(entry) = hit {
             out.extend_from_slice(&entry.answer);
             self.counters.requests_replayed += 1;
             if entry.is_error {
@@ -398,7 +425,7 @@ impl<B: Backend> VirtualDevice<B> {
         };
         let wire = self.send(header.request_id, &answer, out);
         let is_error = matches!(answer, Message::Error(_));
-        if self.replay_cache_len > 0 {
+        if self.replay_cache_len > 0 && cacheable {
             while self.cache.len() >= self.replay_cache_len {
                 self.cache.pop_front();
             }
@@ -555,11 +582,20 @@ impl<B: Backend> VirtualDevice<B> {
                 ty,
             ));
         }
+        if h.session_nonce == 0 {
+            return Err(self.convert_error(
+                &ConvertError::out_of_range("session_nonce", 0, Some(1.0), Some(u64::MAX as f64)),
+                ty,
+            ));
+        }
         self.reset();
-        self.cache.clear();
+        if !self.defects.keep_cache_on_hello {
+            self.cache.clear();
+        }
         self.host_max_frame_size = h.host_max_frame_size as usize;
         self.info.version = version;
         self.info.noise_position = self.backend.noise_position();
+        self.info.session_nonce = h.session_nonce;
         Ok(Message::HelloReply(self.info.to_hello_reply()))
     }
 

@@ -30,6 +30,9 @@ pub struct GoldenFrame {
     pub message: Message,
 }
 
+/// The session nonce of the golden handshake.
+pub const GOLDEN_SESSION_NONCE: u64 = 0x0123_4567_89ab_cdef;
+
 /// The clock of the golden device: 8 ns ticks, `tau_s` = 6 us (750 ticks per `tau_s`).
 pub fn golden_scale() -> TickScale {
     match TickScale::new(8.0, 6.0) {
@@ -101,6 +104,7 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
             max_version: 1,
             host_max_frame_size: 65536,
             host_name: "spikeloop".into(),
+            session_nonce: GOLDEN_SESSION_NONCE,
         }),
     );
     add(
@@ -132,6 +136,7 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
                 command_timeout_ms: 1000,
             }),
             noise_position: Some(0),
+            session_nonce: GOLDEN_SESSION_NONCE,
         }),
     );
 

@@ -214,6 +214,7 @@ pub struct HostCore<L> {
     pending: VecDeque<Result<Frame, FrameError>>,
     read_buf: Vec<u8>,
     next_id: u32,
+    session_nonce: u64,
     counts: LinkCounts,
     network: Option<Network>,
     noise_position: Option<u64>,
@@ -235,10 +236,15 @@ impl<L: Link> HostCore<L> {
             pending: VecDeque::new(),
             read_buf: vec![0u8; 1 << 16],
             next_id: 1,
+            session_nonce: crate::convert::session_nonce(),
             counts: LinkCounts::default(),
             network: None,
             noise_position: None,
         };
+        // Request ids start at a point drawn with the session's nonce, so that ids do not
+        // repeat from one host session to the next (a late answer meant for an earlier host is
+        // then discarded as stale, never taken for an answer).
+        core.next_id = ((core.session_nonce >> 32) as u32 ^ core.session_nonce as u32).max(1);
         core.write(&[0]).await?;
         core.handshake().await?;
         Ok(core)
@@ -246,7 +252,11 @@ impl<L: Link> HostCore<L> {
 
     async fn handshake(&mut self) -> Result<(), HostError> {
         let id = self.take_id();
-        let message = Message::Hello(hello(&self.config.host_name, self.config.max_frame_size));
+        let message = Message::Hello(hello(
+            &self.config.host_name,
+            self.config.max_frame_size,
+            self.session_nonce,
+        ));
         let wire = encode_message(id, &message, crate::frame::MIN_MAX_FRAME_SIZE)?;
         self.counts.requests += 1;
         let attempts = self.config.handshake_attempts.max(1);
@@ -257,7 +267,15 @@ impl<L: Link> HostCore<L> {
             self.write(&wire).await?;
             let deadline = Instant::now() + self.config.handshake_timeout;
             let answer = match self.attempt(id, MessageType::Hello, deadline).await {
-                Ok(Attempt::Answer(m)) => *m,
+                Ok(Attempt::Answer(m)) => match *m {
+                    // An answer to another session's Hello (left on the line by an earlier
+                    // host): not ours.
+                    Message::HelloReply(r) if r.session_nonce != self.session_nonce => {
+                        self.counts.stale_frames += 1;
+                        continue;
+                    }
+                    m => m,
+                },
                 Ok(Attempt::Retry) => continue,
                 Err(HostError::Refused { error, .. })
                     if error.code == pb::ErrorCode::UnsupportedVersion as i32 =>
@@ -311,6 +329,11 @@ impl<L: Link> HostCore<L> {
     /// [`HostCore::set_noise_position`]); `None` without the feature.
     pub fn noise_position(&self) -> Option<u64> {
         self.noise_position
+    }
+
+    /// This connection's session nonce (sent in `Hello`, echoed by the device).
+    pub fn session_nonce(&self) -> u64 {
+        self.session_nonce
     }
 
     /// The network last configured successfully.
@@ -734,5 +757,6 @@ fn placeholder_info() -> DeviceInfo {
         command_timeout_ms: 0,
         noise_position_feature: false,
         noise_position: None,
+        session_nonce: 0,
     }
 }

@@ -81,7 +81,7 @@ pub mod serial;
 pub mod timecode;
 
 pub use convert::ConvertError;
-pub use device::{DeviceConfig, VirtualDevice};
+pub use device::{Defects, DeviceConfig, VirtualDevice};
 pub use frame::{Flags, Frame, FrameDecoder, FrameError, Header, encode_frame, encode_frame_into};
 pub use host::{HostConfig, HostCore, HostError};
 pub use messages::{Message, MessageError, MessageType, decode_message, encode_message, pb};

@@ -3,7 +3,7 @@
 
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_transport::conformance::{self, Report};
-use spikeloop_transport::device::{DeviceConfig, VirtualDevice, serve};
+use spikeloop_transport::device::{Defects, DeviceConfig, VirtualDevice, serve};
 use spikeloop_transport::link::memory_link;
 
 fn chip() -> EmulatorBackend {
@@ -59,4 +59,37 @@ async fn a_device_without_a_replay_cache_fails_with_a_clear_report() {
         text.ends_with(&format!("{} passed, 1 failed", report.passed())),
         "{text}"
     );
+}
+
+/// The suite against a device with `defects`: exactly the check `name` fails, and its detail
+/// says `why`.
+async fn fails_only(defects: Defects, name: &str, why: &str) {
+    let report = suite_against(DeviceConfig {
+        defects,
+        ..DeviceConfig::default()
+    })
+    .await;
+    eprintln!("{report}");
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0].name, name, "{report}");
+    assert!(failed[0].detail.contains(why), "{}", failed[0].detail);
+}
+
+#[tokio::test]
+async fn a_device_that_answers_hello_from_its_cache_fails_the_session_check() {
+    let defects = Defects {
+        replay_hello: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "sessions", "answered from the replay cache").await;
+}
+
+#[tokio::test]
+async fn a_device_that_keeps_its_cache_across_sessions_fails_the_session_check() {
+    let defects = Defects {
+        keep_cache_on_hello: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "sessions", "the cache was not cleared by Hello").await;
 }

@@ -212,11 +212,14 @@ fn duplicates_are_replayed_not_executed_again() {
     let mut device = VirtualDevice::new(chip(2), DeviceConfig::default()).expect("device");
     let hello = request(
         1,
-        Message::Hello(spikeloop_transport::convert::hello("test", 65536)),
+        Message::Hello(spikeloop_transport::convert::hello("test", 65536, 7)),
     );
     let (first, _) = exchange(&mut device, &hello);
     let (again, _) = exchange(&mut device, &hello);
-    assert_eq!(first, again, "a duplicate Hello is replayed byte for byte");
+    assert_eq!(
+        first, again,
+        "a repeated Hello is executed again and answers the same"
+    );
     let net = network(2);
     for (i, m) in spikeloop_transport::convert::configure_messages(&net, 1 << 18)
         .expect("messages")
@@ -244,7 +247,11 @@ fn duplicates_are_replayed_not_executed_again() {
     let (b, _) = exchange(&mut device, &wire);
     assert_eq!(a, b);
     assert_eq!(device.counters().runs, 1);
-    assert_eq!(device.counters().requests_replayed, 2);
+    assert_eq!(
+        device.counters().requests_replayed,
+        1,
+        "only the run is replayed; Hello never is"
+    );
     assert_eq!(device.backend().noise_position(), Some(1));
     // The same id with another payload is a new request.
     let mut other = run;
@@ -272,7 +279,7 @@ fn damaged_oversized_and_unknown_frames() {
         &mut device,
         &request(
             1,
-            Message::Hello(spikeloop_transport::convert::hello("t", 65536)),
+            Message::Hello(spikeloop_transport::convert::hello("t", 65536, 8)),
         ),
     );
     // A bad CRC: dropped without an answer, counted.

@@ -10,14 +10,33 @@ use crate::timecode::TickScale;
 /// Longest `device_id`, `firmware_version` and `host_name` in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// The host's `Hello`: this crate's version range and the host's frame limit.
-pub fn hello(host_name: &str, host_max_frame_size: u32) -> pb::Hello {
+/// The host's `Hello`: this crate's version range, the host's frame limit and the session's
+/// nonce (see [`session_nonce`]).
+pub fn hello(host_name: &str, host_max_frame_size: u32, session_nonce: u64) -> pb::Hello {
     pb::Hello {
         min_version: PROTOCOL_VERSION,
         max_version: PROTOCOL_VERSION,
         host_max_frame_size,
         host_name: truncate_utf8(host_name, MAX_NAME_LEN),
+        session_nonce,
     }
+}
+
+/// A fresh session nonce: never 0, and different for every call in every process (it mixes
+/// the operating system's per-process random hash keys, the clock, the process id and a
+/// counter). It identifies a connection on the wire and decides nothing about any result, so it
+/// need not come from an experiment's seeds.
+pub fn session_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish().max(1)
 }
 
 /// The version a device speaks with a host: the newest one in both ranges.
@@ -74,6 +93,8 @@ pub struct DeviceInfo {
     pub noise_position_feature: bool,
     /// The noise position when the device answered, if it has the feature.
     pub noise_position: Option<u64>,
+    /// The session nonce the `HelloReply` echoed.
+    pub session_nonce: u64,
 }
 
 impl DeviceInfo {
@@ -153,6 +174,7 @@ impl DeviceInfo {
             command_timeout_ms: c.command_timeout_ms,
             noise_position_feature,
             noise_position: reply.noise_position,
+            session_nonce: reply.session_nonce,
         })
     }
 
@@ -191,6 +213,7 @@ impl DeviceInfo {
                 command_timeout_ms: self.command_timeout_ms,
             }),
             noise_position: self.noise_position,
+            session_nonce: self.session_nonce,
         }
     }
 

@@ -22,7 +22,7 @@ mod network;
 mod run;
 
 pub use errors::{backend_error, error_from_backend};
-pub use handshake::{DeviceInfo, hello, negotiate_version};
+pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce};
 pub use membrane::{EncodedTrace, TraceAssembler, membrane_request, membrane_request_from};
 pub use network::{AssemblyLimits, NetworkAssembler, configure_messages, network_from_messages};
 pub use run::{

@@ -113,6 +113,7 @@ pub fn random_message(rng: &mut Rng) -> Message {
             max_version: rng.count(),
             host_max_frame_size: rng.count(),
             host_name: "fuzz".into(),
+            session_nonce: u64::from(rng.count()),
         }),
         MessageType::HelloReply => {
             let mut reply = golden_reply().clone();
