@@ -17,16 +17,22 @@ pub enum BackendError {
     #[error("invalid network: {0}")]
     InvalidNetwork(String),
     /// The network is consistent but larger than the substrate.
-    #[error("network does not fit on {backend}: needs {needed} {resource}, {available} available")]
+    #[error(
+        "network does not fit on {backend}: needs {needed} {resource}, {available} available{}",
+        if detail.is_empty() { String::new() } else { format!(" ({detail})") }
+    )]
     DoesNotFit {
         /// The backend's name.
         backend: String,
-        /// The resource that runs out (neurons, synapse rows, ...).
+        /// A short name of the resource that runs out (`neuron circuits`, `synapse rows per
+        /// chip half`, ...).
         resource: String,
         /// How many the network needs.
         needed: usize,
         /// How many the substrate has.
         available: usize,
+        /// Where it runs out and how the need was counted (may be empty).
+        detail: String,
     },
     /// The input batch does not match the network or contains invalid times.
     #[error("invalid input: {0}")]

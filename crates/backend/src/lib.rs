@@ -43,11 +43,14 @@
 //! a backend offers.
 
 mod error;
+pub mod geometry;
 pub mod ideal;
 mod network;
 mod spikes;
 
 pub use error::BackendError;
+pub use geometry::{ChipGeometry, FitError};
+
 pub use ideal::IdealBackend;
 pub use network::{Layer, Network};
 pub use spikeloop_lif::NeuronParams;
@@ -86,6 +89,30 @@ pub struct Capabilities {
     pub tau_s_us: Option<f64>,
     /// Optional abilities.
     pub features: Features,
+    /// The sample window in model time units, for a substrate that has one: input and bias
+    /// times must lie in `[0, window)`, membrane recordings last at most `window`, and spikes
+    /// later than `window` are not recorded. `None`: no window (any finite time is accepted).
+    #[serde(default)]
+    pub sample_window: Option<f64>,
+    /// The fit rules of a chip made of halves; `None` for a substrate without them.
+    #[serde(default)]
+    pub geometry: Option<ChipGeometry>,
+    /// What the values of a recorded membrane trace are, for a substrate whose readout is not
+    /// in model units; `None`: model units.
+    #[serde(default)]
+    pub membrane_readout: Option<MembraneReadout>,
+}
+
+/// The unit of a substrate's membrane readout: a recorded value `v` means `offset + scale * v`
+/// in `unit`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MembraneReadout {
+    /// The unit after scaling, for example `mV`.
+    pub unit: String,
+    /// Size of one recorded step in `unit`.
+    pub scale: f64,
+    /// The value of a recorded 0 in `unit`.
+    pub offset: f64,
 }
 
 impl Capabilities {
@@ -100,6 +127,9 @@ impl Capabilities {
             acceleration: None,
             tau_s_us: None,
             features: Features::default(),
+            sample_window: None,
+            geometry: None,
+            membrane_readout: None,
         }
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use spikeloop_backend::{
-    Backend, BackendError, Capabilities, InputBatch, MembraneRequest, MembraneTrace, Network,
-    Record, RunOutput, RunStats, SpikeTimes,
+    Backend, BackendError, Capabilities, InputBatch, MembraneReadout, MembraneRequest,
+    MembraneTrace, Network, Record, RunOutput, RunStats, SpikeTimes,
 };
 
 use crate::analog::{NeuronCodes, NeuronTargets};
@@ -86,6 +86,13 @@ impl EmulatorBackend {
         capabilities.acceleration = Some(ACCELERATION);
         capabilities.tau_s_us = Some(config.timing.tau_s_us);
         capabilities.features.membrane_recording = true;
+        capabilities.sample_window = Some(config.timing.sample_window_tau);
+        capabilities.geometry = Some(crate::mapping::GEOMETRY);
+        capabilities.membrane_readout = Some(MembraneReadout {
+            unit: "mV".into(),
+            scale: madc_code_to_mv(1.0),
+            offset: 0.0,
+        });
         Ok(Self {
             chip: Chip::new(config.chip_seed),
             config,

@@ -14,7 +14,7 @@
 //! synapse would let sources that reach disjoint neurons share a row; in layered all-to-all
 //! networks every neuron listens to every source, so this mapping uses one source per row.
 
-use spikeloop_backend::{BackendError, Network};
+use spikeloop_backend::{BackendError, ChipGeometry, Network};
 
 /// Neuron circuits on the chip.
 pub const NEURONS: usize = 512;
@@ -84,116 +84,50 @@ pub fn quantise_weight(w: f64, scale: f64) -> (i8, bool) {
     }
 }
 
-fn does_not_fit(resource: String, needed: usize, available: usize) -> BackendError {
-    BackendError::DoesNotFit {
-        backend: "emulator".into(),
-        resource,
-        needed,
-        available,
-    }
-}
+/// The chip's geometry: where a layered network's neurons and rows go is decided by the fit
+/// rules shared with the device and the host ([`ChipGeometry::place`]).
+pub const GEOMETRY: ChipGeometry = ChipGeometry::BRAINSCALES2;
 
 /// Places a validated network; fails with [`BackendError::DoesNotFit`] naming the resource.
 pub fn place(network: &Network, weight_scale: f64) -> Result<Placement, BackendError> {
-    let total = network.n_neurons();
-    if total > NEURONS {
-        return Err(does_not_fit(
-            format!(
-                "neuron circuits ({NEURONS_PER_HALF} per chip half; layers {:?})",
-                network.layer_sizes()
-            ),
-            total,
-            NEURONS,
-        ));
-    }
-    let mut n_prev = network.n_inputs;
-    for (l, layer) in network.layers.iter().enumerate() {
-        let sources = n_prev + layer.bias_times.len();
-        if 2 * sources > ROWS_PER_HALF {
-            return Err(does_not_fit(
-                format!(
-                    "synapse rows per chip half (layer {l} has {sources} sources, each needing \
-                     one excitatory and one inhibitory row in every half holding its neurons; \
-                     1 source per row)"
-                ),
-                2 * sources,
-                ROWS_PER_HALF,
-            ));
-        }
-        n_prev = layer.size;
-    }
-
-    let mut free_neurons = [NEURONS_PER_HALF; HALVES];
-    let mut free_drivers = [DRIVERS_PER_HALF; HALVES];
+    let shape: Vec<(usize, usize)> = network
+        .layers
+        .iter()
+        .map(|l| (l.size, l.bias_times.len()))
+        .collect();
+    let shares =
+        GEOMETRY
+            .place(network.n_inputs, &shape)
+            .map_err(|e| BackendError::DoesNotFit {
+                backend: "emulator".into(),
+                resource: e.resource.into(),
+                needed: e.needed,
+                available: e.available,
+                detail: e.detail,
+            })?;
+    let mut neurons_used = [0; HALVES];
+    let mut rows_used = [0; HALVES];
     let mut layers = Vec::with_capacity(network.layers.len());
     let mut n_prev = network.n_inputs;
-    for (l, layer) in network.layers.iter().enumerate() {
+    for (layer, layer_shares) in network.layers.iter().zip(shares) {
         let sources = n_prev + layer.bias_times.len();
         n_prev = layer.size;
-        // Prefer the half with more free drivers (ties: half 0).
-        let order = if free_drivers[1] > free_drivers[0] {
-            [1, 0]
-        } else {
-            [0, 1]
-        };
-        let whole = order
-            .iter()
-            .copied()
-            .find(|&h| free_neurons[h] >= layer.size && free_drivers[h] >= sources);
-        let shares: Vec<(usize, usize)> = if let Some(h) = whole {
-            vec![(h, layer.size)]
-        } else if free_drivers.iter().all(|&d| d >= sources)
-            && free_neurons[0] + free_neurons[1] >= layer.size
-        {
-            let first = if free_neurons[order[0]] > 0 {
-                order[0]
-            } else {
-                order[1]
-            };
-            let n_first = free_neurons[first].min(layer.size);
-            let mut shares = vec![(first, n_first)];
-            if n_first < layer.size {
-                shares.push((1 - first, layer.size - n_first));
-            }
-            shares
-        } else if free_neurons[0] + free_neurons[1] < layer.size {
-            return Err(does_not_fit(
-                format!("free neuron circuits for layer {l}"),
-                layer.size,
-                free_neurons[0] + free_neurons[1],
-            ));
-        } else {
-            let best = order[0];
-            return Err(does_not_fit(
-                format!(
-                    "free synapse rows in chip half {best} for layer {l} ({sources} sources x 2 \
-                     rows; rows used per half so far: {:?} of {ROWS_PER_HALF})",
-                    [
-                        2 * (DRIVERS_PER_HALF - free_drivers[0]),
-                        2 * (DRIVERS_PER_HALF - free_drivers[1])
-                    ]
-                ),
-                2 * sources,
-                2 * free_drivers[best],
-            ));
-        };
-
         let mut chip_neurons = Vec::with_capacity(layer.size);
-        let mut blocks = Vec::with_capacity(shares.len());
+        let mut blocks = Vec::with_capacity(layer_shares.len());
         let mut next = 0;
-        for (h, count) in shares {
-            let first_column = NEURONS_PER_HALF - free_neurons[h];
-            let block = HalfBlock {
+        for share in layer_shares {
+            let h = share.half;
+            blocks.push(HalfBlock {
                 half: h,
-                first_driver: DRIVERS_PER_HALF - free_drivers[h],
+                first_driver: share.first_row / 2,
                 n_sources: sources,
-                neurons: (next..next + count).collect(),
-            };
-            chip_neurons.extend((0..count).map(|k| h * NEURONS_PER_HALF + first_column + k));
-            free_neurons[h] -= count;
-            free_drivers[h] -= sources;
-            next += count;
-            blocks.push(block);
+                neurons: (next..next + share.neurons).collect(),
+            });
+            chip_neurons
+                .extend((0..share.neurons).map(|k| h * NEURONS_PER_HALF + share.first_circuit + k));
+            neurons_used[h] = share.first_circuit + share.neurons;
+            rows_used[h] = share.first_row + 2 * sources;
+            next += share.neurons;
         }
         let mut clipped = 0;
         let weights = layer
@@ -214,14 +148,8 @@ pub fn place(network: &Network, weight_scale: f64) -> Result<Placement, BackendE
     }
     Ok(Placement {
         layers,
-        neurons_used: [
-            NEURONS_PER_HALF - free_neurons[0],
-            NEURONS_PER_HALF - free_neurons[1],
-        ],
-        rows_used: [
-            2 * (DRIVERS_PER_HALF - free_drivers[0]),
-            2 * (DRIVERS_PER_HALF - free_drivers[1]),
-        ],
+        neurons_used,
+        rows_used,
     })
 }
 

@@ -34,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::convert::{
     AssemblyLimits, ConvertError, DeviceInfo, EncodedRun, EncodedTrace, NetworkAssembler,
     batch_from_request, error_from_backend, membrane_request_from, negotiate_version,
+    one_sample_page_bound,
 };
 use crate::frame::{Frame, FrameDecoder, FrameError, MIN_MAX_FRAME_SIZE, crc32};
 use crate::messages::{Message, MessageType, PROTOCOL_VERSION, decode_message, encode_message, pb};
@@ -92,6 +93,12 @@ pub struct Defects {
     /// Executes `Hello` but keeps the replay cache, so that a new session's request that is
     /// byte-identical to one of the last session's is answered with the old answer.
     pub keep_cache_on_hello: bool,
+    /// Runs a `RunRequest` before checking that one sample's results fit the host's frames, so
+    /// that a refused run still advances the run counter and the noise.
+    pub run_before_page_check: bool,
+    /// Sends errors with unbounded fields, so that one can exceed the host's smallest frame
+    /// and arrive as `INTERNAL` without its code and request type.
+    pub unbounded_errors: bool,
 }
 
 impl Default for DeviceConfig {
@@ -287,9 +294,13 @@ impl<B: Backend> VirtualDevice<B> {
             noise_position_feature: noise_position.is_some(),
             noise_position,
             session_nonce: 0,
+            sample_window_ticks: caps
+                .sample_window
+                .map_or(0, |w| crate::convert::window_ticks(w, &scale)),
         };
         let limits = AssemblyLimits {
             max_neurons: caps.max_neurons,
+            geometry: caps.geometry,
             ..AssemblyLimits::default()
         };
         Ok(VirtualDevice {
@@ -364,7 +375,7 @@ impl<B: Backend> VirtualDevice<B> {
                         "a frame exceeded the device's max_frame_size of {limit} bytes and was discarded"
                     ),
                 );
-                self.send(0, &Message::Error(*e), out);
+                self.send(0, Message::Error(*e), 0, out);
             }
             Err(_) => self.counters.frames_rejected += 1,
             Ok(frame) => {
@@ -374,25 +385,45 @@ impl<B: Backend> VirtualDevice<B> {
         }
     }
 
-    /// Encodes `message` for the host; returns the wire bytes it appended.
-    fn send(&mut self, request_id: u32, message: &Message, out: &mut Vec<u8>) -> Vec<u8> {
-        if matches!(message, Message::Error(_)) {
-            self.counters.errors_sent += 1;
-        }
-        let wire = match encode_message(request_id, message, self.host_max_frame_size) {
+    /// Encodes `message`, the answer to a request of type byte `request_type`, for the host;
+    /// returns the wire bytes it appended. An `Error` is first fitted to the host's frame limit
+    /// (its fields bounded, its message shortened), so that it always arrives with its code and
+    /// request type.
+    fn send(
+        &mut self,
+        request_id: u32,
+        message: Message,
+        request_type: u8,
+        out: &mut Vec<u8>,
+    ) -> Vec<u8> {
+        let limit = self.host_max_frame_size;
+        let fit = |m: Message, defects: Defects| match m {
+            Message::Error(mut e) if !defects.unbounded_errors => {
+                crate::convert::fit_error(&mut e, limit);
+                Message::Error(e)
+            }
+            m => m,
+        };
+        let message = fit(message, self.defects);
+        let mut is_error = matches!(message, Message::Error(_));
+        let wire = match encode_message(request_id, &message, limit) {
             Ok(w) => w,
             Err(e) => {
-                // Only a page could be too large, and pages are sized to fit; report, never
-                // send an oversized frame.
-                self.counters.errors_sent += 1;
+                // Pages are sized to fit, so this is a firmware bug: report it, never send an
+                // oversized frame.
+                is_error = true;
                 let err = error(
                     pb::ErrorCode::Internal,
-                    0,
+                    request_type,
                     format!("answer could not be encoded: {e}"),
                 );
-                encode_message(request_id, &Message::Error(*err), usize::MAX).unwrap_or_default()
+                let err = fit(Message::Error(*err), Defects::default());
+                encode_message(request_id, &err, limit).unwrap_or_default()
             }
         };
+        if is_error {
+            self.counters.errors_sent += 1;
+        }
         out.extend_from_slice(&wire);
         wire
     }
@@ -423,8 +454,8 @@ impl<B: Backend> VirtualDevice<B> {
             Ok(m) => m,
             Err(e) => Message::Error(*e),
         };
-        let wire = self.send(header.request_id, &answer, out);
         let is_error = matches!(answer, Message::Error(_));
+        let wire = self.send(header.request_id, answer, header.message_type, out);
         if self.replay_cache_len > 0 && cacheable {
             while self.cache.len() >= self.replay_cache_len {
                 self.cache.pop_front();
@@ -687,8 +718,19 @@ impl<B: Backend> VirtualDevice<B> {
                 ty,
             ));
         }
-        let (batch, record) = batch_from_request(m, &self.scale, loaded.n_inputs)
+        let window = self.info.sample_window_ticks;
+        let (batch, record) = batch_from_request(m, &self.scale, window, loaded.n_inputs)
             .map_err(|e| self.convert_error(&e, ty))?;
+        let sizes = match record {
+            Record::AllLayers => loaded.layer_sizes.clone(),
+            Record::OutputOnly => loaded.layer_sizes.last().copied().into_iter().collect(),
+        };
+        // A refused request leaves the state unchanged: decide whether one sample's page fits
+        // the host's frames before anything runs (the noise must not move for a refusal).
+        let needed = one_sample_page_bound(&sizes, window);
+        if needed > self.host_max_frame_size && !self.defects.run_before_page_check {
+            return Err(self.frame_too_small(needed, ty));
+        }
         self.run = None;
         self.trace = None;
         let output = self
@@ -702,10 +744,6 @@ impl<B: Backend> VirtualDevice<B> {
         c.hardware_time_us += output.stats.hardware_time_us.unwrap_or(0.0);
         c.lost_events += output.stats.lost_events;
         c.later_spikes += output.stats.later_spikes;
-        let sizes = match record {
-            Record::AllLayers => loaded.layer_sizes.clone(),
-            Record::OutputOnly => loaded.layer_sizes.last().copied().into_iter().collect(),
-        };
         let encoded = EncodedRun::new(&output, &sizes, &self.scale, self.backend.noise_position())
             .map_err(|e| self.convert_error(&e, ty))?;
         let page = encoded
@@ -715,9 +753,33 @@ impl<B: Backend> VirtualDevice<B> {
         Ok(Message::RunResult(page))
     }
 
+    /// `OUT_OF_RANGE` on `host_max_frame_size`: an answer needs `needed`-byte frames.
+    fn frame_too_small(&self, needed: usize, ty: MessageType) -> Box<pb::Error> {
+        let mut e = error(
+            pb::ErrorCode::OutOfRange,
+            ty.byte(),
+            format!(
+                "one sample of the recorded layers may need a {needed}-byte RunResult frame; the host accepts {} (Hello.host_max_frame_size): raise it, or record the output layer only",
+                self.host_max_frame_size
+            ),
+        );
+        e.field = "host_max_frame_size".into();
+        e.value = Some(self.host_max_frame_size as f64);
+        e.min = Some(needed as f64);
+        e.max = Some(f64::from(u32::MAX));
+        e
+    }
+
     fn backend_error(&self, e: &BackendError, ty: MessageType) -> Box<pb::Error> {
         match e {
             BackendError::NotConfigured => self.bad_state(ty),
+            // Every input the device documents as valid has been checked against the sample
+            // window already; a substrate that still refuses one contradicts the device.
+            BackendError::InvalidInput(m) => error(
+                pb::ErrorCode::Internal,
+                ty.byte(),
+                format!("the substrate refused inputs the device accepted: {m}"),
+            ),
             other => Box::new(error_from_backend(other, ty.byte())),
         }
     }
@@ -727,8 +789,17 @@ impl<B: Backend> VirtualDevice<B> {
         if !self.backend.capabilities().features.membrane_recording {
             return Err(self.unsupported(ty, "membrane recording"));
         }
-        let request = membrane_request_from(m, &self.scale, loaded.n_inputs)
-            .map_err(|e| self.convert_error(&e, ty))?;
+        let mut request = membrane_request_from(
+            m,
+            &self.scale,
+            self.info.sample_window_ticks,
+            loaded.n_inputs,
+        )
+        .map_err(|e| self.convert_error(&e, ty))?;
+        // W ticks may exceed the window by a rounding error; the recording is the whole window.
+        if let Some(w) = self.info.capabilities.sample_window {
+            request.duration = request.duration.min(w);
+        }
         let n_layers = loaded.layer_sizes.len();
         let Some(&size) = loaded.layer_sizes.get(request.layer) else {
             return Err(self.convert_error(

@@ -134,6 +134,18 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
                 sample_window_us: 48.0,
                 batch_overhead_us: 100.0,
                 command_timeout_ms: 1000,
+                sample_window_ticks: 6000,
+                geometry: Some(pb::ChipGeometry {
+                    halves: 2,
+                    neurons_per_half: 256,
+                    rows_per_half: 256,
+                    rows_per_source: 2,
+                }),
+                membrane_readout: Some(pb::MembraneReadout {
+                    unit: "mV".into(),
+                    scale: 1.171875,
+                    offset: 0.0,
+                }),
             }),
             noise_position: Some(0),
             session_nonce: GOLDEN_SESSION_NONCE,

@@ -541,6 +541,7 @@ impl<L: Link> HostCore<L> {
     /// Loads `network`: `ConfigureBegin`, chunks sized for the device's frames, `ConfigureCommit`.
     pub async fn configure(&mut self, network: &Network) -> Result<(), HostError> {
         self.network = None;
+        self.check_fits(network)?;
         let messages = configure_messages(network, self.info.max_frame_size)?;
         let expected = messages
             .iter()
@@ -584,6 +585,76 @@ impl<L: Link> HostCore<L> {
         Ok(())
     }
 
+    /// Refuses, before anything is sent, a network the device's announced limits reject: more
+    /// neurons than `max_neurons`, or a shape its fit rules cannot place.
+    fn check_fits(&self, network: &Network) -> Result<(), HostError> {
+        let caps = &self.info.capabilities;
+        let neurons = network.n_neurons();
+        if let Some(max) = caps.max_neurons.filter(|&max| neurons > max) {
+            return Err(ConvertError::DoesNotFit {
+                resource: "neurons".into(),
+                needed: neurons as u64,
+                available: max as u64,
+                detail: format!("layer sizes {:?}", network.layer_sizes()),
+            }
+            .into());
+        }
+        if let Some(geometry) = &caps.geometry {
+            let shape: Vec<(usize, usize)> = network
+                .layers
+                .iter()
+                .map(|l| (l.size, l.bias_times.len()))
+                .collect();
+            geometry
+                .place(network.n_inputs, &shape)
+                .map_err(ConvertError::from)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses, before anything is sent, run requests whose input times the device's sample
+    /// window rejects: the very check the device makes ([`crate::convert::decode_inputs`]),
+    /// with samples counted over the whole batch.
+    fn check_requests(&self, requests: &[pb::RunRequest]) -> Result<(), HostError> {
+        let mut scratch = Vec::new();
+        let mut first = 0;
+        for r in requests {
+            scratch.clear();
+            let n = r.n_inputs as usize;
+            if let Err(e) = crate::convert::decode_inputs(
+                &r.input_codes,
+                n,
+                &self.info.scale,
+                self.info.sample_window_ticks,
+                &mut scratch,
+            ) {
+                let tick = self.info.scale.tick();
+                return Err(HostError::Convert(ConvertError::InvalidInput(match e {
+                    ConvertError::TimeOutOfRange {
+                        sample,
+                        channel,
+                        ticks,
+                        min,
+                        max,
+                        why,
+                        ..
+                    } => format!(
+                        "sample {}, input {channel}: time {} tau_s ({ticks} ticks of {} ns) lies outside {why} of {}: allowed {} to {} tau_s",
+                        first + sample,
+                        ticks * tick,
+                        self.info.scale.tick_ns(),
+                        self.info.device_id,
+                        min as f64 * tick,
+                        max as f64 * tick,
+                    ),
+                    other => other.to_string(),
+                })));
+            }
+            first += r.n_samples as usize;
+        }
+        Ok(())
+    }
+
     /// Runs `batch` and reads every page of its results.
     pub async fn run(
         &mut self,
@@ -602,6 +673,16 @@ impl<L: Link> HostCore<L> {
             self.info.max_samples_per_run,
         )?;
         let (layers, sizes) = crate::convert::recorded_layers(&network, record);
+        self.check_requests(&requests)?;
+        let needed = crate::convert::one_sample_page_bound(&sizes, self.info.sample_window_ticks);
+        if needed > self.config.max_frame_size as usize {
+            return Err(ConvertError::FrameTooSmall {
+                what: "a RunResult with one sample of the recorded layers",
+                needed,
+                limit: self.config.max_frame_size as usize,
+            }
+            .into());
+        }
         let mut data = Vec::with_capacity(batch.len() * sizes.iter().sum::<usize>());
         let mut stats = RunStats::default();
         let mut hardware = None::<f64>;
@@ -655,6 +736,13 @@ impl<L: Link> HostCore<L> {
         request: &MembraneRequest,
     ) -> Result<MembraneTrace, HostError> {
         let msg = membrane_request(request, &self.info.scale)?;
+        // The device's own check of inputs and duration against its window, before sending.
+        crate::convert::membrane_request_from(
+            &msg,
+            &self.info.scale,
+            self.info.sample_window_ticks,
+            msg.input_codes.len(),
+        )?;
         let expected = self.info.expected_run_time_us(1);
         let mut assembler = TraceAssembler::new(MAX_TRACE_VALUES);
         let mut answer = self.call(&Message::MembraneRequest(msg), expected).await?;
@@ -758,5 +846,6 @@ fn placeholder_info() -> DeviceInfo {
         noise_position_feature: false,
         noise_position: None,
         session_nonce: 0,
+        sample_window_ticks: 0,
     }
 }

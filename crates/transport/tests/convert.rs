@@ -225,7 +225,8 @@ fn huge_declared_networks_are_refused_before_allocation() {
         ConvertError::DoesNotFit {
             resource: "neurons".into(),
             needed: 600,
-            available: 512
+            available: 512,
+            detail: "layer sizes [600]".into(),
         }
     );
     let no_layers = pb::ConfigureBegin {
@@ -275,7 +276,7 @@ fn input_batches_round_trip_within_half_a_tick() {
             if let Some(l) = limit {
                 assert!(r.n_samples <= l);
             }
-            let (b, record) = batch_from_request(r, &s, 5).expect("valid request");
+            let (b, record) = batch_from_request(r, &s, 0, 5).expect("valid request");
             assert_eq!(record, Record::OutputOnly);
             times.extend_from_slice(b.as_slice());
         }
@@ -294,7 +295,7 @@ fn input_batches_round_trip_within_half_a_tick() {
     let on_grid: Vec<f64> = (0..10).map(|k| (k * 37) as f64 * s.tick()).collect();
     let b = InputBatch::new(2, on_grid.clone()).expect("valid");
     let r = run_requests(&b, Record::AllLayers, &s, 256, None).expect("fits");
-    let (back, _) = batch_from_request(&r[0], &s, 2).expect("valid");
+    let (back, _) = batch_from_request(&r[0], &s, 0, 2).expect("valid");
     assert_eq!(back.as_slice(), on_grid.as_slice());
     let empty = InputBatch::new(2, vec![]).expect("valid");
     assert!(
@@ -314,22 +315,46 @@ fn run_requests_are_checked_by_the_device() {
         Err(ConvertError::OutOfRange { field, .. }) => field,
         other => panic!("expected OutOfRange, got {other:?}"),
     };
-    assert_eq!(field_of(batch_from_request(&good, &s, 4)), "n_inputs");
+    assert_eq!(field_of(batch_from_request(&good, &s, 0, 4)), "n_inputs");
     let mut bad = good.clone();
     bad.n_samples = u32::MAX; // declares far more than arrived: refused before allocation
-    assert_eq!(
-        field_of(batch_from_request(&bad, &s, 3)),
-        "input_codes (entries)"
-    );
+    assert_eq!(field_of(batch_from_request(&bad, &s, 0, 3)), "input_codes");
     let mut bad = good.clone();
     bad.n_samples = 0;
-    assert_eq!(field_of(batch_from_request(&bad, &s, 3)), "n_samples");
+    assert_eq!(field_of(batch_from_request(&bad, &s, 0, 3)), "n_samples");
+    // A time code beyond the protocol's range names its entry, the time and the range.
     let mut bad = good.clone();
-    bad.input_codes[0] = u64::MAX;
-    assert!(matches!(
-        batch_from_request(&bad, &s, 3),
-        Err(ConvertError::InvalidInput(_))
-    ));
+    bad.input_codes[4] = u64::MAX;
+    match batch_from_request(&bad, &s, 0, 3) {
+        Err(e @ ConvertError::TimeOutOfRange { .. }) => {
+            let wire = e.to_error_message(0x20, pb::DeviceState::Configured);
+            assert_eq!(wire.field, "input_codes[4]");
+            assert_eq!(wire.code, pb::ErrorCode::OutOfRange as i32);
+            assert_eq!(wire.min, Some(-(2f64.powi(40))));
+            assert_eq!(wire.max, Some(2f64.powi(40)));
+            assert!(wire.value.is_some_and(|v| v.abs() > 2f64.powi(40)));
+        }
+        other => panic!("expected TimeOutOfRange, got {other:?}"),
+    }
+    // Within the sample window: [0, W) ticks.
+    let window = InputBatch::new(2, vec![0.0, 7.0 / 750.0]).expect("valid");
+    let r = run_requests(&window, Record::AllLayers, &s, 1024, None)
+        .expect("fits")
+        .remove(0);
+    assert!(batch_from_request(&r, &s, 8, 2).is_ok());
+    match batch_from_request(&r, &s, 7, 2) {
+        Err(ConvertError::TimeOutOfRange {
+            field,
+            ticks,
+            min,
+            max,
+            ..
+        }) => assert_eq!(
+            (field.as_str(), ticks, min, max),
+            ("input_codes[1]", 7.0, 0, 6)
+        ),
+        other => panic!("expected TimeOutOfRange, got {other:?}"),
+    }
     let nan = InputBatch::new(1, vec![f64::NEG_INFINITY]).expect("only NaN is refused");
     assert!(run_requests(&nan, Record::AllLayers, &s, 1024, None).is_err());
 }
@@ -451,13 +476,13 @@ fn membrane_requests_and_traces_round_trip() {
         duration: 4.0,
     };
     let msg = membrane_request(&req, &s).expect("valid");
-    let back = membrane_request_from(&msg, &s, 3).expect("valid");
+    let back = membrane_request_from(&msg, &s, 0, 3).expect("valid");
     assert_eq!((back.layer, back.neuron), (1, 2));
     assert!((back.duration - 4.0).abs() <= s.tick() / 2.0);
     for (a, b) in back.inputs.iter().zip(&req.inputs) {
         assert!(a == b || (a - b).abs() <= s.tick() / 2.0);
     }
-    assert!(membrane_request_from(&msg, &s, 2).is_err());
+    assert!(membrane_request_from(&msg, &s, 0, 2).is_err());
     let zero = MembraneRequest {
         duration: 0.0,
         ..req.clone()
@@ -547,6 +572,7 @@ fn device_errors_become_backend_errors() {
                 resource: "neurons".into(),
                 needed: 600,
                 available: 512,
+                detail: "layer sizes [600]".into(),
             },
             |e| {
                 matches!(

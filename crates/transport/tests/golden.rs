@@ -112,7 +112,7 @@ fn golden_exchange_is_consistent() {
             _ => None,
         })
         .expect("a RunRequest");
-    let (batch, record) = batch_from_request(&run, &info.scale, 2).expect("valid run");
+    let (batch, record) = batch_from_request(&run, &info.scale, 0, 2).expect("valid run");
     assert_eq!(record, Record::AllLayers);
     let original = golden_batch();
     for (a, b) in batch.as_slice().iter().zip(original.as_slice()) {

@@ -1,6 +1,6 @@
 //! The handshake: `Hello` from the host, `HelloReply` with the device's capabilities.
 
-use spikeloop_backend::{Capabilities, Features};
+use spikeloop_backend::{Capabilities, ChipGeometry, Features, MembraneReadout};
 
 use super::{ConvertError, truncate_utf8};
 use crate::frame::MIN_MAX_FRAME_SIZE;
@@ -9,6 +9,24 @@ use crate::timecode::TickScale;
 
 /// Longest `device_id`, `firmware_version` and `host_name` in bytes.
 pub const MAX_NAME_LEN: usize = 64;
+/// Longest `MembraneReadout.unit` in bytes.
+pub const MAX_UNIT_LEN: usize = 16;
+
+/// The number of ticks `W` of a sample window of `window` model units: the smallest `W` with
+/// `W * tick >= window`, so that a tick count `k` lies in `[0, W)` exactly when `k * tick` lies
+/// in `[0, window)`.
+pub fn window_ticks(window: f64, scale: &TickScale) -> u64 {
+    let tick = scale.tick();
+    let limit = crate::timecode::MAX_ABS_TICKS as f64;
+    let mut w = (window / tick).ceil().clamp(0.0, limit);
+    while w > 0.0 && (w - 1.0) * tick >= window {
+        w -= 1.0;
+    }
+    while w < limit && w * tick < window {
+        w += 1.0;
+    }
+    w as u64
+}
 
 /// The host's `Hello`: this crate's version range, the host's frame limit and the session's
 /// nonce (see [`session_nonce`]).
@@ -95,6 +113,9 @@ pub struct DeviceInfo {
     pub noise_position: Option<u64>,
     /// The session nonce the `HelloReply` echoed.
     pub session_nonce: u64,
+    /// The sample window in ticks (0: none); `capabilities.sample_window` holds it in model
+    /// units.
+    pub sample_window_ticks: u64,
 }
 
 impl DeviceInfo {
@@ -157,6 +178,40 @@ impl DeviceInfo {
         capabilities.acceleration = positive("acceleration", c.acceleration)?;
         capabilities.tau_s_us = Some(scale.tau_s_us());
         capabilities.features = features;
+        capabilities.sample_window = (c.sample_window_ticks > 0).then(|| {
+            scale.to_model(Some(
+                c.sample_window_ticks
+                    .min(crate::timecode::MAX_ABS_TICKS as u64) as i64,
+            ))
+        });
+        if let Some(g) = &c.geometry {
+            let geometry = ChipGeometry {
+                halves: g.halves as usize,
+                neurons_per_half: g.neurons_per_half as usize,
+                rows_per_half: g.rows_per_half as usize,
+                rows_per_source: g.rows_per_source as usize,
+            };
+            if geometry.halves == 0 || geometry.rows_per_source == 0 {
+                return bad(format!(
+                    "geometry has {} halves and {} rows per source; both must be at least 1",
+                    g.halves, g.rows_per_source
+                ));
+            }
+            capabilities.geometry = Some(geometry);
+        }
+        if let Some(r) = &c.membrane_readout {
+            if !(r.scale.is_finite() && r.offset.is_finite()) {
+                return bad(format!(
+                    "membrane_readout scale {} and offset {} must be finite",
+                    r.scale, r.offset
+                ));
+            }
+            capabilities.membrane_readout = Some(MembraneReadout {
+                unit: truncate_utf8(&r.unit, MAX_UNIT_LEN),
+                scale: r.scale,
+                offset: r.offset,
+            });
+        }
         Ok(DeviceInfo {
             version: reply.version,
             min_version: reply.min_version,
@@ -175,6 +230,7 @@ impl DeviceInfo {
             noise_position_feature,
             noise_position: reply.noise_position,
             session_nonce: reply.session_nonce,
+            sample_window_ticks: c.sample_window_ticks,
         })
     }
 
@@ -211,6 +267,18 @@ impl DeviceInfo {
                 sample_window_us: self.sample_window_us,
                 batch_overhead_us: self.batch_overhead_us,
                 command_timeout_ms: self.command_timeout_ms,
+                sample_window_ticks: self.sample_window_ticks,
+                geometry: caps.geometry.map(|g| pb::ChipGeometry {
+                    halves: u32::try_from(g.halves).unwrap_or(u32::MAX),
+                    neurons_per_half: u32::try_from(g.neurons_per_half).unwrap_or(u32::MAX),
+                    rows_per_half: u32::try_from(g.rows_per_half).unwrap_or(u32::MAX),
+                    rows_per_source: u32::try_from(g.rows_per_source).unwrap_or(u32::MAX),
+                }),
+                membrane_readout: caps.membrane_readout.as_ref().map(|r| pb::MembraneReadout {
+                    unit: truncate_utf8(&r.unit, MAX_UNIT_LEN),
+                    scale: r.scale,
+                    offset: r.offset,
+                }),
             }),
             noise_position: self.noise_position,
             session_nonce: self.session_nonce,

@@ -36,10 +36,13 @@ pub fn membrane_request(
 }
 
 /// The device side of a `MembraneRequest`, checked against the configured network's input
-/// count (layer and neuron are left to the device, which knows its network).
+/// count and the sample window (`window_ticks`, 0 for none): inputs in `[0, window)`, a
+/// duration of 1 to `window` ticks. Layer and neuron are left to the device, which knows its
+/// network.
 pub fn membrane_request_from(
     msg: &pb::MembraneRequest,
     scale: &TickScale,
+    window_ticks: u64,
     n_inputs: usize,
 ) -> Result<MembraneRequest, ConvertError> {
     if msg.n_inputs as usize != n_inputs || msg.input_codes.len() != n_inputs {
@@ -50,17 +53,21 @@ pub fn membrane_request_from(
             Some(n_inputs as f64),
         ));
     }
-    if msg.duration_ticks == 0 || msg.duration_ticks > MAX_ABS_TICKS as u64 {
+    let longest = if window_ticks == 0 {
+        MAX_ABS_TICKS as u64
+    } else {
+        window_ticks.min(MAX_ABS_TICKS as u64)
+    };
+    if msg.duration_ticks == 0 || msg.duration_ticks > longest {
         return Err(ConvertError::out_of_range(
             "duration_ticks",
             msg.duration_ticks as f64,
             Some(1.0),
-            Some(MAX_ABS_TICKS as f64),
+            Some(longest as f64),
         ));
     }
     let mut inputs = Vec::with_capacity(n_inputs);
-    timecode::decode_times(&msg.input_codes, scale, &mut inputs)
-        .map_err(|e| ConvertError::InvalidInput(e.to_string()))?;
+    super::run::decode_inputs(&msg.input_codes, n_inputs, scale, window_ticks, &mut inputs)?;
     Ok(MembraneRequest {
         inputs,
         layer: msg.layer as usize,

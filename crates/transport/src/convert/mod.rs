@@ -21,13 +21,13 @@ mod membrane;
 mod network;
 mod run;
 
-pub use errors::{backend_error, error_from_backend};
-pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce};
+pub use errors::{MAX_ERROR_NAME_LEN, backend_error, error_from_backend, fit_error};
+pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce, window_ticks};
 pub use membrane::{EncodedTrace, TraceAssembler, membrane_request, membrane_request_from};
 pub use network::{AssemblyLimits, NetworkAssembler, configure_messages, network_from_messages};
 pub use run::{
-    EncodedRun, RunResultAssembler, batch_from_request, recorded_layers, run_requests,
-    stats_from_message, stats_message,
+    EncodedRun, RunResultAssembler, batch_from_request, decode_inputs, largest_spike_code,
+    one_sample_page_bound, recorded_layers, run_requests, stats_from_message, stats_message,
 };
 
 use crate::frame::MIN_FRAME_LEN;
@@ -53,6 +53,26 @@ pub enum ConvertError {
         /// Largest allowed value, where there is one.
         max: Option<f64>,
     },
+    /// A time of a run or a recording outside what the device accepts.
+    #[error(
+        "{field} (sample {sample}, input {channel}) is a time of {ticks} ticks, outside {why}: allowed {min} to {max} ticks"
+    )]
+    TimeOutOfRange {
+        /// The entry, as named in the `.proto` files with its index (`input_codes[7]`).
+        field: String,
+        /// The sample it belongs to.
+        sample: usize,
+        /// Its input channel.
+        channel: usize,
+        /// The time it decodes to, ticks.
+        ticks: f64,
+        /// Earliest allowed time, ticks.
+        min: i64,
+        /// Latest allowed time, ticks.
+        max: i64,
+        /// What bounds it ("the sample window" or "the protocol's range").
+        why: &'static str,
+    },
     /// The network is inconsistent or incomplete.
     #[error("invalid network: {0}")]
     InvalidNetwork(String),
@@ -60,14 +80,16 @@ pub enum ConvertError {
     #[error("invalid input: {0}")]
     InvalidInput(String),
     /// The network needs more of a resource than the receiver has.
-    #[error("network needs {needed} {resource}, {available} available")]
+    #[error("network needs {needed} {resource}, {available} available ({detail})")]
     DoesNotFit {
-        /// The resource, for example "neurons".
+        /// A short name of the resource, for example "neurons" or "synapse rows per chip half".
         resource: String,
         /// How many are needed.
         needed: u64,
         /// How many there are.
         available: u64,
+        /// Where it runs out and how the need was counted.
+        detail: String,
     },
     /// The message is not allowed now (for example a chunk before `ConfigureBegin`).
     #[error("{0}")]
@@ -113,6 +135,17 @@ fn range_text(min: Option<f64>, max: Option<f64>) -> String {
         (Some(a), None) => format!("; must be at least {a}"),
         (None, Some(b)) => format!("; must be at most {b}"),
         (None, None) => String::new(),
+    }
+}
+
+impl From<spikeloop_backend::FitError> for ConvertError {
+    fn from(e: spikeloop_backend::FitError) -> Self {
+        ConvertError::DoesNotFit {
+            resource: e.resource.into(),
+            needed: e.needed as u64,
+            available: e.available as u64,
+            detail: e.detail,
+        }
     }
 }
 
@@ -172,13 +205,28 @@ impl ConvertError {
                 e.max = *max;
                 pb::ErrorCode::OutOfRange
             }
+            ConvertError::TimeOutOfRange {
+                field,
+                ticks,
+                min,
+                max,
+                ..
+            } => {
+                e.field = field.clone();
+                e.value = Some(*ticks);
+                e.min = Some(*min as f64);
+                e.max = Some(*max as f64);
+                pb::ErrorCode::OutOfRange
+            }
             ConvertError::InvalidNetwork(_) => pb::ErrorCode::InvalidNetwork,
             ConvertError::InvalidInput(_) => pb::ErrorCode::OutOfRange,
             ConvertError::DoesNotFit {
                 resource,
                 needed,
                 available,
+                detail,
             } => {
+                e.message = truncate_utf8(detail, MAX_ERROR_MESSAGE_LEN);
                 e.resource = resource.clone();
                 e.needed = *needed;
                 e.available = *available;
@@ -219,14 +267,17 @@ impl ConvertError {
                 resource,
                 needed,
                 available,
+                detail,
             } => B::DoesNotFit {
                 backend: backend.to_string(),
                 resource,
                 needed: usize::try_from(needed).unwrap_or(usize::MAX),
                 available: usize::try_from(available).unwrap_or(usize::MAX),
+                detail,
             },
             e @ (ConvertError::InvalidInput(_)
             | ConvertError::OutOfRange { .. }
+            | ConvertError::TimeOutOfRange { .. }
             | ConvertError::Time(_)) => B::InvalidInput(e.to_string()),
             e => B::Device {
                 backend: backend.to_string(),

@@ -1,5 +1,6 @@
 //! A network as `ConfigureBegin`, `ConfigureChunk`s and `ConfigureCommit`, and back.
 
+use spikeloop_backend::ChipGeometry;
 use spikeloop_backend::{Layer, Network, NeuronParams};
 
 use super::{ConvertError, packed_field_len, payload_budget, to_u32};
@@ -110,6 +111,9 @@ pub struct AssemblyLimits {
     pub max_values: usize,
     /// Most neurons a network may have, if limited.
     pub max_neurons: Option<usize>,
+    /// The fit rules of the chip, if it has them: a shape they refuse is refused at
+    /// `ConfigureBegin`, before any weight is sent.
+    pub geometry: Option<ChipGeometry>,
 }
 
 impl Default for AssemblyLimits {
@@ -119,6 +123,7 @@ impl Default for AssemblyLimits {
             max_layers: 64,
             max_values: 1 << 22,
             max_neurons: None,
+            geometry: None,
         }
     }
 }
@@ -216,14 +221,30 @@ impl NetworkAssembler {
                 resource: "neurons".into(),
                 needed: neurons,
                 available: max as u64,
+                detail: format!(
+                    "layer sizes {:?}",
+                    msg.layers.iter().map(|l| l.size).collect::<Vec<_>>()
+                ),
             });
         }
         if values > self.limits.max_values as u64 {
             return Err(ConvertError::DoesNotFit {
-                resource: "configuration values (weights and bias times)".into(),
+                resource: "configuration values".into(),
                 needed: values,
                 available: self.limits.max_values as u64,
+                detail: "weights and bias times".into(),
             });
+        }
+        if let Some(geometry) = &self.limits.geometry {
+            // Sizes are bounded by max_values here.
+            let shape: Vec<(usize, usize)> = msg
+                .layers
+                .iter()
+                .map(|l| (l.size as usize, l.n_bias as usize))
+                .collect();
+            geometry
+                .place(msg.n_inputs as usize, &shape)
+                .map_err(ConvertError::from)?;
         }
         // Sizes are now bounded by max_values, so these allocations are too.
         let mut n_prev = msg.n_inputs as usize;

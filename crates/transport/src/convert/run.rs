@@ -87,12 +87,101 @@ pub fn run_requests(
     Ok(requests)
 }
 
+/// The largest code of a recorded spike time on a device whose sample window is
+/// `window_ticks` ticks (0: no window): recorded times lie within `[-window, window]` ticks, so
+/// two consecutive ones differ by at most `2 window`, and `1 + zigzag(2 window) = 1 + 4 window`
+/// bounds the code. Without a window, times lie within the protocol's `+-2^40` ticks.
+pub fn largest_spike_code(window_ticks: u64) -> u64 {
+    let reach = if window_ticks == 0 {
+        timecode::MAX_ABS_TICKS as u64
+    } else {
+        window_ticks.min(timecode::MAX_ABS_TICKS as u64)
+    };
+    1 + 4 * reach
+}
+
+/// The largest frame, in bytes, a `RunResult` page holding one sample of the recorded layers of
+/// `sizes` neurons can take on a device of sample window `window_ticks` (see
+/// [`largest_spike_code`]): every field at its longest, every neuron at the longest code. A
+/// device refuses a `RunRequest` whose one-sample page could exceed the host's frame limit
+/// before it runs it; a host checks the same before it sends one.
+pub fn one_sample_page_bound(sizes: &[usize], window_ticks: u64) -> usize {
+    let n: usize = sizes.iter().sum();
+    let code = prost::encoding::encoded_len_varint(largest_spike_code(window_ticks));
+    let fixed = prost::Message::encoded_len(&pb::RunResult {
+        total_samples: u32::MAX,
+        first_sample: u32::MAX,
+        n_samples: u32::MAX,
+        recorded_layers: vec![u32::MAX; sizes.len()],
+        layer_sizes: vec![u32::MAX; sizes.len()],
+        spike_codes: Vec::new(),
+        stats: Some(pb::RunStats {
+            samples: u64::MAX,
+            spikes: u64::MAX,
+            hardware_time_us: Some(f64::MAX),
+            lost_events: u64::MAX,
+            later_spikes: u64::MAX,
+        }),
+        noise_position: Some(u64::MAX),
+    });
+    crate::frame::MIN_FRAME_LEN + fixed + packed_field_len(n.saturating_mul(code))
+}
+
+/// Decodes one request's input codes (device side), `n_inputs` per sample, appending model
+/// times to `out`. Every time must lie in the sample window `[0, window_ticks)` (or, without a
+/// window, within the protocol's `+-2^40` ticks); the first that does not is refused as
+/// `OUT_OF_RANGE` naming its entry `input_codes[i]`, with the time in ticks and the range.
+pub fn decode_inputs(
+    codes: &[u64],
+    n_inputs: usize,
+    scale: &TickScale,
+    window_ticks: u64,
+    out: &mut Vec<f64>,
+) -> Result<(), ConvertError> {
+    let max = timecode::MAX_ABS_TICKS;
+    let (lo, hi, why) = if window_ticks == 0 {
+        (-max, max, "the protocol's range")
+    } else {
+        (
+            0,
+            window_ticks.min(max as u64) as i64 - 1,
+            "the sample window",
+        )
+    };
+    for (s, sample) in codes.chunks(n_inputs.max(1)).enumerate() {
+        let mut base = 0i128;
+        for (c, &code) in sample.iter().enumerate() {
+            if code == timecode::SILENT {
+                out.push(f64::INFINITY);
+                continue;
+            }
+            let t = base + i128::from(timecode::unzigzag(code - 1));
+            if t < i128::from(lo) || t > i128::from(hi) {
+                return Err(ConvertError::TimeOutOfRange {
+                    field: format!("input_codes[{}]", s * n_inputs + c),
+                    sample: s,
+                    channel: c,
+                    ticks: t as f64,
+                    min: lo,
+                    max: hi,
+                    why,
+                });
+            }
+            out.push(scale.to_model(Some(t as i64)));
+            base = t;
+        }
+    }
+    Ok(())
+}
+
 /// The device side of a `RunRequest`: the batch and what to record, checked against the
-/// configured network's input count. The declared sample count is checked against the codes
-/// that arrived before anything is allocated.
+/// configured network's input count and the device's sample window (`window_ticks`, 0 for
+/// none; see [`decode_inputs`]). The declared sample count is checked against the codes that
+/// arrived before anything is allocated.
 pub fn batch_from_request(
     req: &pb::RunRequest,
     scale: &TickScale,
+    window_ticks: u64,
     n_inputs: usize,
 ) -> Result<(InputBatch, Record), ConvertError> {
     if req.n_inputs as usize != n_inputs || n_inputs == 0 {
@@ -104,22 +193,24 @@ pub fn batch_from_request(
         ));
     }
     if req.n_samples == 0 {
-        return Err(ConvertError::out_of_range("n_samples", 0, Some(1.0), None));
+        return Err(ConvertError::out_of_range(
+            "n_samples",
+            0,
+            Some(1.0),
+            Some(f64::from(u32::MAX)),
+        ));
     }
     let expected = (req.n_samples as usize).checked_mul(n_inputs);
     if expected != Some(req.input_codes.len()) {
         return Err(ConvertError::out_of_range(
-            "input_codes (entries)",
+            "input_codes",
             req.input_codes.len() as f64,
             expected.map(|e| e as f64),
             expected.map(|e| e as f64),
         ));
     }
     let mut times = Vec::with_capacity(req.input_codes.len());
-    for (s, codes) in req.input_codes.chunks(n_inputs).enumerate() {
-        timecode::decode_times(codes, scale, &mut times)
-            .map_err(|e| ConvertError::InvalidInput(format!("sample {s}: {e}")))?;
-    }
+    decode_inputs(&req.input_codes, n_inputs, scale, window_ticks, &mut times)?;
     let batch =
         InputBatch::new(n_inputs, times).map_err(|e| ConvertError::InvalidInput(e.to_string()))?;
     let record = if req.output_only {

@@ -332,6 +332,7 @@ impl Default for Exerciser {
                 max_layers: 8,
                 max_values: 1 << 16,
                 max_neurons: Some(512),
+                geometry: Some(spikeloop_backend::ChipGeometry::BRAINSCALES2),
             }),
             accepted: 0,
             refused: 0,
@@ -347,14 +348,14 @@ impl Exerciser {
             Message::ConfigureBegin(b) => self.assembler.begin(b).is_ok(),
             Message::ConfigureChunk(c) => self.assembler.chunk(c).is_ok(),
             Message::ConfigureCommit(c) => self.assembler.commit(c).is_ok(),
-            Message::RunRequest(r) => batch_from_request(r, &self.scale, 5).is_ok(),
+            Message::RunRequest(r) => batch_from_request(r, &self.scale, 0, 5).is_ok(),
             Message::RunResult(r) => {
                 let n = r.total_samples.min(64) as usize;
                 RunResultAssembler::new(n, vec![0, 1], vec![3, 2], self.scale)
                     .add_page(r)
                     .is_ok()
             }
-            Message::MembraneRequest(r) => membrane_request_from(r, &self.scale, 5).is_ok(),
+            Message::MembraneRequest(r) => membrane_request_from(r, &self.scale, 0, 5).is_ok(),
             Message::MembraneTrace(t) => TraceAssembler::new(4096).add_page(t).is_ok(),
             Message::Error(e) => {
                 let _ = backend_error(e, "fuzz").to_string();
