@@ -334,6 +334,8 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
     report.add("garbage and resynchronisation", r);
     let r = oversized(&mut client, &info).await;
     report.add("oversized frame", r);
+    let r = errors_fit(&mut client, &info).await;
+    report.add("errors in the smallest frames", r);
     let r = configuration(&mut client, &info).await;
     let configured = report.add("configuration", r);
     if configured {
@@ -345,6 +347,10 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         report.add("duplicate request ids", r);
         let r = sessions(&mut client, &info).await;
         report.add("sessions", r);
+        let r = refused_runs(&mut client, &info).await;
+        report.add("refused runs change nothing", r);
+        let r = sample_window(&mut client, &info).await;
+        report.add("sample window", r);
         if info.noise_position_feature {
             let r = noise_position(&mut client, &info).await;
             report.add("noise position", r);
@@ -515,13 +521,23 @@ async fn bad_crc<L: Link>(c: &mut Client<L>) -> Outcome {
     let after = c.stats().await.map_err(|e| {
         format!("after a frame with a bad CRC: {e} (was the damaged frame answered?)")
     })?;
-    if after.frames_rejected <= before.frames_rejected {
+    if after.frames_rejected != before.frames_rejected + 1 {
         return Err(format!(
-            "frames_rejected stayed at {} after a frame with a bad CRC",
-            after.frames_rejected
+            "frames_rejected went from {} to {} for one frame with a bad CRC",
+            before.frames_rejected, after.frames_rejected
         ));
     }
-    Ok("a frame with a bad CRC went unanswered and was counted as rejected".into())
+    // Between the two StatsRequests exactly one intact frame arrived: the second one.
+    if after.frames_received != before.frames_received + 1 {
+        return Err(format!(
+            "frames_received went from {} to {} for one intact frame and one with a bad CRC",
+            before.frames_received, after.frames_received
+        ));
+    }
+    Ok(
+        "a frame with a bad CRC went unanswered and was counted as rejected, not as received"
+            .into(),
+    )
 }
 
 async fn garbage<L: Link>(c: &mut Client<L>) -> Outcome {
@@ -718,9 +734,22 @@ async fn out_of_range<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome 
         .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
         .await
         .map_err(|e| format!("RunRequest with 3 inputs for 2: {e}"))?;
-    if e.field.is_empty() {
-        return Err("OUT_OF_RANGE does not name the field".into());
-    }
+    complete_range("RunRequest with 3 inputs for 2", &e, "n_inputs")?;
+    // More samples declared than codes sent: the entry count of input_codes is out of range.
+    let mut req = run_request(info, 1, false)?;
+    req.n_samples += 1;
+    let id = c.id();
+    let wire =
+        encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
+    let e = c
+        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("RunRequest declaring one sample more than its codes hold: {e}"))?;
+    complete_range(
+        "RunRequest declaring one sample more than its codes hold",
+        &e,
+        "input_codes",
+    )?;
     // A run's result is stored: a page past its end is out of range.
     c.call(&Message::RunRequest(run_request(info, 1, false)?))
         .await?;
@@ -731,9 +760,11 @@ async fn out_of_range<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome 
         usize::MAX,
     )
     .map_err(|e| e.to_string())?;
-    c.expect_error(&wire, id, 0x22, pb::ErrorCode::OutOfRange)
+    let e = c
+        .expect_error(&wire, id, 0x22, pb::ErrorCode::OutOfRange)
         .await
         .map_err(|e| format!("ReadRunResult at sample 2 of 2: {e}"))?;
+    complete_range("ReadRunResult at sample 2 of 2", &e, "first_sample")?;
     // A time code beyond 2^40 ticks.
     let mut req = run_request(info, 1, false)?;
     if let Some(code) = req.input_codes.first_mut() {
@@ -742,13 +773,235 @@ async fn out_of_range<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome 
     let id = c.id();
     let wire =
         encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
-    c.expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
+    let e = c
+        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
         .await
         .map_err(|e| format!("RunRequest with a time code beyond 2^40 ticks: {e}"))?;
+    complete_range(
+        "RunRequest with a time code beyond 2^40 ticks",
+        &e,
+        "input_codes[0]",
+    )?;
+    Ok("a wrong n_inputs, a miscounted input_codes, a page past the end and a time code out of range are refused with OUT_OF_RANGE naming the .proto field (with its index) and carrying value, min and max".into())
+}
+
+/// An `OUT_OF_RANGE` error names `field` exactly as the `.proto` files spell it and carries the
+/// offending value and both bounds.
+fn complete_range(what: &str, e: &pb::Error, field: &str) -> Result<(), String> {
+    if e.field != field {
+        return Err(format!(
+            "{what}: OUT_OF_RANGE names field \"{}\", expected \"{field}\" (the .proto field, with an index where useful)",
+            e.field
+        ));
+    }
+    if e.value.is_none() || e.min.is_none() || e.max.is_none() {
+        return Err(format!(
+            "{what}: OUT_OF_RANGE on {field} carries value {:?}, min {:?}, max {:?}; all three are required",
+            e.value, e.min, e.max
+        ));
+    }
+    Ok(())
+}
+
+/// Errors fit the smallest host frame (256 bytes) with their code, request type and fields,
+/// and a shortage that depends on the network's shape alone is refused at `ConfigureBegin`.
+async fn errors_fit<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let neuron = Some(crate::convert::neuron_message(
+        &spikeloop_backend::NeuronParams::REFERENCE,
+    ));
+    let shape = |n_inputs: u32, sizes: &[u32]| {
+        Message::ConfigureBegin(pb::ConfigureBegin {
+            n_inputs,
+            layers: sizes
+                .iter()
+                .map(|&size| pb::LayerShape {
+                    size,
+                    n_bias: 0,
+                    neuron,
+                })
+                .collect(),
+        })
+    };
+    let mut cases = vec![(
+        "a network of 2 x 1048576 neurons".to_string(),
+        shape(2, &[1 << 20, 1 << 20]),
+    )];
+    if let Some(g) = &info.capabilities.geometry {
+        let sources = g.rows_per_half / g.rows_per_source.max(1) + 1;
+        cases.push((
+            format!(
+                "a layer of {sources} sources, more than the announced {} rows per half hold",
+                g.rows_per_half
+            ),
+            shape(u32::try_from(sources).unwrap_or(u32::MAX), &[2, 2]),
+        ));
+    }
+    for (what, message) in &cases {
+        let id = c.id();
+        let wire = encode_message(id, message, usize::MAX).map_err(|e| e.to_string())?;
+        let e = c
+            .expect_error(&wire, id, 0x10, pb::ErrorCode::DoesNotFit)
+            .await
+            .map_err(|e| {
+                format!("ConfigureBegin of {what} in 256-byte frames: {e} (a shortage of the shape alone is refused at ConfigureBegin, and every error fits the host's frames)")
+            })?;
+        if e.resource.is_empty()
+            || e.resource.len() > crate::convert::MAX_ERROR_NAME_LEN
+            || e.needed <= e.available
+        {
+            return Err(format!(
+                "DOES_NOT_FIT for {what} names resource \"{}\" ({} bytes; a short name of at most {} bytes) with needed {} and available {}",
+                e.resource,
+                e.resource.len(),
+                crate::convert::MAX_ERROR_NAME_LEN,
+                e.needed,
+                e.available
+            ));
+        }
+    }
+    // The refused ConfigureBegin dropped no network that was not already dropped; leave READY.
+    c.call(&Message::ResetRequest(pb::ResetRequest {})).await?;
     Ok(format!(
-        "a wrong n_inputs (field \"{}\"), a page past the end and a time code out of range are refused with OUT_OF_RANGE",
-        e.field
+        "refused at ConfigureBegin with DOES_NOT_FIT (resource named, counts given) within 256-byte frames: {}",
+        cases
+            .iter()
+            .map(|(w, _)| w.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
     ))
+}
+
+/// A `RunRequest` whose one-sample page may not fit the host's frames is refused before it
+/// runs: the run counter and the noise stay where they were.
+async fn refused_runs<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let outcome = refused_runs_of_a_wide_network(c, info).await;
+    // The checks after this one run on the golden network again, whatever happened here.
+    load_golden(c, info).await?;
+    outcome
+}
+
+async fn refused_runs_of_a_wide_network<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    // 2 inputs -> 100 -> 2: one sample of every layer takes more than a 256-byte frame.
+    let wide = spikeloop_backend::Network {
+        n_inputs: 2,
+        layers: vec![
+            spikeloop_backend::Layer {
+                size: 100,
+                neuron: spikeloop_backend::NeuronParams::REFERENCE,
+                bias_times: vec![0.9],
+                weights: vec![0.5; 300],
+            },
+            spikeloop_backend::Layer {
+                size: 2,
+                neuron: spikeloop_backend::NeuronParams::REFERENCE,
+                bias_times: vec![0.9],
+                weights: vec![0.05; 202],
+            },
+        ],
+    };
+    let messages = configure_messages(&wide, info.max_frame_size).map_err(|e| e.to_string())?;
+    for m in &messages {
+        let (_, _, frame) = c.request(m).await?;
+        match decode_message(&frame) {
+            Ok(Message::ConfigureAck(_)) => {}
+            Ok(Message::Error(e)) if e.code == pb::ErrorCode::DoesNotFit as i32 => {
+                return Ok(format!(
+                    "not applicable: the device does not hold a 2-100-2 network ({})",
+                    e.message
+                ));
+            }
+            _ => return Err(format!("loading a 2-100-2 network: {}", describe(&frame))),
+        }
+    }
+    let before = c.stats().await?;
+    let id = c.id();
+    let req = run_request(info, 1, false)?;
+    let wire =
+        encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
+    let e = c
+        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("a run of all 102 neurons in 256-byte frames: {e}"))?;
+    complete_range(
+        "a run whose one-sample page exceeds the host's frames",
+        &e,
+        "host_max_frame_size",
+    )?;
+    let after = c.stats().await?;
+    if after.runs != before.runs || after.noise_position != before.noise_position {
+        return Err(format!(
+            "a refused run still ran: runs {} -> {}, noise position {:?} -> {:?}",
+            before.runs, after.runs, before.noise_position, after.noise_position
+        ));
+    }
+    let out = Message::RunRequest(run_request(info, 1, true)?);
+    if !matches!(c.call(&out).await?, Message::RunResult(_)) {
+        return Err("an output-only run of the 2-100-2 network was not answered".into());
+    }
+    Ok("a run of 102 recorded neurons in 256-byte frames was refused (OUT_OF_RANGE on host_max_frame_size) without running; output only ran".into())
+}
+
+/// Times and durations are checked against the announced sample window.
+async fn sample_window<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let w = info.sample_window_ticks;
+    if w == 0 {
+        return Ok("not applicable: the device announces no sample window".into());
+    }
+    let at = |ticks: u64| {
+        Message::RunRequest(pb::RunRequest {
+            n_inputs: 2,
+            n_samples: 1,
+            output_only: true,
+            input_codes: vec![1 + 2 * ticks, 0],
+        })
+    };
+    if !matches!(c.call(&at(w - 1)).await?, Message::RunResult(_)) {
+        return Err(format!(
+            "an input at {} ticks (window {w}) was refused",
+            w - 1
+        ));
+    }
+    let id = c.id();
+    let wire = encode_message(id, &at(w), usize::MAX).map_err(|e| e.to_string())?;
+    let e = c
+        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
+        .await
+        .map_err(|e| format!("an input at {w} ticks, the end of the window: {e}"))?;
+    complete_range("an input at the end of the window", &e, "input_codes[0]")?;
+    if e.max != Some((w - 1) as f64) {
+        return Err(format!(
+            "an input at {w} ticks was refused with max {:?}; the window allows up to {}",
+            e.max,
+            w - 1
+        ));
+    }
+    let mut detail = format!("inputs in [0, {w}) ticks accepted, at {w} refused");
+    if info.capabilities.features.membrane_recording {
+        let rec = |ticks: u64| {
+            Message::MembraneRequest(pb::MembraneRequest {
+                layer: 1,
+                neuron: 0,
+                duration_ticks: ticks,
+                n_inputs: 2,
+                input_codes: vec![0, 0],
+            })
+        };
+        if !matches!(c.call(&rec(w)).await?, Message::MembraneTrace(_)) {
+            return Err(format!("a recording of {w} ticks (the window) was refused"));
+        }
+        let id = c.id();
+        let wire = encode_message(id, &rec(w + 1), usize::MAX).map_err(|e| e.to_string())?;
+        let e = c
+            .expect_error(&wire, id, 0x30, pb::ErrorCode::OutOfRange)
+            .await
+            .map_err(|e| format!("a recording of {} ticks: {e}", w + 1))?;
+        complete_range("a recording longer than the window", &e, "duration_ticks")?;
+        detail.push_str(&format!(
+            "; recordings of {w} ticks accepted, {} refused",
+            w + 1
+        ));
+    }
+    Ok(detail)
 }
 
 async fn duplicates<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {

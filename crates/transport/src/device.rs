@@ -93,12 +93,21 @@ pub struct Defects {
     /// Executes `Hello` but keeps the replay cache, so that a new session's request that is
     /// byte-identical to one of the last session's is answered with the old answer.
     pub keep_cache_on_hello: bool,
-    /// Runs a `RunRequest` before checking that one sample's results fit the host's frames, so
-    /// that a refused run still advances the run counter and the noise.
+    /// Runs a `RunRequest` before deciding that one sample's results may not fit the host's
+    /// frames, so that a refused run still advances the run counter and the noise.
     pub run_before_page_check: bool,
     /// Sends errors with unbounded fields, so that one can exceed the host's smallest frame
     /// and arrive as `INTERNAL` without its code and request type.
     pub unbounded_errors: bool,
+    /// Names fields in a free form (`input_codes (entries)`) and leaves value, min and max off
+    /// errors about time codes.
+    pub legacy_error_fields: bool,
+    /// Leaves the fit rules to the substrate, so that a network they refuse is accepted at
+    /// `ConfigureBegin` and refused only at `ConfigureCommit`, after all its weights were sent.
+    pub fit_checked_at_commit: bool,
+    /// Leaves the sample window to the substrate instead of checking input times and
+    /// durations against it.
+    pub window_unchecked: bool,
 }
 
 impl Default for DeviceConfig {
@@ -175,6 +184,27 @@ struct CacheEntry {
     crc: u32,
     is_error: bool,
     answer: Vec<u8>,
+}
+
+impl Defects {
+    /// Rewrites an error the way a device with these defects would send it.
+    fn damage_error(&self, e: &mut pb::Error) {
+        if self.legacy_error_fields && e.code == pb::ErrorCode::OutOfRange as i32 {
+            if e.field == "input_codes" {
+                e.field = "input_codes (entries)".into();
+            } else if e.field.starts_with("input_codes[") {
+                e.field = "input_codes".into();
+                (e.value, e.min, e.max) = (None, None, None);
+            }
+        }
+        if self.unbounded_errors && e.code == pb::ErrorCode::DoesNotFit as i32 {
+            e.resource = format!("{} ({})", e.resource, e.message);
+            e.message = format!(
+                "network does not fit: needs {} {}, {} available",
+                e.needed, e.resource, e.available
+            );
+        }
+    }
 }
 
 /// The shape of the configured network, as far as runs need it.
@@ -300,7 +330,9 @@ impl<B: Backend> VirtualDevice<B> {
         };
         let limits = AssemblyLimits {
             max_neurons: caps.max_neurons,
-            geometry: caps.geometry,
+            geometry: caps
+                .geometry
+                .filter(|_| !config.defects.fit_checked_at_commit),
             ..AssemblyLimits::default()
         };
         Ok(VirtualDevice {
@@ -398,8 +430,11 @@ impl<B: Backend> VirtualDevice<B> {
     ) -> Vec<u8> {
         let limit = self.host_max_frame_size;
         let fit = |m: Message, defects: Defects| match m {
-            Message::Error(mut e) if !defects.unbounded_errors => {
-                crate::convert::fit_error(&mut e, limit);
+            Message::Error(mut e) => {
+                defects.damage_error(&mut e);
+                if !defects.unbounded_errors {
+                    crate::convert::fit_error(&mut e, limit);
+                }
                 Message::Error(e)
             }
             m => m,
@@ -718,7 +753,7 @@ impl<B: Backend> VirtualDevice<B> {
                 ty,
             ));
         }
-        let window = self.info.sample_window_ticks;
+        let window = self.checked_window();
         let (batch, record) = batch_from_request(m, &self.scale, window, loaded.n_inputs)
             .map_err(|e| self.convert_error(&e, ty))?;
         let sizes = match record {
@@ -728,7 +763,8 @@ impl<B: Backend> VirtualDevice<B> {
         // A refused request leaves the state unchanged: decide whether one sample's page fits
         // the host's frames before anything runs (the noise must not move for a refusal).
         let needed = one_sample_page_bound(&sizes, window);
-        if needed > self.host_max_frame_size && !self.defects.run_before_page_check {
+        let too_large = needed > self.host_max_frame_size;
+        if too_large && !self.defects.run_before_page_check {
             return Err(self.frame_too_small(needed, ty));
         }
         self.run = None;
@@ -739,6 +775,10 @@ impl<B: Backend> VirtualDevice<B> {
             .map_err(|e| self.backend_error(&e, ty))?;
         let c = &mut self.counters;
         c.runs += 1;
+        if too_large {
+            // Only a device with the defect gets here.
+            return Err(self.frame_too_small(needed, ty));
+        }
         c.samples += output.stats.samples as u64;
         c.spikes += output.stats.spikes;
         c.hardware_time_us += output.stats.hardware_time_us.unwrap_or(0.0);
@@ -751,6 +791,15 @@ impl<B: Backend> VirtualDevice<B> {
             .map_err(|e| self.convert_error(&e, ty))?;
         self.run = Some(encoded);
         Ok(Message::RunResult(page))
+    }
+
+    /// The sample window the device checks times against, in ticks (0: none).
+    fn checked_window(&self) -> u64 {
+        if self.defects.window_unchecked {
+            0
+        } else {
+            self.info.sample_window_ticks
+        }
     }
 
     /// `OUT_OF_RANGE` on `host_max_frame_size`: an answer needs `needed`-byte frames.
@@ -789,13 +838,9 @@ impl<B: Backend> VirtualDevice<B> {
         if !self.backend.capabilities().features.membrane_recording {
             return Err(self.unsupported(ty, "membrane recording"));
         }
-        let mut request = membrane_request_from(
-            m,
-            &self.scale,
-            self.info.sample_window_ticks,
-            loaded.n_inputs,
-        )
-        .map_err(|e| self.convert_error(&e, ty))?;
+        let mut request =
+            membrane_request_from(m, &self.scale, self.checked_window(), loaded.n_inputs)
+                .map_err(|e| self.convert_error(&e, ty))?;
         // W ticks may exceed the window by a rounding error; the recording is the whole window.
         if let Some(w) = self.info.capabilities.sample_window {
             request.duration = request.duration.min(w);

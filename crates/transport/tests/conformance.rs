@@ -64,6 +64,12 @@ async fn a_device_without_a_replay_cache_fails_with_a_clear_report() {
 /// The suite against a device with `defects`: exactly the check `name` fails, and its detail
 /// says `why`.
 async fn fails_only(defects: Defects, name: &str, why: &str) {
+    fails_exactly(defects, &[(name, why)]).await;
+}
+
+/// The suite against a device with `defects`: exactly the checks named in `expected` fail, each
+/// with a detail that says its `why`.
+async fn fails_exactly(defects: Defects, expected: &[(&str, &str)]) {
     let report = suite_against(DeviceConfig {
         defects,
         ..DeviceConfig::default()
@@ -71,9 +77,11 @@ async fn fails_only(defects: Defects, name: &str, why: &str) {
     .await;
     eprintln!("{report}");
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
-    assert_eq!(failed.len(), 1, "{report}");
-    assert_eq!(failed[0].name, name, "{report}");
-    assert!(failed[0].detail.contains(why), "{}", failed[0].detail);
+    assert_eq!(failed.len(), expected.len(), "{report}");
+    for (check, (name, why)) in failed.iter().zip(expected) {
+        assert_eq!(check.name, *name, "{report}");
+        assert!(check.detail.contains(why), "{}", check.detail);
+    }
 }
 
 #[tokio::test]
@@ -92,4 +100,66 @@ async fn a_device_that_keeps_its_cache_across_sessions_fails_the_session_check()
         ..Defects::default()
     };
     fails_only(defects, "sessions", "the cache was not cleared by Hello").await;
+}
+
+#[tokio::test]
+async fn a_device_whose_refused_runs_still_run_fails() {
+    let defects = Defects {
+        run_before_page_check: true,
+        ..Defects::default()
+    };
+    fails_only(
+        defects,
+        "refused runs change nothing",
+        "a refused run still ran",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_device_whose_errors_outgrow_small_frames_fails() {
+    let defects = Defects {
+        unbounded_errors: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "errors in the smallest frames", "256-byte frames").await;
+}
+
+#[tokio::test]
+async fn a_device_that_checks_the_fit_only_at_commit_fails() {
+    let defects = Defects {
+        fit_checked_at_commit: true,
+        ..Defects::default()
+    };
+    fails_only(
+        defects,
+        "errors in the smallest frames",
+        "refused at ConfigureBegin",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_device_with_free_form_error_fields_fails() {
+    let defects = Defects {
+        legacy_error_fields: true,
+        ..Defects::default()
+    };
+    fails_exactly(
+        defects,
+        &[
+            ("out-of-range values", "expected \"input_codes\""),
+            ("sample window", "expected \"input_codes[0]\""),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_device_that_leaves_the_window_to_its_substrate_fails() {
+    let defects = Defects {
+        window_unchecked: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "sample window", "the end of the window").await;
 }

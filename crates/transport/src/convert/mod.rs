@@ -24,7 +24,9 @@ mod run;
 pub use errors::{MAX_ERROR_NAME_LEN, backend_error, error_from_backend, fit_error};
 pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce, window_ticks};
 pub use membrane::{EncodedTrace, TraceAssembler, membrane_request, membrane_request_from};
-pub use network::{AssemblyLimits, NetworkAssembler, configure_messages, network_from_messages};
+pub use network::{
+    AssemblyLimits, NetworkAssembler, configure_messages, network_from_messages, neuron_message,
+};
 pub use run::{
     EncodedRun, RunResultAssembler, batch_from_request, decode_inputs, largest_spike_code,
     one_sample_page_bound, recorded_layers, run_requests, stats_from_message, stats_message,

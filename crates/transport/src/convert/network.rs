@@ -6,7 +6,8 @@ use spikeloop_backend::{Layer, Network, NeuronParams};
 use super::{ConvertError, packed_field_len, payload_budget, to_u32};
 use crate::messages::{Message, pb};
 
-fn neuron_message(p: &NeuronParams) -> pb::NeuronParams {
+/// Neuron parameters as the wire carries them (model units).
+pub fn neuron_message(p: &NeuronParams) -> pb::NeuronParams {
     pb::NeuronParams {
         tau_m: p.tau_m,
         tau_s: p.tau_s,
