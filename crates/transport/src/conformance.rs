@@ -112,6 +112,14 @@ struct Client<L> {
     wait: Duration,
     /// The nonce of the session the suite is in.
     nonce: u64,
+    /// `FRAME_DAMAGED` notices received so far.
+    damaged_notices: u64,
+}
+
+/// True for the device's notice of a damaged frame (`FRAME_DAMAGED`, request id 0).
+fn is_damage_notice(frame: &Frame) -> bool {
+    frame.header.request_id == 0
+        && code_of(frame).is_some_and(|e| e.code == pb::ErrorCode::FrameDamaged as i32)
 }
 
 type Outcome = Result<String, String>;
@@ -189,10 +197,18 @@ impl<L: Link> Client<L> {
         }
     }
 
-    /// Sends `wire` and returns the next frame.
+    /// Sends `wire` and returns the next frame that is not a `FRAME_DAMAGED` notice (the
+    /// notices are counted in `self.damaged_notices`).
     async fn exchange_raw(&mut self, wire: &[u8]) -> Result<Frame, String> {
         self.send(wire).await?;
-        self.next_frame().await
+        loop {
+            let frame = self.next_frame().await?;
+            if is_damage_notice(&frame) {
+                self.damaged_notices += 1;
+                continue;
+            }
+            return Ok(frame);
+        }
     }
 
     /// Sends `message` with a fresh id; returns the id, the wire bytes and the answer frame,
@@ -287,6 +303,7 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         next_id: 1,
         wait: Duration::from_secs(2),
         nonce: crate::convert::session_nonce(),
+        damaged_notices: 0,
     };
     let mut report = Report::default();
     let _ = client.link.discard_input();
@@ -517,35 +534,64 @@ async fn bad_crc<L: Link>(c: &mut Client<L>) -> Outcome {
     let n = cobs::encode(&raw, &mut wire);
     wire.truncate(n);
     wire.push(0);
+    // The damaged frame, and right behind it a valid request: the first answer must be the
+    // notice of the damage (request id 0), before the valid request's.
     c.send(&wire).await?;
-    let after = c.stats().await.map_err(|e| {
-        format!("after a frame with a bad CRC: {e} (was the damaged frame answered?)")
-    })?;
+    let id = c.id();
+    let stats = encode_message(id, &Message::StatsRequest(pb::StatsRequest {}), usize::MAX)
+        .map_err(|e| e.to_string())?;
+    c.send(&stats).await?;
+    let first = c.next_frame().await?;
+    if !is_damage_notice(&first) {
+        return Err(format!(
+            "a frame with a bad CRC was not answered with FRAME_DAMAGED (request id 0) before the next request's answer; the first frame was {}: without the notice the host waits its whole deadline before it retries",
+            describe(&first)
+        ));
+    }
+    if first.header.flags.defined() != (Flags::RESPONSE | Flags::ERROR) {
+        return Err(format!(
+            "the FRAME_DAMAGED notice carries flags {:?}, expected RESPONSE | ERROR",
+            first.header.flags
+        ));
+    }
+    let answer = c.next_frame().await?;
+    if answer.header.request_id != id {
+        return Err(format!(
+            "after the damaged frame's notice came {}, not the answer to request {id}",
+            describe(&answer)
+        ));
+    }
+    let after = c
+        .stats()
+        .await
+        .map_err(|e| format!("after a frame with a bad CRC: {e}"))?;
     if after.frames_rejected != before.frames_rejected + 1 {
         return Err(format!(
             "frames_rejected went from {} to {} for one frame with a bad CRC",
             before.frames_rejected, after.frames_rejected
         ));
     }
-    // Between the two StatsRequests exactly one intact frame arrived: the second one.
-    if after.frames_received != before.frames_received + 1 {
+    // Between the two StatsRequests counted here, two intact frames arrived: the one behind
+    // the damaged frame, and the second StatsRequest itself.
+    if after.frames_received != before.frames_received + 2 {
         return Err(format!(
-            "frames_received went from {} to {} for one intact frame and one with a bad CRC",
+            "frames_received went from {} to {} for two intact frames and one with a bad CRC",
             before.frames_received, after.frames_received
         ));
     }
-    Ok(
-        "a frame with a bad CRC went unanswered and was counted as rejected, not as received"
-            .into(),
-    )
+    Ok("a frame with a bad CRC was answered at once with FRAME_DAMAGED (request id 0), executed nothing, and was counted as rejected, not as received".into())
 }
 
 async fn garbage<L: Link>(c: &mut Client<L>) -> Outcome {
     // Bytes that are no frame (a lost byte, line noise), then a valid request.
+    let before = c.damaged_notices;
     c.send(&[0x05, 0x11, 0x13, 0x00, 0x03, 0xFF, 0x00, 0x00, 0x00])
         .await?;
     c.stats().await.map_err(|e| format!("after garbage: {e}"))?;
-    Ok("garbage and empty frames went unanswered; the next request was answered".into())
+    Ok(format!(
+        "garbage was answered only with {} FRAME_DAMAGED notices and empty frames not at all; the next request was answered",
+        c.damaged_notices - before
+    ))
 }
 
 async fn oversized<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {

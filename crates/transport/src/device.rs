@@ -8,9 +8,11 @@
 //! ([`serve`]) and a faulty line in the fault-injection tests, and every one of them behaves
 //! exactly as `firmware-interface/README.md` specifies:
 //!
-//! * **Receiving**: frames that fail COBS, length, CRC or version checks are dropped without an
-//!   answer and counted; an oversized frame is discarded with memory bounded by the device's
-//!   `max_frame_size` and answered once with `FRAME_TOO_LARGE` (request id 0).
+//! * **Receiving**: frames that fail COBS, length, CRC or version checks are dropped unexecuted,
+//!   counted and answered at once with `FRAME_DAMAGED` (request id 0), a negative
+//!   acknowledgement that lets the host retry without waiting; an oversized frame is discarded
+//!   with memory bounded by the device's `max_frame_size` and answered once with
+//!   `FRAME_TOO_LARGE` (request id 0).
 //! * **Replay**: every answer is cached under `(request id, type, CRC of the request frame)`;
 //!   a duplicate request gets the cached bytes again and is not executed again, so a retried run
 //!   does not advance the noise and a retried chunk is not written twice.
@@ -108,6 +110,9 @@ pub struct Defects {
     /// Leaves the sample window to the substrate instead of checking input times and
     /// durations against it.
     pub window_unchecked: bool,
+    /// Drops damaged frames without the `FRAME_DAMAGED` notice, so that the host must wait
+    /// for its deadline before it retries.
+    pub silent_on_damage: bool,
 }
 
 impl Default for DeviceConfig {
@@ -409,7 +414,18 @@ impl<B: Backend> VirtualDevice<B> {
                 );
                 self.send(0, Message::Error(*e), 0, out);
             }
-            Err(_) => self.counters.frames_rejected += 1,
+            Err(e) => {
+                self.counters.frames_rejected += 1;
+                if !self.defects.silent_on_damage {
+                    // A negative acknowledgement: the host need not wait for its deadline.
+                    let e = error(
+                        pb::ErrorCode::FrameDamaged,
+                        0,
+                        format!("a frame arrived damaged and was dropped unexecuted: {e}"),
+                    );
+                    self.send(0, Message::Error(*e), 0, out);
+                }
+            }
             Ok(frame) => {
                 self.counters.frames_received += 1;
                 self.handle_frame(&frame, out);

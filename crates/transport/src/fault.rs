@@ -152,14 +152,10 @@ impl FaultyLink {
         let (link_read, link_write) = tokio::io::split(link);
         let (inner_read, inner_write) = tokio::io::split(inner);
         let outgoing = Line {
-            config: config.clone(),
-            rng: SplitMix64(config.seed ^ 0x5555_5555),
-            counts: Arc::clone(&counts),
+            faults: LineFaults::new(config.clone(), 0x5555_5555, Arc::clone(&counts)),
         };
         let incoming = Line {
-            config: config.clone(),
-            rng: SplitMix64(config.seed ^ 0xAAAA_AAAA),
-            counts: Arc::clone(&counts),
+            faults: LineFaults::new(config, 0xAAAA_AAAA, Arc::clone(&counts)),
         };
         tokio::spawn(outgoing.carry(inner_read, link_write));
         tokio::spawn(incoming.carry(link_read, inner_write));
@@ -205,20 +201,111 @@ impl AsyncWrite for FaultyLink {
 
 impl Link for FaultyLink {}
 
-/// One direction of the line.
-struct Line {
+/// What one direction of a faulty line does with a frame, once [`LineFaults::pass`] has
+/// decided (and applied any damage to the frame's bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Deliver the frame as it now is.
+    Send,
+    /// Deliver it twice.
+    SendTwice,
+    /// Deliver nothing.
+    Drop,
+    /// Deliver it in pieces of these lengths, with short pauses between them.
+    Split(Vec<usize>),
+    /// Deliver it after this pause, holding back everything behind it.
+    Delay(Duration),
+}
+
+/// The faults of one direction of a line: frame by frame, from a seeded generator, whether and
+/// how the frame is damaged. The same decisions drive the in-process [`FaultyLink`] and the
+/// `spikeloop relay` between two processes.
+#[derive(Debug)]
+pub struct LineFaults {
     config: FaultConfig,
     rng: SplitMix64,
     counts: Arc<Mutex<FaultCounts>>,
 }
 
-impl Line {
+impl LineFaults {
+    /// One direction of a line with `config`; `stream` tells the directions apart (each draws
+    /// its own faults from `config.seed`); both may count into the same `counts`.
+    pub fn new(config: FaultConfig, stream: u64, counts: Arc<Mutex<FaultCounts>>) -> LineFaults {
+        LineFaults {
+            rng: SplitMix64(config.seed ^ stream),
+            config,
+            counts,
+        }
+    }
+
     fn count(&self, f: impl FnOnce(&mut FaultCounts)) {
         if let Ok(mut c) = self.counts.lock() {
             f(&mut c);
         }
     }
 
+    /// Decides what happens to `frame` (its bytes up to and including the 0x00 delimiter),
+    /// applies byte damage to it in place and counts the fault.
+    pub fn pass(&mut self, frame: &mut Vec<u8>) -> Delivery {
+        self.count(|c| c.frames += 1);
+        let faulty = !self.config.kinds.is_empty() && self.rng.unit() < self.config.rate;
+        if !faulty || frame.is_empty() {
+            return Delivery::Send;
+        }
+        let kind = self.config.kinds[self.rng.below(self.config.kinds.len())];
+        let i = self.rng.below(frame.len());
+        match kind {
+            Fault::FlipBit => {
+                let bit = self.rng.below(8);
+                frame[i] ^= 1 << bit;
+                self.count(|c| c.flipped_bits += 1);
+                Delivery::Send
+            }
+            Fault::DropByte => {
+                frame.remove(i);
+                self.count(|c| c.dropped_bytes += 1);
+                Delivery::Send
+            }
+            Fault::DropFrame => {
+                self.count(|c| c.dropped_frames += 1);
+                Delivery::Drop
+            }
+            Fault::DuplicateByte => {
+                frame.insert(i, frame[i]);
+                self.count(|c| c.duplicated_bytes += 1);
+                Delivery::Send
+            }
+            Fault::DuplicateFrame => {
+                self.count(|c| c.duplicated_frames += 1);
+                Delivery::SendTwice
+            }
+            Fault::Split => {
+                self.count(|c| c.split_frames += 1);
+                let pieces = 2 + self.rng.below(3);
+                let mut left = frame.len();
+                let mut lengths = Vec::with_capacity(pieces);
+                for _ in 1..pieces {
+                    let cut = self.rng.below(left + 1);
+                    lengths.push(cut);
+                    left -= cut;
+                }
+                lengths.push(left);
+                Delivery::Split(lengths)
+            }
+            Fault::Delay => {
+                self.count(|c| c.delayed_frames += 1);
+                Delivery::Delay(self.config.max_delay.mul_f64(self.rng.unit()))
+            }
+        }
+    }
+}
+
+/// One direction of the in-process line.
+struct Line {
+    faults: LineFaults,
+}
+
+impl Line {
     async fn carry<R, W>(mut self, mut from: R, mut to: W)
     where
         R: AsyncRead + Unpin,
@@ -250,56 +337,26 @@ impl Line {
         frame: &mut Vec<u8>,
         to: &mut W,
     ) -> std::io::Result<()> {
-        self.count(|c| c.frames += 1);
-        let faulty = !self.config.kinds.is_empty() && self.rng.unit() < self.config.rate;
-        if !faulty {
-            return to.write_all(frame).await;
-        }
-        let kind = self.config.kinds[self.rng.below(self.config.kinds.len())];
-        let i = self.rng.below(frame.len());
-        match kind {
-            Fault::FlipBit => {
-                let bit = self.rng.below(8);
-                frame[i] ^= 1 << bit;
-                self.count(|c| c.flipped_bits += 1);
-                to.write_all(frame).await
-            }
-            Fault::DropByte => {
-                frame.remove(i);
-                self.count(|c| c.dropped_bytes += 1);
-                to.write_all(frame).await
-            }
-            Fault::DropFrame => {
-                self.count(|c| c.dropped_frames += 1);
-                Ok(())
-            }
-            Fault::DuplicateByte => {
-                frame.insert(i, frame[i]);
-                self.count(|c| c.duplicated_bytes += 1);
-                to.write_all(frame).await
-            }
-            Fault::DuplicateFrame => {
-                self.count(|c| c.duplicated_frames += 1);
+        match self.faults.pass(frame) {
+            Delivery::Send => to.write_all(frame).await,
+            Delivery::SendTwice => {
                 to.write_all(frame).await?;
                 to.write_all(frame).await
             }
-            Fault::Split => {
-                self.count(|c| c.split_frames += 1);
-                let pieces = 2 + self.rng.below(3);
+            Delivery::Drop => Ok(()),
+            Delivery::Split(lengths) => {
                 let mut rest: &[u8] = frame;
-                for _ in 1..pieces {
-                    let cut = self.rng.below(rest.len() + 1);
-                    to.write_all(&rest[..cut]).await?;
+                for n in lengths {
+                    let (piece, tail) = rest.split_at(n.min(rest.len()));
+                    to.write_all(piece).await?;
                     to.flush().await?;
                     tokio::time::sleep(Duration::from_micros(50)).await;
-                    rest = &rest[cut..];
+                    rest = tail;
                 }
-                to.write_all(rest).await
+                Ok(())
             }
-            Fault::Delay => {
-                self.count(|c| c.delayed_frames += 1);
-                let delay = self.config.max_delay.mul_f64(self.rng.unit());
-                tokio::time::sleep(delay).await;
+            Delivery::Delay(d) => {
+                tokio::time::sleep(d).await;
                 to.write_all(frame).await
             }
         }

@@ -58,10 +58,15 @@ pub struct HostConfig {
     pub max_frame_size: u32,
     /// Line rate in baud, for the transmission time in deadlines (8N1: 10 bits per byte).
     pub baud: u32,
-    /// Retries after a timeout or a damaged answer, per request.
+    /// Retries after a timeout, a damaged answer or a `FRAME_DAMAGED` notice, per request.
     pub retries: u32,
     /// Margin added to every deadline.
     pub margin: Duration,
+    /// Shortest wait for an answer before a retry, however fast the link has been.
+    pub min_retry_timeout: Duration,
+    /// Wait for the answer to the first request of a kind, before the link's round trip for it
+    /// has been measured (RFC 6298's initial 1 s).
+    pub initial_retry_timeout: Duration,
     /// How long to wait for each `HelloReply` (before the device has told its timing).
     pub handshake_timeout: Duration,
     /// How many times to send `Hello` before giving up (a board that resets when the port
@@ -70,14 +75,17 @@ pub struct HostConfig {
 }
 
 impl Default for HostConfig {
-    /// 65536-byte frames, 115200 baud, 3 retries, 100 ms margin, 5 handshakes of 1 s each.
+    /// 65536-byte frames, 115200 baud, 8 retries, 100 ms margin, retry timeouts of 50 ms at
+    /// least and 1 s before a round trip was measured, 5 handshakes of 1 s each.
     fn default() -> Self {
         HostConfig {
             host_name: format!("spikeloop {}", env!("CARGO_PKG_VERSION")),
             max_frame_size: 65536,
             baud: 115_200,
-            retries: 3,
+            retries: 8,
             margin: Duration::from_millis(100),
+            min_retry_timeout: Duration::from_millis(50),
+            initial_retry_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(1),
             handshake_attempts: 5,
         }
@@ -96,17 +104,19 @@ pub enum HostError {
         /// What the link reported.
         reason: String,
     },
-    /// No intact answer arrived within the deadline, however often the request was sent.
-    #[error(
-        "the device did not answer {request} ({attempts} attempts, {deadline_ms} ms each); check the port, the cable, the baud rate and that the firmware runs"
-    )]
+    /// No intact answer arrived, however often the request was sent.
+    #[error("{}", unreachable_text(*request, *attempts, *deadline_ms, *damaged))]
     Unreachable {
         /// The request that went unanswered.
         request: MessageType,
         /// How often it was sent.
         attempts: u32,
-        /// The deadline of each attempt, milliseconds.
+        /// The deadline of the last attempt, milliseconds.
         deadline_ms: u64,
+        /// Frames of this call that arrived damaged or that the device reported damaged
+        /// (`FRAME_DAMAGED`, `FRAME_TOO_LARGE`): more than none means a noisy line rather than
+        /// a silent device.
+        damaged: u64,
     },
     /// The device answered in state POWER_ON: it restarted and lost its network.
     #[error(
@@ -146,6 +156,18 @@ pub enum HostError {
     /// A request could not be encoded.
     #[error(transparent)]
     Message(#[from] MessageError),
+}
+
+fn unreachable_text(request: MessageType, attempts: u32, deadline_ms: u64, damaged: u64) -> String {
+    if damaged > 0 {
+        format!(
+            "{request} got no intact answer in {attempts} attempts: {damaged} frames arrived damaged or were reported damaged by the device: the line is noisy (a loose connector, a long or unshielded cable, a baud rate at the edge of what the line carries); raise the retry budget or fix the line"
+        )
+    } else {
+        format!(
+            "the device did not answer {request} ({attempts} attempts, the last one waiting {deadline_ms} ms); check the port, the cable, the baud rate and that the firmware runs"
+        )
+    }
 }
 
 fn refusal_text(e: &pb::Error) -> String {
@@ -189,6 +211,8 @@ pub struct LinkCounts {
     pub stale_frames: u64,
     /// `FRAME_TOO_LARGE` notices from the device (a request frame was damaged into garbage).
     pub frame_too_large: u64,
+    /// `FRAME_DAMAGED` notices from the device (it received a damaged frame).
+    pub frame_damaged: u64,
     /// `BUSY` answers.
     pub busy: u64,
     /// Bytes written.
@@ -201,7 +225,52 @@ pub struct LinkCounts {
 
 enum Attempt {
     Answer(Box<Message>),
-    Retry,
+    /// The deadline passed without an intact answer.
+    TimedOut,
+    /// A damaged frame, or the device's notice of one: retry at once.
+    Damaged,
+}
+
+/// Smoothed round-trip time and its variation of one kind of request (RFC 6298), seconds.
+#[derive(Clone, Copy, Debug)]
+struct RoundTrip {
+    srtt: f64,
+    rttvar: f64,
+}
+
+/// Measured round trips, by request type and the size class (power of two) of the request
+/// frame, so that a large run and a small acknowledgement each get a timeout of their own.
+#[derive(Debug, Default)]
+struct RoundTrips {
+    estimates: std::collections::HashMap<(u8, u32), RoundTrip>,
+}
+
+impl RoundTrips {
+    fn key(ty: MessageType, wire_len: usize) -> (u8, u32) {
+        (ty.byte(), usize::BITS - wire_len.leading_zeros())
+    }
+
+    /// Takes one measured round trip of an attempt that was answered without a retry (Karn's
+    /// rule: a retried request's answer cannot be matched to one of its sendings).
+    fn measured(&mut self, key: (u8, u32), seconds: f64) {
+        self.estimates
+            .entry(key)
+            .and_modify(|e| {
+                e.rttvar = 0.75 * e.rttvar + 0.25 * (e.srtt - seconds).abs();
+                e.srtt = 0.875 * e.srtt + 0.125 * seconds;
+            })
+            .or_insert(RoundTrip {
+                srtt: seconds,
+                rttvar: seconds / 2.0,
+            });
+    }
+
+    /// RFC 6298's retransmission timeout, `SRTT + 4 RTTVAR`, for a measured kind.
+    fn timeout(&self, key: (u8, u32)) -> Option<Duration> {
+        self.estimates
+            .get(&key)
+            .map(|e| Duration::from_secs_f64(e.srtt + 4.0 * e.rttvar))
+    }
 }
 
 /// The host's protocol engine over a link: one request in flight at a time.
@@ -216,6 +285,7 @@ pub struct HostCore<L> {
     next_id: u32,
     session_nonce: u64,
     counts: LinkCounts,
+    round_trips: RoundTrips,
     network: Option<Network>,
     noise_position: Option<u64>,
 }
@@ -238,6 +308,7 @@ impl<L: Link> HostCore<L> {
             next_id: 1,
             session_nonce: crate::convert::session_nonce(),
             counts: LinkCounts::default(),
+            round_trips: RoundTrips::default(),
             network: None,
             noise_position: None,
         };
@@ -276,7 +347,7 @@ impl<L: Link> HostCore<L> {
                     }
                     m => m,
                 },
-                Ok(Attempt::Retry) => continue,
+                Ok(Attempt::TimedOut | Attempt::Damaged) => continue,
                 Err(HostError::Refused { error, .. })
                     if error.code == pb::ErrorCode::UnsupportedVersion as i32 =>
                 {
@@ -307,6 +378,7 @@ impl<L: Link> HostCore<L> {
             request: MessageType::Hello,
             attempts,
             deadline_ms: self.config.handshake_timeout.as_millis() as u64,
+            damaged: 0,
         })
     }
 
@@ -413,11 +485,11 @@ impl<L: Link> HostCore<L> {
             if damaged && self.pending.is_empty() {
                 // A damaged frame may have been the answer, and nothing intact followed it in
                 // what has arrived: ask again at once rather than wait for the deadline.
-                return Ok(Attempt::Retry);
+                return Ok(Attempt::Damaged);
             }
             let Some(item) = self.next_item(deadline).await? else {
                 self.counts.timeouts += 1;
-                return Ok(Attempt::Retry);
+                return Ok(Attempt::TimedOut);
             };
             let frame = match item {
                 Ok(f) => f,
@@ -439,7 +511,13 @@ impl<L: Link> HostCore<L> {
                     if e.code == pb::ErrorCode::FrameTooLarge as i32 {
                         // The device discarded a frame, possibly this request: send it again.
                         self.counts.frame_too_large += 1;
-                        return Ok(Attempt::Retry);
+                        return Ok(Attempt::Damaged);
+                    }
+                    if e.code == pb::ErrorCode::FrameDamaged as i32 {
+                        // The device received a damaged frame, possibly this request: a
+                        // negative acknowledgement, so send it again at once.
+                        self.counts.frame_damaged += 1;
+                        return Ok(Attempt::Damaged);
                     }
                     tracing::warn!("device notice: {}", refusal_text(&e));
                 }
@@ -457,7 +535,7 @@ impl<L: Link> HostCore<L> {
                     if error.code == pb::ErrorCode::Busy as i32 {
                         self.counts.busy += 1;
                         tokio::time::sleep(Duration::from_millis(1)).await;
-                        return Ok(Attempt::Retry);
+                        return Ok(Attempt::Damaged);
                     }
                     if error.code == pb::ErrorCode::BadState as i32
                         && error.state == pb::DeviceState::PowerOn as i32
@@ -517,24 +595,48 @@ impl<L: Link> HostCore<L> {
             | MessageType::ReadMembraneTrace => self.config.max_frame_size as usize,
             _ => SMALL_ANSWER,
         };
+        // The specification's deadline: long enough for a slow but healthy device. The last
+        // attempt always waits this long; earlier ones wait what this link's round trips for
+        // this kind of request suggest, doubling after each timeout (RFC 6298), so that a lost
+        // frame costs a few round trips rather than a whole deadline.
         let budget = self.attempt_budget(wire.len(), answer_frame, expected_us);
+        let key = RoundTrips::key(ty, wire.len());
         self.counts.requests += 1;
         let attempts = self.config.retries + 1;
+        let (mut damaged, mut backoff) = (0u64, 1u32);
         for attempt in 0..attempts {
             if attempt > 0 {
                 self.counts.retries += 1;
                 tracing::debug!(request = %ty, id, attempt, "retrying");
             }
+            let wait = if attempt + 1 == attempts {
+                budget
+            } else {
+                let rto = self
+                    .round_trips
+                    .timeout(key)
+                    .unwrap_or(self.config.initial_retry_timeout)
+                    .max(self.config.min_retry_timeout);
+                rto.saturating_mul(backoff).min(budget)
+            };
             self.write(&wire).await?;
-            let deadline = Instant::now() + budget;
-            if let Attempt::Answer(m) = self.attempt(id, ty, deadline).await? {
-                return Ok(*m);
+            let sent = Instant::now();
+            match self.attempt(id, ty, sent + wait).await? {
+                Attempt::Answer(m) => {
+                    if attempt == 0 {
+                        self.round_trips.measured(key, sent.elapsed().as_secs_f64());
+                    }
+                    return Ok(*m);
+                }
+                Attempt::TimedOut => backoff = backoff.saturating_mul(2),
+                Attempt::Damaged => damaged += 1,
             }
         }
         Err(HostError::Unreachable {
             request: ty,
             attempts,
             deadline_ms: budget.as_millis() as u64,
+            damaged,
         })
     }
 

@@ -163,3 +163,12 @@ async fn a_device_that_leaves_the_window_to_its_substrate_fails() {
     };
     fails_only(defects, "sample window", "the end of the window").await;
 }
+
+#[tokio::test]
+async fn a_device_that_drops_damaged_frames_silently_fails() {
+    let defects = Defects {
+        silent_on_damage: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "bad CRC", "was not answered with FRAME_DAMAGED").await;
+}

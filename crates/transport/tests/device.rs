@@ -282,12 +282,23 @@ fn damaged_oversized_and_unknown_frames() {
             Message::Hello(spikeloop_transport::convert::hello("t", 65536, 8)),
         ),
     );
-    // A bad CRC: dropped without an answer, counted.
+    // A bad CRC: dropped unexecuted, counted, and answered at once with a FRAME_DAMAGED notice
+    // under request id 0 (its own id cannot be trusted).
     let mut wire = request(2, Message::StatsRequest(pb::StatsRequest {}));
     wire[3] ^= 0x10;
-    let (out, _) = exchange(&mut device, &wire);
-    assert!(out.is_empty());
+    let (_, frames) = exchange(&mut device, &wire);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].header.request_id, 0);
+    assert_eq!(
+        error_of(&frames[0]).code,
+        pb::ErrorCode::FrameDamaged as i32
+    );
     assert_eq!(device.counters().frames_rejected, 1);
+    assert_eq!(
+        device.counters().requests_executed,
+        2,
+        "only the StatsRequest in POWER_ON and the Hello ran"
+    );
     // Oversized: discarded, answered once with FRAME_TOO_LARGE and request id 0.
     let big = encode_frame(
         &Header::new(MessageType::ConfigureChunk.byte(), 3, Flags::NONE),
