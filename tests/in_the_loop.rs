@@ -64,6 +64,85 @@ fn resume_on_the_chip_is_bit_identical() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A chip whose link fails for good after `runs_left` runs, as a device on a flaky line does.
+struct FailsAfter {
+    chip: EmulatorBackend,
+    runs_left: usize,
+}
+
+impl Backend for FailsAfter {
+    fn capabilities(&self) -> &spikeloop_backend::Capabilities {
+        self.chip.capabilities()
+    }
+    fn configure(
+        &mut self,
+        network: &spikeloop_backend::Network,
+    ) -> Result<(), spikeloop_backend::BackendError> {
+        self.chip.configure(network)
+    }
+    fn run(
+        &mut self,
+        inputs: &spikeloop_backend::InputBatch,
+        record: spikeloop_backend::Record,
+    ) -> Result<spikeloop_backend::RunOutput, spikeloop_backend::BackendError> {
+        if self.runs_left == 0 {
+            return Err(spikeloop_backend::BackendError::Device {
+                backend: "flaky".into(),
+                message: "the line is noisy".into(),
+            });
+        }
+        self.runs_left -= 1;
+        self.chip.run(inputs, record)
+    }
+    fn noise_position(&self) -> Option<u64> {
+        self.chip.noise_position()
+    }
+    fn set_noise_position(&mut self, position: u64) -> Result<(), spikeloop_backend::BackendError> {
+        self.chip.set_noise_position(position)
+    }
+}
+
+#[test]
+fn a_run_stopped_within_an_epoch_resumes_from_its_last_batch_checkpoint_bit_identically() {
+    let dir = std::env::temp_dir().join(format!("spikeloop-batch-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ckpt = dir.join("checkpoint.json");
+    let config = small_config(5, 2);
+    let data = small_data(&config, 400);
+    let state = train::start(&config, &data, "emulator").expect("start");
+    let straight = train::run(state, &data, &mut chip(2), None, &mut Silent).expect("train");
+
+    let checkpoints = train::Checkpoints {
+        path: Some(&ckpt),
+        every_batches: std::num::NonZeroUsize::new(2),
+    };
+    // Runs: validation before training, the batches of epoch 1, its validation (each
+    // validation is one run of up to 1000 samples), then 5 batches of epoch 2; the sixth
+    // fails, two batches after the checkpoint written after batch 4.
+    let batches = 400usize.div_ceil(config.training.batch_size);
+    let mut flaky = FailsAfter {
+        chip: chip(2),
+        runs_left: 1 + batches + 1 + 5,
+    };
+    let state = train::start(&config, &data, "emulator").expect("start");
+    assert!(train::run_with(state, &data, &mut flaky, checkpoints, &mut Silent).is_err());
+    let state = Checkpoint::load(&ckpt).expect("checkpoint");
+    let partial = state.partial.clone().expect("written within an epoch");
+    assert_eq!((state.epoch, partial.batches_done), (1, 4));
+    let resumed =
+        train::run_with(state, &data, &mut chip(2), checkpoints, &mut Silent).expect("resume");
+    assert_eq!(flat(&straight.model), flat(&resumed.model));
+    assert_eq!(straight.test_accuracy, resumed.test_accuracy);
+    let history = |o: &train::TrainOutcome| {
+        o.history
+            .iter()
+            .map(|m| (m.train_loss, m.train_accuracy, m.validation_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(history(&straight), history(&resumed));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn in_the_loop_beats_copying_an_ideal_network() {
     let config = small_config(4, 2);

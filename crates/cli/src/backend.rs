@@ -89,6 +89,10 @@ pub struct BackendArgs {
     /// Baud rate of the device's serial line (UART bridges; USB CDC devices ignore it).
     #[arg(long, value_name = "N", default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1..))]
     pub baud: u32,
+    /// How often a request to a device is sent again after a damaged or missing answer before
+    /// the call fails (a noisy line needs more).
+    #[arg(long, value_name = "N", default_value_t = HostConfig::default().retries, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub retries: u32,
 }
 
 impl EmulatorArgs {
@@ -225,7 +229,11 @@ impl BackendArgs {
             ),
             Err(_) => path.to_string(),
         };
-        SerialBackend::open(path, self.baud, HostConfig::default())
+        let config = HostConfig {
+            retries: self.retries,
+            ..HostConfig::default()
+        };
+        SerialBackend::open(path, self.baud, config)
             .with_context(|| format!("could not connect to the device at {place}"))
     }
 

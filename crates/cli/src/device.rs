@@ -8,18 +8,16 @@
 //! resets the protocol as on a real device.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
-use nix::sys::termios;
 use spikeloop_emulator::EmulatorBackend;
 use spikeloop_transport::DeviceConfig;
 use spikeloop_transport::device::VirtualDevice;
 
 use crate::backend::EmulatorArgs;
+use crate::pty::{HostRead, IDLE_POLL, Terminal, read_host};
 
 /// Options of `spikeloop device`.
 #[derive(Debug, Args)]
@@ -38,9 +36,6 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "PATH")]
     link: Option<std::path::PathBuf>,
 }
-
-/// How long the device waits before looking again when no host has the terminal open.
-const IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// The virtual device's configuration for `chip`: its identity names the chip and run seeds (so
 /// a run started on one chip is not resumed on another), its timing is the chip's.
@@ -66,40 +61,19 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let device_id = config.device_id.clone();
     let mut device = VirtualDevice::new(chip, config)?;
 
-    let pty = nix::pty::openpty(None, None).context("could not open a pseudo-terminal")?;
-    // Raw mode from the start: no echo, no line editing, no XON/XOFF (0x11 and 0x13 occur in
-    // frames), so that even a host that does not set it up sees the device's bytes unchanged.
-    let mut mode = termios::tcgetattr(&pty.slave).context("could not read the terminal mode")?;
-    termios::cfmakeraw(&mut mode);
-    termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &mode)
-        .context("could not put the terminal in raw mode")?;
-    let path = nix::unistd::ttyname(&pty.slave).context("could not name the terminal")?;
-    // The device keeps only the controller side: a host closing the terminal is then visible
-    // (reads fail until the next host opens it) and the terminal's exclusive-access flag is
-    // cleared with the host's last descriptor.
-    drop(pty.slave);
-    if let Some(link) = &args.link {
-        make_link(link, &path)?;
-        let (link, target) = (link.clone(), path.clone());
-        ctrlc::set_handler(move || {
-            remove_link(&link, &target);
-            std::process::exit(130);
-        })
-        .context("could not install the handler that removes the link on exit")?;
-    }
-    println!("{}", path.display());
+    let terminal = Terminal::open(args.link.as_deref(), || {})?;
+    println!("{}", terminal.path.display());
     std::io::stdout().flush().ok();
     eprintln!(
         "serving the {description} as device \"{device_id}\" on {}; use it with --device {} (stop with Ctrl-C)",
-        path.display(),
-        args.link.as_deref().unwrap_or(&path).display()
+        terminal.path.display(),
+        terminal.name().display()
     );
-
-    let served = serve_terminal(&mut device, File::from(pty.master));
-    if let Some(link) = &args.link {
-        remove_link(link, &path);
-    }
-    served
+    let master = terminal
+        .master
+        .try_clone()
+        .context("could not duplicate the terminal")?;
+    serve_terminal(&mut device, master)
 }
 
 /// Serves hosts on the controller side of the pseudo-terminal, one after another, until an
@@ -117,9 +91,8 @@ fn serve_terminal<B: spikeloop_backend::Backend>(
     let mut buf = vec![0u8; 1 << 16];
     let mut connected = false;
     loop {
-        match reader.read(&mut buf) {
-            Ok(0) => std::thread::sleep(IDLE_POLL),
-            Ok(n) => {
+        match read_host(&mut reader, &mut buf)? {
+            HostRead::Data(n) => {
                 if !connected {
                     tracing::info!("a host opened the terminal");
                     connected = true;
@@ -132,9 +105,7 @@ fn serve_terminal<B: spikeloop_backend::Backend>(
                         .context("could not write to the terminal")?;
                 }
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // EIO: no host has the terminal open.
-            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => {
+            HostRead::NoHost => {
                 if connected {
                     tracing::info!("the host closed the terminal");
                     connected = false;
@@ -142,57 +113,7 @@ fn serve_terminal<B: spikeloop_backend::Backend>(
                 }
                 std::thread::sleep(IDLE_POLL);
             }
-            Err(e) => return Err(e).context("could not read from the terminal"),
         }
-    }
-}
-
-/// Where the symbolic link at `link` points, if it is one.
-fn link_target(link: &Path) -> Option<PathBuf> {
-    let meta = link.symlink_metadata().ok()?;
-    meta.file_type()
-        .is_symlink()
-        .then(|| std::fs::read_link(link).ok())
-        .flatten()
-}
-
-/// Links `link` to the terminal `path`. An existing `link` is replaced only when it is a
-/// symbolic link into `/dev/pts/` whose terminal no longer exists (left by a device that was
-/// killed); a live terminal, a regular file or any other link is refused, naming what it is.
-fn make_link(link: &Path, path: &Path) -> anyhow::Result<()> {
-    if link.symlink_metadata().is_ok() {
-        let Some(target) = link_target(link) else {
-            bail!(
-                "--link {}: the path exists and is not a symbolic link; refusing to replace it (choose another --link path)",
-                link.display()
-            );
-        };
-        if !target.starts_with("/dev/pts/") {
-            bail!(
-                "--link {}: it is a symbolic link to {}, not to a pseudo-terminal; refusing to replace it (choose another --link path)",
-                link.display(),
-                target.display()
-            );
-        }
-        if target.exists() {
-            bail!(
-                "--link {}: it links to {}, a terminal that is still open (another `spikeloop device`, or a program that took the number of a stopped one); stop that device, or remove the link (rm {}) if it is stale",
-                link.display(),
-                target.display(),
-                link.display()
-            );
-        }
-        std::fs::remove_file(link)
-            .with_context(|| format!("could not replace the stale link {}", link.display()))?;
-    }
-    std::os::unix::fs::symlink(path, link)
-        .with_context(|| format!("could not link {} to {}", link.display(), path.display()))
-}
-
-/// Removes `link` if it still points at `target` (nobody replaced it meanwhile).
-fn remove_link(link: &Path, target: &Path) {
-    if link_target(link).as_deref() == Some(target) {
-        let _ = std::fs::remove_file(link);
     }
 }
 

@@ -5,7 +5,8 @@
 //! model over a data set split on any backend and writes every layer's spike times; `compare`
 //! measures what a chip costs and what training in the loop recovers; `bench` measures
 //! throughput; `config` prints the default configuration; `device` serves the emulated chip
-//! behind the device protocol on a pseudo-terminal; `ports` lists serial ports; `conformance`
+//! behind the device protocol on a pseudo-terminal; `relay` puts a noisy line between a host and a device; `ports` lists serial ports;
+//! `conformance`
 //! checks a device against the protocol specification. Logs go to stderr through `tracing` (set `RUST_LOG`).
 
 mod backend;
@@ -14,6 +15,8 @@ mod compare;
 mod device;
 mod infer;
 mod progress;
+mod pty;
+mod relay;
 mod train;
 
 use std::process::ExitCode;
@@ -54,6 +57,9 @@ enum Command {
     /// Serve the emulated chip behind the device protocol on a pseudo-terminal (a virtual
     /// device): prints the terminal's path, then serves until killed.
     Device(device::DeviceArgs),
+    /// Relay between a host and a device over a noisy line: offers a pseudo-terminal of its
+    /// own, damages a set fraction of the frames (seeded) and reports what it did.
+    Relay(relay::RelayArgs),
     /// List the serial ports of this machine.
     Ports,
     /// Check a device against the protocol specification (handshake, configuration, runs,
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Device(args) => device::run(args),
+        Command::Relay(args) => relay::run(args),
         Command::Ports => device::ports(),
         Command::Conformance(args) => device::conformance(args),
         Command::Config { preset, emulator } => {

@@ -49,6 +49,11 @@ pub struct TrainArgs {
     /// Continue the interrupted run in the output directory from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Also write the checkpoint after every N batches within an epoch (default: after each
+    /// epoch only), so that a run stopped by a flaky device loses at most N batches. Does not
+    /// change the result.
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<std::num::NonZeroUsize>,
     /// Overwrite a finished or interrupted run in the output directory.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
@@ -187,13 +192,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let mut progress = Progress::new(config.training.epochs, state.epoch, args.quiet);
-    let outcome = train::run(
-        state,
-        &data,
-        backend.as_mut(),
-        Some(&files.checkpoint()),
-        &mut progress,
-    )?;
+    let checkpoint = files.checkpoint();
+    let checkpoints = train::Checkpoints {
+        path: Some(&checkpoint),
+        every_batches: args.checkpoint_every,
+    };
+    let outcome = train::run_with(state, &data, backend.as_mut(), checkpoints, &mut progress)?;
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
 

@@ -105,10 +105,46 @@ pub struct Checkpoint {
     pub history: Vec<EpochMetrics>,
     /// The weights of the epoch with the highest validation accuracy so far.
     pub best: Option<BestEpoch>,
-    /// The backend's trial-noise position after `epoch` epochs, where it has one
-    /// ([`Backend::noise_position`]); restored on resume.
+    /// The backend's trial-noise position after `epoch` epochs (and the batches of
+    /// `partial`), where it has one ([`Backend::noise_position`]); restored on resume.
     #[serde(default)]
     pub noise_position: Option<u64>,
+    /// The epoch in progress, for a checkpoint written between batches
+    /// ([`Checkpoints::every_batches`]); `None` for one written between epochs.
+    #[serde(default)]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// How far an epoch had got when a checkpoint was written between its batches: everything the
+/// rest of the epoch needs to continue exactly as if it had not stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Batches of the epoch done (their weight updates are in the checkpoint's model).
+    pub batches_done: usize,
+    /// The input-jitter generator after those batches.
+    pub jitter_rng: Pcg64Mcg,
+    /// Mean losses of the batches that took a gradient step.
+    pub losses: Vec<f64>,
+    /// Training samples classified correctly so far.
+    pub correct: usize,
+    /// Training samples run so far.
+    pub shown: usize,
+    /// Batches skipped for weight bumping so far.
+    pub bumped: u32,
+    /// Gradients chopped so far.
+    pub chopped: u64,
+    /// Wall-clock seconds spent on the epoch so far.
+    pub seconds: f64,
+}
+
+/// Where and how often a run writes its checkpoint.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Checkpoints<'a> {
+    /// The checkpoint file; `None` writes none.
+    pub path: Option<&'a Path>,
+    /// Also write it after every this many batches within an epoch (`None`: only after each
+    /// epoch), so that a run on a flaky device loses minutes rather than an epoch.
+    pub every_batches: Option<std::num::NonZeroUsize>,
 }
 
 /// The weights of the best epoch so far, by validation accuracy.
@@ -218,6 +254,7 @@ pub fn start(
         history: Vec::new(),
         best: None,
         noise_position: None,
+        partial: None,
     })
 }
 
@@ -233,12 +270,29 @@ fn loss_params(config: &TrainConfig) -> LossParams {
 /// Trains from `state` (a fresh [`start`] or a loaded checkpoint) until `config.training.epochs`
 /// epochs are done, writing a checkpoint after every epoch when `checkpoint_path` is given.
 pub fn run(
-    mut state: Checkpoint,
+    state: Checkpoint,
     data: &DataSplits,
     backend: &mut dyn Backend,
     checkpoint_path: Option<&Path>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
+    let checkpoints = Checkpoints {
+        path: checkpoint_path,
+        every_batches: None,
+    };
+    run_with(state, data, backend, checkpoints, observer)
+}
+
+/// [`run`], writing checkpoints as `checkpoints` says (also between batches). A run resumed
+/// from a checkpoint written between batches gives the bit-identical result.
+pub fn run_with(
+    mut state: Checkpoint,
+    data: &DataSplits,
+    backend: &mut dyn Backend,
+    checkpoints: Checkpoints<'_>,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    let checkpoint_path = checkpoints.path;
     let config = state.config.clone();
     let loss = loss_params(&config);
     check_compatible(&state.model, &data.train)?;
@@ -275,7 +329,7 @@ pub fn run(
         state.history.push(m);
     }
     while state.epoch < config.training.epochs {
-        let metrics = train_epoch(&mut state, data, backend, &loss, observer)?;
+        let metrics = train_epoch(&mut state, data, backend, &loss, observer, checkpoints)?;
         tracing::info!(
             epoch = metrics.epoch,
             train_loss = metrics.train_loss,
@@ -359,9 +413,12 @@ fn train_epoch(
     backend: &mut dyn Backend,
     loss: &LossParams,
     observer: &mut dyn Observer,
+    checkpoints: Checkpoints<'_>,
 ) -> Result<EpochMetrics, TrainError> {
     let started = Instant::now();
-    let config = &state.config;
+    let resumed = state.partial.take();
+    let config = state.config.clone();
+    let config = &config;
     let t = &config.training;
     let epoch = state.epoch; // 0-based index of the epoch being trained
     let lr = step_lr(t.learning_rate, t.lr_gamma, t.lr_step, epoch);
@@ -373,17 +430,28 @@ fn train_epoch(
         Stream::Shuffle,
         u64::from(epoch),
     )));
-    let mut jitter_rng =
-        Pcg64Mcg::seed_from_u64(seeds::derive(config.seed, Stream::Jitter, u64::from(epoch)));
     let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
     observer.epoch_started(epoch + 1, t.epochs, batches.len());
 
     let mut weights = state.model.flat_weights();
     let max_weight = backend.capabilities().max_weight;
     clip_weights(&mut weights, max_weight);
-    let mut losses = Vec::new();
-    let (mut correct, mut shown, mut bumped, mut chopped) = (0usize, 0usize, 0u32, 0u64);
-    for (b, indices) in batches.iter().enumerate() {
+    let mut progress = resumed.unwrap_or_else(|| PartialEpoch {
+        batches_done: 0,
+        jitter_rng: Pcg64Mcg::seed_from_u64(seeds::derive(
+            config.seed,
+            Stream::Jitter,
+            u64::from(epoch),
+        )),
+        losses: Vec::new(),
+        correct: 0,
+        shown: 0,
+        bumped: 0,
+        chopped: 0,
+        seconds: 0.0,
+    });
+    let skip = progress.batches_done;
+    for (b, indices) in batches.iter().enumerate().skip(skip) {
         let network = state.model.to_network();
         backend.configure(&network)?;
         let inputs = batch_inputs(
@@ -391,7 +459,7 @@ fn train_epoch(
             train,
             indices,
             t.input_jitter,
-            &mut jitter_rng,
+            &mut progress.jitter_rng,
         )?;
         let out = backend.run(&inputs, Record::AllLayers)?;
         let spikes = &out.spikes;
@@ -399,8 +467,8 @@ fn train_epoch(
         let batch_correct = (0..n)
             .filter(|&k| prediction(spikes.output(k)) == Some(train.labels[indices[k]] as usize))
             .count();
-        correct += batch_correct;
-        shown += n;
+        progress.correct += batch_correct;
+        progress.shown += n;
 
         if let Some(layer) = layer_to_bump(&network, spikes, n, &t.max_missing_spikes) {
             let value = if t.bump_exponential && state.bump.last_layer == Some(layer) {
@@ -413,7 +481,7 @@ fn train_epoch(
                 value,
                 last_layer: Some(layer),
             };
-            bumped += 1;
+            progress.bumped += 1;
             observer.batch_finished(b, None, batch_correct as f64 / n as f64);
         } else {
             state.bump.last_layer = None;
@@ -426,14 +494,39 @@ fn train_epoch(
                 batch_gradient(&network, &inputs, spikes, train, indices, &params);
             state.adam.step(&mut weights, &grads, lr);
             let mean_loss = batch_loss / n as f64;
-            losses.push(mean_loss);
-            chopped += batch_chopped;
+            progress.losses.push(mean_loss);
+            progress.chopped += batch_chopped;
             observer.batch_finished(b, Some(mean_loss), batch_correct as f64 / n as f64);
         }
         clip_weights(&mut weights, max_weight);
         state.model.set_weights(&weights);
+        progress.batches_done = b + 1;
+        let due = checkpoints
+            .every_batches
+            .is_some_and(|k| progress.batches_done.is_multiple_of(k.get()));
+        if let (true, Some(path)) = (
+            due && progress.batches_done < batches.len(),
+            checkpoints.path,
+        ) {
+            let mut saved = progress.clone();
+            saved.seconds += started.elapsed().as_secs_f64();
+            state.partial = Some(saved);
+            state.noise_position = backend.noise_position();
+            let written = state.save(path);
+            state.partial = None;
+            written?;
+        }
     }
     state.epoch += 1;
+    let PartialEpoch {
+        losses,
+        correct,
+        shown,
+        bumped,
+        chopped,
+        seconds,
+        ..
+    } = progress;
 
     backend.configure(&state.model.to_network())?;
     let val = evaluate(backend, &state.model, &data.validation, loss, None)?;
@@ -446,7 +539,7 @@ fn train_epoch(
         validation_accuracy: val.accuracy,
         bumped_batches: bumped,
         chopped_gradients: chopped,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: seconds + started.elapsed().as_secs_f64(),
     })
 }
 

@@ -25,6 +25,8 @@ pub enum Fault {
     FlipBit,
     /// One byte lost.
     DropByte,
+    /// One random byte inserted.
+    InsertByte,
     /// The whole frame lost.
     DropFrame,
     /// One byte received twice.
@@ -39,10 +41,23 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// Every kind of fault, each drawn equally often.
-    pub const ALL: [Fault; 7] = [
+    /// The faults that change or lose a frame's bytes; the others repeat, cut up or delay an
+    /// intact frame.
+    pub const DAMAGING: [Fault; 5] = [
         Fault::FlipBit,
         Fault::DropByte,
+        Fault::InsertByte,
+        Fault::DuplicateByte,
+        Fault::DropFrame,
+    ];
+    /// The faults that leave a frame's bytes intact: repeated, cut into pieces, delayed.
+    pub const DISTURBING: [Fault; 3] = [Fault::DuplicateFrame, Fault::Split, Fault::Delay];
+
+    /// Every kind of fault, each drawn equally often.
+    pub const ALL: [Fault; 8] = [
+        Fault::FlipBit,
+        Fault::DropByte,
+        Fault::InsertByte,
         Fault::DropFrame,
         Fault::DuplicateByte,
         Fault::DuplicateFrame,
@@ -85,6 +100,8 @@ pub struct FaultCounts {
     pub flipped_bits: u64,
     /// Single bytes dropped.
     pub dropped_bytes: u64,
+    /// Random bytes inserted.
+    pub inserted_bytes: u64,
     /// Whole frames dropped.
     pub dropped_frames: u64,
     /// Single bytes duplicated.
@@ -100,13 +117,37 @@ pub struct FaultCounts {
 impl FaultCounts {
     /// Faults injected, all kinds together.
     pub fn total(&self) -> u64 {
+        self.damaged() + self.duplicated_frames + self.split_frames + self.delayed_frames
+    }
+
+    /// Frames whose bytes were changed or lost (bit flips, lost, inserted or duplicated bytes,
+    /// lost frames).
+    pub fn damaged(&self) -> u64 {
         self.flipped_bits
             + self.dropped_bytes
+            + self.inserted_bytes
             + self.dropped_frames
             + self.duplicated_bytes
-            + self.duplicated_frames
-            + self.split_frames
-            + self.delayed_frames
+    }
+}
+
+impl std::fmt::Display for FaultCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} frames carried, {} damaged ({:.2} %): {} bit flips, {} lost, {} inserted and {} duplicated bytes, {} lost frames; besides {} frames repeated, {} cut into pieces, {} stalls",
+            self.frames,
+            self.damaged(),
+            100.0 * self.damaged() as f64 / self.frames.max(1) as f64,
+            self.flipped_bits,
+            self.dropped_bytes,
+            self.inserted_bytes,
+            self.duplicated_bytes,
+            self.dropped_frames,
+            self.duplicated_frames,
+            self.split_frames,
+            self.delayed_frames
+        )
     }
 }
 
@@ -264,6 +305,12 @@ impl LineFaults {
             Fault::DropByte => {
                 frame.remove(i);
                 self.count(|c| c.dropped_bytes += 1);
+                Delivery::Send
+            }
+            Fault::InsertByte => {
+                let b = self.rng.next_u64() as u8;
+                frame.insert(i, b);
+                self.count(|c| c.inserted_bytes += 1);
                 Delivery::Send
             }
             Fault::DropFrame => {

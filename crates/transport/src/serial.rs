@@ -229,6 +229,22 @@ impl<L: Link> SerialBackend<L> {
     }
 }
 
+impl<L: Link> Drop for SerialBackend<L> {
+    fn drop(&mut self) {
+        let c = self.core.counts();
+        tracing::info!(
+            port = %self.port,
+            requests = c.requests,
+            retries = c.retries,
+            timeouts = c.timeouts,
+            damaged_answers = c.damaged_frames,
+            damage_notices = c.frame_damaged + c.frame_too_large,
+            stale = c.stale_frames,
+            "link summary"
+        );
+    }
+}
+
 impl<L: Link> Backend for SerialBackend<L> {
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities

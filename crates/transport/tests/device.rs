@@ -158,19 +158,69 @@ fn errors_map_onto_backend_errors() {
             weights: vec![0.5; 1200],
         }],
     };
+    // What the device announced (neurons, fit rules, sample window) is checked on the host:
+    // an impossible request fails before anything is sent.
+    let sent = remote.link_counts().requests;
     match remote.configure(&too_big) {
         Err(BackendError::DoesNotFit {
             needed, available, ..
         }) => assert_eq!((needed, available), (600, 512)),
         other => panic!("expected DoesNotFit, got {other:?}"),
     }
-    // An input outside the chip's sample window is refused by the chip, named as invalid input.
+    let wide_fan_in = Network {
+        n_inputs: 200,
+        layers: vec![Layer {
+            size: 3,
+            neuron: NeuronParams::REFERENCE,
+            bias_times: vec![],
+            weights: vec![0.5; 600],
+        }],
+    };
+    match remote.configure(&wide_fan_in) {
+        Err(BackendError::DoesNotFit {
+            resource,
+            needed,
+            available,
+            ..
+        }) => assert_eq!(
+            (resource.as_str(), needed, available),
+            ("synapse rows per chip half", 400, 256)
+        ),
+        other => panic!("expected DoesNotFit, got {other:?}"),
+    }
+    assert_eq!(remote.link_counts().requests, sent, "nothing was sent");
     remote.configure(&network(1)).expect("configure");
+    let sent = remote.link_counts().requests;
     let late = InputBatch::new(20, vec![9.5; 20]).expect("batch");
     match remote.run(&late, Record::AllLayers) {
-        Err(BackendError::InvalidInput(m)) => assert!(m.contains("window"), "{m}"),
+        Err(BackendError::InvalidInput(m)) => assert!(
+            m.contains("sample 0, input 0: time 9.5 tau_s") && m.contains("sample window"),
+            "{m}"
+        ),
         other => panic!("expected InvalidInput, got {other:?}"),
     }
+    assert_eq!(remote.link_counts().requests, sent, "nothing was sent");
+    // The same refusals come from the device itself, for a host that does not check.
+    let mut device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
+    exchange(
+        &mut device,
+        &request(
+            1,
+            Message::Hello(spikeloop_transport::convert::hello("t", 256, 9)),
+        ),
+    );
+    let begin = spikeloop_transport::convert::configure_messages(&wide_fan_in, 1 << 18)
+        .expect("messages")
+        .remove(0);
+    let (_, frames) = exchange(&mut device, &request(2, begin));
+    let e = error_of(&frames[0]);
+    assert_eq!(
+        e.code,
+        pb::ErrorCode::DoesNotFit as i32,
+        "refused at ConfigureBegin"
+    );
+    assert_eq!(e.resource, "synapse rows per chip half");
+    assert!(frames[0].len() <= 256);
     // Recording a neuron that does not exist.
     let request = MembraneRequest {
         inputs: vec![0.5; 20],

@@ -1,0 +1,152 @@
+//! The pseudo-terminal that `spikeloop device` and `spikeloop relay` offer a host, and the
+//! optional fixed name (`--link`) it is reachable under.
+//!
+//! The one idea: such a process keeps only the controller side of the terminal, so a host
+//! closing its side shows up as reads failing with EIO until the next host opens it, and the
+//! process serves hosts one after another like a board that stays powered. A link is made only
+//! where nothing of value is, and removed again on every way out (return, Ctrl-C, SIGTERM,
+//! SIGHUP), so it never outlives the process to point at another program's terminal.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nix::sys::termios;
+
+/// How long to wait before looking again when no host has the terminal open.
+pub const IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// An open pseudo-terminal: the controller side, the path a host opens, and the link to it.
+#[derive(Debug)]
+pub struct Terminal {
+    /// The controller side.
+    pub master: File,
+    /// The terminal a host opens.
+    pub path: PathBuf,
+    link: Option<PathBuf>,
+}
+
+impl Terminal {
+    /// Opens a pseudo-terminal in raw mode and, with `link`, links `link` to it. On Ctrl-C,
+    /// SIGTERM or SIGHUP, `on_exit` runs, the link is removed and the process exits.
+    pub fn open(
+        link: Option<&Path>,
+        on_exit: impl Fn() + Send + 'static,
+    ) -> anyhow::Result<Terminal> {
+        let pty = nix::pty::openpty(None, None).context("could not open a pseudo-terminal")?;
+        // Raw mode from the start: no echo, no line editing, no XON/XOFF (0x11 and 0x13 occur
+        // in frames), so that even a host that does not set it up sees the bytes unchanged.
+        let mut mode =
+            termios::tcgetattr(&pty.slave).context("could not read the terminal mode")?;
+        termios::cfmakeraw(&mut mode);
+        termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &mode)
+            .context("could not put the terminal in raw mode")?;
+        let path = nix::unistd::ttyname(&pty.slave).context("could not name the terminal")?;
+        // Only the controller side is kept: a host closing the terminal is then visible, and
+        // the terminal's exclusive-access flag is cleared with the host's last descriptor.
+        drop(pty.slave);
+        if let Some(link) = link {
+            make_link(link, &path)?;
+        }
+        let (exit_link, target) = (link.map(Path::to_path_buf), path.clone());
+        ctrlc::set_handler(move || {
+            on_exit();
+            if let Some(link) = &exit_link {
+                remove_link(link, &target);
+            }
+            std::process::exit(130);
+        })
+        .context("could not install the handler for Ctrl-C and SIGTERM")?;
+        Ok(Terminal {
+            master: File::from(pty.master),
+            path,
+            link: link.map(Path::to_path_buf),
+        })
+    }
+
+    /// The name to give hosts: the link if there is one, else the terminal.
+    pub fn name(&self) -> &Path {
+        self.link.as_deref().unwrap_or(&self.path)
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Some(link) = &self.link {
+            remove_link(link, &self.path);
+        }
+    }
+}
+
+/// What a read from the controller side found.
+pub enum HostRead {
+    /// Bytes from the host.
+    Data(usize),
+    /// No host has the terminal open (or it sent nothing yet).
+    NoHost,
+}
+
+/// Reads what the host sent; EIO (no host has the terminal open) and an empty read are
+/// [`HostRead::NoHost`], interrupted reads are retried, anything else is an error.
+pub fn read_host(master: &mut File, buf: &mut [u8]) -> anyhow::Result<HostRead> {
+    loop {
+        match master.read(buf) {
+            Ok(0) => return Ok(HostRead::NoHost),
+            Ok(n) => return Ok(HostRead::Data(n)),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => return Ok(HostRead::NoHost),
+            Err(e) => return Err(e).context("could not read from the terminal"),
+        }
+    }
+}
+
+/// Where the symbolic link at `link` points, if it is one.
+fn link_target(link: &Path) -> Option<PathBuf> {
+    let meta = link.symlink_metadata().ok()?;
+    meta.file_type()
+        .is_symlink()
+        .then(|| std::fs::read_link(link).ok())
+        .flatten()
+}
+
+/// Links `link` to the terminal `path`. An existing `link` is replaced only when it is a
+/// symbolic link into `/dev/pts/` whose terminal no longer exists (left by a process that was
+/// killed); a live terminal, a regular file or any other link is refused, naming what it is.
+fn make_link(link: &Path, path: &Path) -> anyhow::Result<()> {
+    if link.symlink_metadata().is_ok() {
+        let Some(target) = link_target(link) else {
+            bail!(
+                "--link {}: the path exists and is not a symbolic link; refusing to replace it (choose another --link path)",
+                link.display()
+            );
+        };
+        if !target.starts_with("/dev/pts/") {
+            bail!(
+                "--link {}: it is a symbolic link to {}, not to a pseudo-terminal; refusing to replace it (choose another --link path)",
+                link.display(),
+                target.display()
+            );
+        }
+        if target.exists() {
+            bail!(
+                "--link {}: it links to {}, a terminal that is still open (another `spikeloop device` or `relay`, or a program that took the number of a stopped one); stop that process, or remove the link (rm {}) if it is stale",
+                link.display(),
+                target.display(),
+                link.display()
+            );
+        }
+        std::fs::remove_file(link)
+            .with_context(|| format!("could not replace the stale link {}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(path, link)
+        .with_context(|| format!("could not link {} to {}", link.display(), path.display()))
+}
+
+/// Removes `link` if it still points at `target` (nobody replaced it meanwhile).
+fn remove_link(link: &Path, target: &Path) {
+    if link_target(link).as_deref() == Some(target) {
+        let _ = std::fs::remove_file(link);
+    }
+}
