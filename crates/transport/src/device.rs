@@ -113,6 +113,9 @@ pub struct Defects {
     /// Drops damaged frames without the `FRAME_DAMAGED` notice, so that the host must wait
     /// for its deadline before it retries.
     pub silent_on_damage: bool,
+    /// Counts damaged frames in `frames_received` too (the counter's definition is intact
+    /// frames only).
+    pub count_damaged_as_received: bool,
 }
 
 impl Default for DeviceConfig {
@@ -416,6 +419,9 @@ impl<B: Backend> VirtualDevice<B> {
             }
             Err(e) => {
                 self.counters.frames_rejected += 1;
+                if self.defects.count_damaged_as_received {
+                    self.counters.frames_received += 1;
+                }
                 if !self.defects.silent_on_damage {
                     // A negative acknowledgement: the host need not wait for its deadline.
                     let e = error(

@@ -1,22 +1,31 @@
-//! The host side of the protocol over any [`Link`]: handshake, deadlines, retries, and the
-//! `Backend` operations as request sequences.
+//! The host side of the protocol over any [`Link`]: sessions, handshake, deadlines, retries,
+//! and the `Backend` operations as request sequences.
 //!
 //! The one idea: **a call is retried only when it cannot have gone wrong in a visible way.** A
 //! request is sent again, with the *same* request id and the byte-identical frame, exactly when
-//! its deadline passed without an answer or an answer arrived damaged (bad CRC, bad COBS, a
-//! frame too large); the device's replay cache makes that safe. Every answer that arrives intact
-//! is final: a refusal becomes a typed error, a contradiction a [`HostError::BadReply`], and
-//! nothing is retried on a guess. Answers to other request ids (late replays of earlier calls)
-//! are discarded, so an answer is never taken for the wrong question.
+//! no intact answer came: an answer arrived damaged (bad CRC, bad COBS, a frame too large), the
+//! device reported a damaged frame (`FRAME_DAMAGED`, `FRAME_TOO_LARGE`: retry at once), or the
+//! attempt's timeout passed; the device's replay cache makes that safe. Every answer that
+//! arrives intact is final: a refusal becomes a typed error, a contradiction a
+//! [`HostError::BadReply`], and nothing is retried on a guess. Answers to other request ids
+//! (late replays of earlier calls) are discarded, so an answer is never taken for the wrong
+//! question; each connection is a session of its own (a random nonce in `Hello`, request ids
+//! starting at a random point), so neither is an answer meant for an earlier host.
 //!
-//! Deadlines follow the specification (`firmware-interface/README.md`, timing and deadlines):
+//! Timeouts: each attempt but the last waits what this link's measured round trips for that
+//! kind of request suggest (RFC 6298: `SRTT + 4 RTTVAR`, at least
+//! [`HostConfig::min_retry_timeout`], doubling after each timeout); the last waits the
+//! specification's deadline (`firmware-interface/README.md`, timing and deadlines), so that a
+//! slow but healthy device is never given up on:
 //!
 //! ```text
 //! deadline = transmit(request) + transmit(largest answer) + expected + command_timeout_ms + margin
 //! transmit(n) = n * 10 / baud seconds;  expected = 2 * (batch_overhead_us + n * sample_window_us)
 //! ```
 //!
-//! A read that reports the end of the stream or an I/O error is a disconnect
+//! Before anything is sent, a request is checked against what the device announced (neurons,
+//! fit rules, sample window, the page bound of one sample), so an impossible one fails without
+//! traffic. A read that reports the end of the stream or an I/O error is a disconnect
 //! ([`HostError::Disconnected`]); an answer `BAD_STATE` in state POWER_ON means the device
 //! restarted and lost its network ([`HostError::DeviceReset`]). Both are reported, not hidden:
 //! the caller reconnects (and a trainer resumes from its checkpoint).

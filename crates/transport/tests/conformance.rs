@@ -172,3 +172,12 @@ async fn a_device_that_drops_damaged_frames_silently_fails() {
     };
     fails_only(defects, "bad CRC", "was not answered with FRAME_DAMAGED").await;
 }
+
+#[tokio::test]
+async fn a_device_that_counts_damaged_frames_as_received_fails() {
+    let defects = Defects {
+        count_damaged_as_received: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "bad CRC", "frames_received went from").await;
+}
