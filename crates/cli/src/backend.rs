@@ -56,10 +56,11 @@ pub enum NoisePreset {
 #[derive(Clone, Debug, Default, Args)]
 pub struct EmulatorArgs {
     /// Which emulated chip: every chip seed is a different chip (its fixed-pattern noise).
-    #[arg(long, value_name = "N")]
+    /// At most 9223372036854775807 (the largest integer a TOML file holds).
+    #[arg(long, value_name = "N", value_parser = seed_parser())]
     pub chip_seed: Option<u64>,
-    /// Seed of the emulated chip's trial-to-trial noise.
-    #[arg(long, value_name = "N")]
+    /// Seed of the emulated chip's trial-to-trial noise (at most 9223372036854775807).
+    #[arg(long, value_name = "N", value_parser = seed_parser())]
     pub run_seed: Option<u64>,
     /// Emulator configuration TOML (noise magnitudes, timing, weight scale); flags override it.
     #[arg(long, value_name = "FILE")]
@@ -93,6 +94,11 @@ pub struct BackendArgs {
     /// the call fails (a noisy line needs more).
     #[arg(long, value_name = "N", default_value_t = HostConfig::default().retries, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub retries: u32,
+}
+
+/// Seeds as the files that record them can hold: 0 to `i64::MAX`, the largest TOML integer.
+pub fn seed_parser() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(0..=i64::MAX as u64)
 }
 
 impl EmulatorArgs {
@@ -196,6 +202,9 @@ impl BackendArgs {
             ),
             (BackendKind::Device, Some(_)) if self.emulator.any() => bail!(
                 "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip; for a device they go to `spikeloop device` (or the firmware)"
+            ),
+            (BackendKind::Ideal, _) if self.emulator.any() => bail!(
+                "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip and do nothing with --backend ideal (the exact model has no chip and no noise); drop them, or drop --backend ideal"
             ),
             _ => {}
         }

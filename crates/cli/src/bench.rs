@@ -57,8 +57,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.thread_counts
         );
     }
-    if !(args.seconds > 0.0 && args.seconds.is_finite()) {
-        anyhow::bail!("--seconds must be a positive number, got {}", args.seconds);
+    if !(args.seconds > 0.0 && args.seconds <= 3600.0) {
+        anyhow::bail!(
+            "--seconds {}: allowed more than 0 and at most 3600 seconds per measurement",
+            args.seconds
+        );
+    }
+    if let Some(&n) = args.thread_counts.iter().find(|&&n| n > 1024) {
+        anyhow::bail!("--thread-counts: {n} threads; allowed 1 to 1024");
     }
     let mut config = args.backend.default_preset().config();
     if let Some(b) = args.batch_size {
@@ -74,7 +80,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         )?,
     };
     let sizes: Vec<String> = model.layers.iter().map(|l| l.size.to_string()).collect();
-    println!(
+    outln!(
         "{} {}-{} on the {} backend, batches of {}, {} training samples",
         config.dataset,
         model.n_inputs + model.layers[0].bias_times.len(),
@@ -92,7 +98,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let row = pool.install(|| measure(&args, &config, &data, &model, threads))?;
         rows.push(row);
     }
-    println!(
+    outln!(
         "{:>8} {:>14} {:>16} {:>20} {:>14} {:>18}",
         "threads",
         "inference/s",
@@ -102,7 +108,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "300 epochs (est.)"
     );
     for r in &rows {
-        println!(
+        outln!(
             "{:>8} {:>14.0} {:>16.0} {:>20.0} {:>14.3} {:>17.1}s",
             r.threads,
             r.inference,
@@ -112,13 +118,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             300.0 * r.epoch_seconds
         );
     }
-    println!(
+    outln!(
         "inference: runs of {EVAL_BATCH} samples recording the output layer only; forward: training batches recording every layer"
     );
     if args.backend.kind() == BackendKind::Device {
-        println!(
-            "(the device computes with its own threads; --thread-counts sets only the host's)"
-        );
+        outln!("(the device computes with its own threads; --thread-counts sets only the host's)");
         wire_cost(&args, &config, &data, &model)?;
     }
     Ok(())
@@ -136,7 +140,7 @@ fn wire_cost(
     let before = device.link_counts();
     device.configure(&model.to_network())?;
     let after = device.link_counts();
-    println!(
+    outln!(
         "wire cost of configuring the network: {} requests, {} bytes to the device, {} bytes back",
         after.requests - before.requests,
         after.bytes_sent - before.bytes_sent,
@@ -160,7 +164,7 @@ fn wire_cost(
         let sent = after.bytes_sent - before.bytes_sent;
         let received = after.bytes_received - before.bytes_received;
         let spikes = out.stats.spikes.max(1);
-        println!(
+        outln!(
             "wire cost of one {what} of {size} samples: {} requests, {sent} bytes to the device ({:.1} per sample), {received} bytes back ({:.1} per sample, {:.2} per recorded spike, {} spikes)",
             after.requests - before.requests,
             sent as f64 / size as f64,

@@ -31,15 +31,16 @@ pub struct CompareArgs {
     /// Number of training epochs (at least 1) [default: the configuration's].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
-    /// Training seed, the same for every run.
-    #[arg(long, value_name = "N")]
+    /// Training seed, the same for every run (at most 9223372036854775807).
+    #[arg(long, value_name = "N", value_parser = crate::backend::seed_parser())]
     seed: Option<u64>,
-    /// Emulated chips to compare on, comma separated chip seeds.
+    /// Emulated chips to compare on, comma separated chip seeds, each once.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "1,2,3,4,5",
-        value_name = "LIST"
+        value_name = "LIST",
+        value_parser = crate::backend::seed_parser()
     )]
     chip_seeds: Vec<u64>,
     /// Directory for the report (compare.json, compare.png) and the trained models.
@@ -107,6 +108,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if args.chip_seeds.is_empty() {
         anyhow::bail!("--chip-seeds needs at least one chip seed");
     }
+    if let Some(s) = args.emulator.chip_seed {
+        anyhow::bail!(
+            "--chip-seed {s} does nothing in compare: the chips are --chip-seeds (give --chip-seeds {s} to compare on that chip alone)"
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(d) = args.chip_seeds.iter().find(|&&s| !seen.insert(s)) {
+        anyhow::bail!(
+            "--chip-seeds {:?} lists chip {d} twice; give each chip once",
+            args.chip_seeds
+        );
+    }
     let preset = args.preset.map_or(Preset::Chip, Preset::from);
     let mut config = match &args.config {
         Some(path) => TrainConfig::load_with_preset(path, preset)?,
@@ -132,7 +145,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let ideal = train_on(&config, &data, &mut IdealBackend::new(), "ideal")?;
     ideal.model.save(&args.out.join("ideal.json"))?;
-    eprintln!(
+    errln!(
         "(a) trained on the ideal backend: test accuracy {:.2} % ({:.1} s)",
         100.0 * ideal.test_accuracy,
         started.elapsed().as_secs_f64()
@@ -154,7 +167,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         in_loop
             .model
             .save(&args.out.join(format!("in-the-loop-chip{chip_seed}.json")))?;
-        eprintln!(
+        errln!(
             "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({:.1} s)",
             100.0 * copied,
             100.0 * in_loop.test_accuracy,
@@ -187,29 +200,29 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     };
 
     let pct = |v: f64| 100.0 * v;
-    println!(
+    outln!(
         "{:<44} {:>18}",
         "test accuracy",
         format!("{} chip(s)", report.chips.len())
     );
-    println!(
+    outln!(
         "{:<44} {:>16.2} %",
         "(a) trained ideal, run ideal",
         pct(report.ideal_accuracy)
     );
-    println!(
+    outln!(
         "{:<44} {:>9.2} +- {:.2} %",
         "(b) trained ideal, copied to the chip",
         pct(copied_mean),
         pct(copied_sd)
     );
-    println!(
+    outln!(
         "{:<44} {:>9.2} +- {:.2} %",
         "(c) trained in the loop on the chip",
         pct(in_the_loop_mean),
         pct(in_the_loop_sd)
     );
-    println!(
+    outln!(
         "gap (a) - (b): {:.2} points; (c) recovers {:.0} % of it",
         pct(report.ideal_accuracy - copied_mean),
         100.0 * report.recovered_fraction
@@ -256,7 +269,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             y_range: Some(((lowest - 5.0).clamp(0.0, 95.0).floor(), 100.0)),
         },
     )?;
-    println!("wrote {} and {}", json.display(), png.display());
+    outln!("wrote {} and {}", json.display(), png.display());
     Ok(())
 }
 

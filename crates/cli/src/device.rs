@@ -62,9 +62,9 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let mut device = VirtualDevice::new(chip, config)?;
 
     let terminal = Terminal::open(args.link.as_deref(), || {})?;
-    println!("{}", terminal.path.display());
+    outln!("{}", terminal.path.display());
     std::io::stdout().flush().ok();
-    eprintln!(
+    errln!(
         "serving the {description} as device \"{device_id}\" on {}; use it with --device {} (stop with Ctrl-C)",
         terminal.path.display(),
         terminal.name().display()
@@ -122,12 +122,12 @@ pub fn ports() -> anyhow::Result<()> {
     let ports = spikeloop_transport::serial::available_ports()
         .map_err(|e| anyhow::anyhow!("could not list serial ports: {e}"))?;
     if ports.is_empty() {
-        println!(
+        outln!(
             "no serial ports found (a device on USB shows up as /dev/ttyACM* or /dev/ttyUSB*; `spikeloop device` prints its own pseudo-terminal's path)"
         );
     }
     for p in ports {
-        println!("{}\t{}", p.path, p.description);
+        outln!("{}\t{}", p.path, p.description);
     }
     Ok(())
 }
@@ -147,7 +147,7 @@ pub struct ConformanceArgs {
 pub fn conformance(args: ConformanceArgs) -> anyhow::Result<()> {
     let report = spikeloop_transport::serial::conformance_on_port(&args.device, args.baud)
         .with_context(|| format!("could not check the device at {}", args.device))?;
-    println!("{report}");
+    outln!("{report}");
     if !report.all_passed() {
         anyhow::bail!(
             "the device at {} does not conform: {} of {} checks failed (see the FAIL lines above)",

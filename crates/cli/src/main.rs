@@ -9,6 +9,32 @@
 //! `conformance`
 //! checks a device against the protocol specification. Logs go to stderr through `tracing` (set `RUST_LOG`).
 
+/// Writes a line to stdout. A closed stdout (`spikeloop infer ... | head -1`) is not an error
+/// of the run: the line is dropped and the work goes on, so the run's files are never lost
+/// because a terminal or a pipe went away.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Writes to stdout without a newline, like [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stderr; a closed stderr drops it, like [`outln!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod backend;
 mod bench;
 mod compare;
@@ -79,25 +105,48 @@ enum Command {
     },
 }
 
+/// Most worker threads `--threads` accepts.
+const MAX_THREADS: usize = 1024;
+
+/// Stderr for logs: a closed stderr drops the log lines instead of failing the run.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
+        // Colour codes only for a terminal, not in a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Some(n) = cli.threads {
-        if n == 0 {
-            eprintln!("error: --threads must be at least 1");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if n == 0 || n > MAX_THREADS {
+            errln!(
+                "error: --threads {n}: allowed 1 to {MAX_THREADS} (this machine has {cores} cores; more threads than cores gain nothing)"
+            );
             return ExitCode::from(2);
         }
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()
         {
-            eprintln!("error: could not start {n} worker threads: {e}");
+            errln!("error: could not start {n} worker threads: {e}");
             return ExitCode::FAILURE;
         }
     }
@@ -112,12 +161,12 @@ fn main() -> ExitCode {
         Command::Conformance(args) => device::conformance(args),
         Command::Config { preset, emulator } => {
             if emulator {
-                print!(
+                out!(
                     "{}",
                     spikeloop_emulator::EmulatorConfig::default().to_toml_string()
                 );
             } else {
-                print!(
+                out!(
                     "{}",
                     spikeloop_trainer::Preset::from(preset).config().to_toml()
                 );
@@ -128,7 +177,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

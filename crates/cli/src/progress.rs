@@ -61,7 +61,7 @@ impl Observer for Progress {
             None if !self.quiet => {
                 let every = (self.epochs / 20).max(1);
                 if metrics.epoch.is_multiple_of(every) || metrics.epoch == self.epochs {
-                    eprintln!(
+                    errln!(
                         "epoch {:>4}/{}  {}",
                         metrics.epoch,
                         self.epochs,

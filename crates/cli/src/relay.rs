@@ -171,11 +171,11 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
     let tally = Tally::default();
     let report = tally.clone();
     let terminal = Terminal::open(args.link.as_deref(), move || {
-        eprintln!("relay stopped: {}", report.counts());
+        errln!("relay stopped: {}", report.counts());
     })?;
-    println!("{}", terminal.path.display());
+    outln!("{}", terminal.path.display());
     std::io::stdout().flush().ok();
-    eprintln!(
+    errln!(
         "relaying {} to {}: {:.2} % of frames damaged, {:.2} % disturbed per direction, stalls up to {} ms, seed {}; use it with --device {} (stop with Ctrl-C)",
         terminal.path.display(),
         args.device.display(),
@@ -207,7 +207,7 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("relay: the device's line failed: {e}");
+                    errln!("relay: the device's line failed: {e}");
                     std::process::exit(1);
                 }
             };
@@ -246,7 +246,7 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
                 if connected {
                     connected = false;
                     partial.clear();
-                    eprintln!(
+                    errln!(
                         "relay: the host closed the terminal; so far {}",
                         tally.counts()
                     );

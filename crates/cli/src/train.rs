@@ -28,8 +28,9 @@ pub struct TrainArgs {
     /// Number of epochs (at least 1).
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
-    /// Training seed (weight initialisation, batch order, input jitter).
-    #[arg(long, value_name = "N")]
+    /// Training seed (weight initialisation, batch order, input jitter); at most
+    /// 9223372036854775807 (the largest integer config.toml holds).
+    #[arg(long, value_name = "N", value_parser = crate::backend::seed_parser())]
     seed: Option<u64>,
     /// Samples per gradient step.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -174,7 +175,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         data.train.n_classes
     );
     if !args.quiet {
-        eprintln!(
+        errln!(
             "training {} {topology} ({} inputs + {} bias{}) on {} for {} epochs (seed {}) -> {}",
             config.dataset,
             data.train.n_features,
@@ -215,7 +216,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .history
         .last()
         .context("training produced no metrics")?;
-    println!(
+    outln!(
         "validation accuracy {:.2} %   test accuracy {:.2} %   (weights of epoch {} of {}, {:.1} s)",
         100.0 * outcome.validation_accuracy,
         100.0 * outcome.test_accuracy,
@@ -224,7 +225,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         seconds
     );
     if !args.quiet {
-        println!(
+        outln!(
             "wrote {} (model), metrics.csv, training.png, checkpoint.json, config.toml in {}",
             files.model().display(),
             files.dir.display()
@@ -297,7 +298,7 @@ fn resume_state(
         state.config.training.epochs = e;
     }
     if !args.quiet {
-        eprintln!(
+        errln!(
             "resuming {} after epoch {}",
             files.dir.display(),
             state.epoch

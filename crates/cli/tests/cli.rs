@@ -331,3 +331,156 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
     ]);
     assert_clear_error(&o, "chip seed 3");
 }
+
+/// Regression: a closed stdout or stderr (`spikeloop infer ... | head -1`) panicked with
+/// "failed printing to stdout: Broken pipe". Now the output is dropped and the run completes
+/// and writes its files.
+#[test]
+fn a_closed_stdout_or_stderr_neither_panics_nor_loses_the_run() {
+    let dir = temp_dir("closed-pipe");
+    let d = dir.to_str().expect("utf-8");
+    let closed = |args: &[&str], log: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_spikeloop"));
+        cmd.args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if log {
+            cmd.env("RUST_LOG", "info");
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        // Close both pipes before the program writes anything.
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        child.wait().expect("wait")
+    };
+    let status = closed(
+        &[
+            "train",
+            "--backend",
+            "ideal",
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--out",
+            d,
+        ],
+        true,
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(
+        dir.join("model.json").exists(),
+        "the run's files were written"
+    );
+    let model = dir.join("model.json");
+    let out = dir.join("infer.json");
+    let status = closed(
+        &[
+            "infer",
+            "--backend",
+            "ideal",
+            "--model",
+            model.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+        false,
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(out.exists());
+}
+
+/// Values that cannot work are refused before anything starts, with the allowed range.
+#[test]
+fn impossible_sizes_durations_thread_counts_and_seeds_are_refused_up_front() {
+    let dir = temp_dir("bounds");
+    let d = dir.to_str().expect("utf-8");
+    assert_clear_error(
+        &spikeloop(&["--threads", "100000", "config"]),
+        "allowed 1 to 1024",
+    );
+    assert_clear_error(
+        &spikeloop(&["bench", "--backend", "ideal", "--seconds", "1e20"]),
+        "at most 3600 seconds",
+    );
+    assert_clear_error(
+        &train(&dir, &["--hidden", "1000000000"]),
+        "at most 100000 per layer",
+    );
+    assert_clear_error(
+        &spikeloop(&[
+            "train",
+            "--backend",
+            "ideal",
+            "--hidden",
+            "20000,20000",
+            "--out",
+            d,
+        ]),
+        "at most 50000000",
+    );
+    assert_clear_error(
+        &spikeloop(&["train", "--seed", "18446744073709551615", "--out", d]),
+        "0..=9223372036854775807",
+    );
+    assert!(!dir.join("model.json").exists());
+}
+
+/// Flags that would do nothing are refused rather than silently ignored.
+#[test]
+fn flags_that_do_nothing_are_refused() {
+    let dir = temp_dir("useless-flags");
+    for flag in [
+        &["--chip-seed", "3"][..],
+        &["--run-seed", "2"],
+        &["--noise", "none"],
+        &["--pace"],
+    ] {
+        assert_clear_error(&train(&dir, flag), "do nothing with --backend ideal");
+    }
+    assert_clear_error(
+        &spikeloop(&["compare", "--chip-seed", "2", "--epochs", "1"]),
+        "does nothing in compare",
+    );
+    assert_clear_error(
+        &spikeloop(&["compare", "--chip-seeds", "1,2,1", "--epochs", "1"]),
+        "lists chip 1 twice",
+    );
+}
+
+/// Regression: input jitter that pushed a time past the chip's sample window aborted the
+/// epoch; it is reflected back into the window, and a diverging training says so.
+#[test]
+fn jitter_stays_in_the_window_and_divergence_is_named() {
+    let dir = temp_dir("jitter");
+    let d = dir.to_str().expect("utf-8");
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--input-jitter",
+        "5",
+        "--out",
+        d,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--backend",
+        "ideal",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--learning-rate",
+        "1e308",
+        "--out",
+        d,
+        "--force",
+    ]);
+    assert_clear_error(&o, "training diverged at epoch 1, batch");
+}

@@ -211,6 +211,16 @@ impl Default for TrainingConfig {
     }
 }
 
+/// Most neurons in one hidden layer.
+pub const MAX_LAYER_SIZE: usize = 100_000;
+/// Most hidden layers.
+pub const MAX_HIDDEN_LAYERS: usize = 64;
+/// Largest seed: the largest integer a TOML file holds (`i64::MAX`).
+pub const MAX_SEED: u64 = i64::MAX as u64;
+/// Most weights a network may have (about 1.2 GB with the optimiser's state), so that a typo in
+/// the layer sizes fails with a message instead of exhausting the machine's memory.
+pub const MAX_WEIGHTS: usize = 50_000_000;
+
 impl TrainConfig {
     /// The set-up for training in the loop on an analog chip with 6-bit weights, after the
     /// reference's BrainScaleS-2 configuration (fastAndDeep `yin_yang_hx.yaml`): every input and
@@ -303,6 +313,23 @@ impl TrainConfig {
             return err(format!(
                 "network.hidden = {:?}: every hidden layer needs at least one neuron",
                 net.hidden
+            ));
+        }
+        if let Some(n) = net.hidden.iter().find(|&&n| n > MAX_LAYER_SIZE) {
+            return err(format!(
+                "network.hidden contains a layer of {n} neurons; at most {MAX_LAYER_SIZE} per layer"
+            ));
+        }
+        if net.hidden.len() > MAX_HIDDEN_LAYERS {
+            return err(format!(
+                "network.hidden has {} layers; at most {MAX_HIDDEN_LAYERS}",
+                net.hidden.len()
+            ));
+        }
+        if self.seed > MAX_SEED {
+            return err(format!(
+                "seed = {}: at most {MAX_SEED} (the largest integer a TOML file holds, so that config.toml can be read back)",
+                self.seed
             ));
         }
         if let Err(e) = net.neuron.validate() {

@@ -48,6 +48,20 @@ pub enum TrainError {
     /// A data set could not be loaded.
     #[error(transparent)]
     Data(#[from] spikeloop_data::DataError),
+    /// The training diverged: the loss or a weight stopped being a finite number.
+    #[error(
+        "training diverged at epoch {epoch}, batch {batch}: {what} (learning rate {learning_rate:e}); lower the learning rate (--learning-rate), or raise the gradient chop's strictness (training.max_dw_norm)"
+    )]
+    Diverged {
+        /// The epoch (1-based).
+        epoch: u32,
+        /// The batch within the epoch (1-based).
+        batch: usize,
+        /// What stopped being finite.
+        what: String,
+        /// The learning rate in force.
+        learning_rate: f64,
+    },
     /// A file could not be read or written.
     #[error("could not {what} {}: {source}", path.display())]
     Io {

@@ -94,6 +94,21 @@ impl Model {
         let mut rng = Pcg64Mcg::seed_from_u64(seeds::derive(config.seed, seeds::Stream::Init, 0));
         let mut sizes = net.hidden.clone();
         sizes.push(classes.len());
+        // Weights before anything is allocated: a typo in the layer sizes is refused, not an
+        // abort in the allocator.
+        let n_bias = net.bias_times.len();
+        let mut weights_needed = 0usize;
+        let mut fan_in = n_inputs + n_bias * repeat;
+        for &size in &sizes {
+            weights_needed = weights_needed.saturating_add(size.saturating_mul(fan_in));
+            fan_in = size + n_bias;
+        }
+        if weights_needed > crate::config::MAX_WEIGHTS {
+            return Err(TrainError::Config(format!(
+                "network of {n_inputs} inputs and layers {sizes:?} has {weights_needed} weights; at most {} (about 1.2 GB with the optimiser's state)",
+                crate::config::MAX_WEIGHTS
+            )));
+        }
         let mut n_prev = n_inputs;
         let mut layers = Vec::with_capacity(sizes.len());
         for (l, &size) in sizes.iter().enumerate() {

@@ -386,13 +386,17 @@ pub fn run_with(
     })
 }
 
-/// Input times of a batch, with the epoch's jitter applied in batch order.
+/// Input times of a batch, with the epoch's jitter applied in batch order. Jittered times are
+/// reflected back into the substrate's sample window `[0, window)` at both ends (a time pushed
+/// below 0 to `-t`, one pushed past the window's end `w` to `2 w - t`) and, should the jitter
+/// exceed the window itself, clamped into it; without a window only at 0.
 fn batch_inputs(
     model: &Model,
     data: &Dataset,
     indices: &[usize],
     jitter: f64,
     rng: &mut Pcg64Mcg,
+    window: Option<f64>,
 ) -> Result<InputBatch, TrainError> {
     let mut times = Vec::with_capacity(indices.len() * model.n_inputs);
     for &i in indices {
@@ -402,6 +406,11 @@ fn batch_inputs(
         for t in &mut times {
             let noise: f64 = StandardNormal.sample(rng);
             *t = (*t + jitter * noise).abs();
+            if let Some(w) = window
+                && *t >= w
+            {
+                *t = (2.0 * w - *t).clamp(0.0, w.next_down());
+            }
         }
     }
     Ok(InputBatch::new(model.n_inputs, times)?)
@@ -435,6 +444,7 @@ fn train_epoch(
 
     let mut weights = state.model.flat_weights();
     let max_weight = backend.capabilities().max_weight;
+    let window = backend.capabilities().sample_window;
     clip_weights(&mut weights, max_weight);
     let mut progress = resumed.unwrap_or_else(|| PartialEpoch {
         batches_done: 0,
@@ -460,6 +470,7 @@ fn train_epoch(
             indices,
             t.input_jitter,
             &mut progress.jitter_rng,
+            window,
         )?;
         let out = backend.run(&inputs, Record::AllLayers)?;
         let spikes = &out.spikes;
@@ -494,6 +505,22 @@ fn train_epoch(
                 batch_gradient(&network, &inputs, spikes, train, indices, &params);
             state.adam.step(&mut weights, &grads, lr);
             let mean_loss = batch_loss / n as f64;
+            let diverged = |what: String| TrainError::Diverged {
+                epoch: epoch + 1,
+                batch: b + 1,
+                what,
+                learning_rate: lr,
+            };
+            if !mean_loss.is_finite() {
+                return Err(diverged(format!("the batch's mean loss is {mean_loss}")));
+            }
+            if let Some((l, w)) = weights
+                .iter()
+                .enumerate()
+                .find_map(|(l, ws)| ws.iter().find(|w| !w.is_finite()).map(|w| (l, *w)))
+            {
+                return Err(diverged(format!("a weight of layer {l} became {w}")));
+            }
             progress.losses.push(mean_loss);
             progress.chopped += batch_chopped;
             observer.batch_finished(b, Some(mean_loss), batch_correct as f64 / n as f64);
