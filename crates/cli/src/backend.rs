@@ -246,6 +246,23 @@ impl BackendArgs {
             .with_context(|| format!("could not connect to the device at {place}"))
     }
 
+    /// A short name of the substrate for default file and directory names: `ideal`,
+    /// `chip<N>` (with `-run<M>` for a run seed other than the default), `device`.
+    pub fn run_tag(&self) -> anyhow::Result<String> {
+        Ok(match self.kind() {
+            BackendKind::Ideal => "ideal".into(),
+            BackendKind::Device => "device".into(),
+            BackendKind::Emulator => {
+                let c = self.emulator_config()?;
+                if c.run_seed == EmulatorConfig::default().run_seed {
+                    format!("chip{}", c.chip_seed)
+                } else {
+                    format!("chip{}-run{}", c.chip_seed, c.run_seed)
+                }
+            }
+        })
+    }
+
     /// The training defaults that suit this backend: the chip preset for a chip, the software
     /// preset for the ideal backend.
     pub fn default_preset(&self) -> Preset {

@@ -9,13 +9,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use spikeloop_backend::{Backend, IdealBackend};
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent};
-use spikeloop_trainer::{DataSplits, Preset, TrainConfig, evaluate, load_data};
+use spikeloop_trainer::{DataSplits, Model, Preset, TrainConfig, evaluate, load_data};
 
 use crate::backend::{EmulatorArgs, PresetArg};
 
@@ -46,6 +46,14 @@ pub struct CompareArgs {
     /// Directory for the report (compare.json, compare.png) and the trained models.
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     out: PathBuf,
+    /// Continue a comparison in --out: networks already trained there (ideal.json,
+    /// in-the-loop-chip<N>.json, with the same configuration and substrate) are reused, the
+    /// missing ones trained.
+    #[arg(long)]
+    resume: bool,
+    /// Replace a comparison in --out.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
     #[command(flatten)]
     emulator: EmulatorArgs,
 }
@@ -94,14 +102,72 @@ fn recovered(ideal: f64, copied: f64, in_the_loop: f64) -> f64 {
     }
 }
 
-fn train_on(
+/// A network trained for the comparison: its model, test accuracy and selected epoch.
+struct Trained {
+    model: Model,
+    test_accuracy: f64,
+    selected_epoch: u32,
+}
+
+/// The network of `path`: with `resume` and a model there that was trained with `config` on
+/// the substrate `name`, that one; otherwise trained now on `backend` and saved to `path`.
+fn trained(
+    path: &std::path::Path,
+    resume: bool,
     config: &TrainConfig,
     data: &DataSplits,
     backend: &mut dyn Backend,
     name: &str,
-) -> anyhow::Result<train::TrainOutcome> {
+) -> anyhow::Result<(Trained, bool)> {
+    if resume && path.exists() {
+        let model = Model::load(path)?;
+        let p = model.provenance.as_ref().with_context(|| {
+            format!(
+                "{} records no training; remove it or use --force",
+                path.display()
+            )
+        })?;
+        if p.config != *config || p.backend != name {
+            bail!(
+                "{} was trained {} than this comparison asks for; resume with the same options, or start anew with --force",
+                path.display(),
+                if p.backend != name {
+                    format!(
+                        "on {} rather than {name}, so on another substrate",
+                        p.backend
+                    )
+                } else {
+                    "with another configuration".to_string()
+                }
+            );
+        }
+        let test_accuracy = p.test_accuracy.with_context(|| {
+            format!(
+                "{} records no test accuracy; remove it or use --force",
+                path.display()
+            )
+        })?;
+        let selected_epoch = p.selected_epoch;
+        return Ok((
+            Trained {
+                model,
+                test_accuracy,
+                selected_epoch,
+            },
+            true,
+        ));
+    }
     let state = train::start(config, data, name)?;
-    Ok(train::run(state, data, backend, None, &mut Silent)?)
+    let outcome = train::run(state, data, backend, None, &mut Silent)?;
+    outcome.model.save(path)?;
+    Ok((
+        Trained {
+            model: outcome.model,
+            test_accuracy: outcome.test_accuracy,
+            selected_epoch: outcome.selected_epoch,
+        },
+        false,
+    ))
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
@@ -132,6 +198,22 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         config.seed = s;
     }
     config.validate()?;
+    let json = args.out.join("compare.json");
+    let earlier = std::iter::once(json.clone())
+        .chain(std::iter::once(args.out.join("ideal.json")))
+        .chain(
+            args.chip_seeds
+                .iter()
+                .map(|s| args.out.join(format!("in-the-loop-chip{s}.json"))),
+        )
+        .find(|p| p.exists());
+    if let (Some(p), false, false) = (&earlier, args.resume, args.force) {
+        bail!(
+            "{} already holds a comparison ({} exists); continue it with --resume, keep it and choose another directory with --out, or replace it with --force",
+            args.out.display(),
+            p.display()
+        );
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("could not create {}", args.out.display()))?;
     let data = load_data(&config)?;
@@ -143,12 +225,22 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     };
 
     let started = Instant::now();
-    let ideal = train_on(&config, &data, &mut IdealBackend::new(), "ideal")?;
-    ideal.model.save(&args.out.join("ideal.json"))?;
+    let (ideal, reused) = trained(
+        &args.out.join("ideal.json"),
+        args.resume,
+        &config,
+        &data,
+        &mut IdealBackend::new(),
+        "ideal",
+    )?;
     errln!(
-        "(a) trained on the ideal backend: test accuracy {:.2} % ({:.1} s)",
+        "(a) trained on the ideal backend: test accuracy {:.2} % ({})",
         100.0 * ideal.test_accuracy,
-        started.elapsed().as_secs_f64()
+        if reused {
+            "from the earlier run".to_string()
+        } else {
+            format!("{:.1} s", started.elapsed().as_secs_f64())
+        }
     );
 
     let mut chips = Vec::new();
@@ -163,15 +255,23 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         let copied = evaluate(&mut chip, &ideal.model, &data.test, &loss, None)?.accuracy;
         let started = Instant::now();
         let mut chip = chip_args.build()?;
-        let in_loop = train_on(&config, &data, &mut chip, &name)?;
-        in_loop
-            .model
-            .save(&args.out.join(format!("in-the-loop-chip{chip_seed}.json")))?;
+        let (in_loop, reused) = trained(
+            &args.out.join(format!("in-the-loop-chip{chip_seed}.json")),
+            args.resume,
+            &config,
+            &data,
+            &mut chip,
+            &name,
+        )?;
         errln!(
-            "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({:.1} s)",
+            "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({})",
             100.0 * copied,
             100.0 * in_loop.test_accuracy,
-            started.elapsed().as_secs_f64()
+            if reused {
+                "from the earlier run".to_string()
+            } else {
+                format!("{:.1} s", started.elapsed().as_secs_f64())
+            }
         );
         chips.push(ChipResult {
             chip_seed,
@@ -228,12 +328,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         100.0 * report.recovered_fraction
     );
 
-    let json = args.out.join("compare.json");
-    std::fs::write(
-        &json,
-        serde_json::to_string_pretty(&report).context("serialising the report")?,
-    )
-    .with_context(|| format!("could not write {}", json.display()))?;
+    spikeloop_trainer::io::write_json_atomic(&json, &report, "write the comparison")?;
     let png = args.out.join("compare.png");
     let title = format!(
         "{} test accuracy, {} epochs, chip seeds {:?}",

@@ -22,7 +22,7 @@ pub struct InferArgs {
     /// Data set split to run: train, validation or test.
     #[arg(long, default_value = "test", value_name = "SPLIT")]
     split: Split,
-    /// Output JSON file [default: <model file's directory>/infer-<split>-<backend>.json].
+    /// Output JSON file [default: <model file's directory>/infer-<model file's name>-<split>-<substrate>.json].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -60,13 +60,11 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
     let backend_name = args.backend.describe(backend.as_ref())?;
-    let file_tag = match args.backend.kind() {
-        crate::backend::BackendKind::Ideal => "ideal".to_string(),
-        crate::backend::BackendKind::Emulator => {
-            format!("chip{}", args.backend.emulator_config()?.chip_seed)
-        }
-        crate::backend::BackendKind::Device => "device".to_string(),
-    };
+    let file_tag = args.backend.run_tag()?;
+    let model_name = args
+        .model
+        .file_stem()
+        .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
     backend.configure(&model.to_network())?;
     let params = model.provenance.as_ref().map_or(
         LossParams {
@@ -133,7 +131,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     };
     let out = args.out.unwrap_or_else(|| {
         let dir = args.model.parent().map(PathBuf::from).unwrap_or_default();
-        dir.join(format!("infer-{}-{file_tag}.json", args.split))
+        dir.join(format!("infer-{model_name}-{}-{file_tag}.json", args.split))
     });
     let text =
         serde_json::to_string(&report).context("could not serialise the inference report")?;

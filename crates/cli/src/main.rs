@@ -176,6 +176,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<train::Stopped>().is_some() => {
+            errln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             errln!("error: {e:#}");
             ExitCode::FAILURE

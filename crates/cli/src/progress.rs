@@ -4,15 +4,21 @@
 //! of the run instead, so logs of batch jobs still show progress.
 
 use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use spikeloop_trainer::{EpochMetrics, Observer};
 
-/// Draws training progress.
+/// Draws training progress, stops the run when asked (Ctrl-C) and tells whoever waits for it
+/// when the first checkpoint is safely on disk.
 pub struct Progress {
     bar: Option<ProgressBar>,
     epochs: u32,
     quiet: bool,
+    stop: Option<Arc<AtomicBool>>,
+    on_first_checkpoint: Option<Box<dyn FnOnce()>>,
 }
 
 impl Progress {
@@ -30,7 +36,25 @@ impl Progress {
             bar.set_position(u64::from(done));
             bar
         });
-        Self { bar, epochs, quiet }
+        Self {
+            bar,
+            epochs,
+            quiet,
+            stop: None,
+            on_first_checkpoint: None,
+        }
+    }
+
+    /// Stops the run after the batch in progress once `stop` is set.
+    pub fn stop_when(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Calls `f` once, when the first checkpoint has been written.
+    pub fn on_first_checkpoint(mut self, f: impl FnOnce() + 'static) -> Self {
+        self.on_first_checkpoint = Some(Box::new(f));
+        self
     }
 
     /// Removes the bar, leaving the final line on screen.
@@ -52,6 +76,16 @@ fn describe(m: &EpochMetrics) -> String {
 }
 
 impl Observer for Progress {
+    fn checkpoint_saved(&mut self, _path: &Path) {
+        if let Some(f) = self.on_first_checkpoint.take() {
+            f();
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
     fn epoch_finished(&mut self, metrics: &EpochMetrics) {
         match &self.bar {
             Some(bar) => {

@@ -1,14 +1,18 @@
 //! `spikeloop train`: configuration, run directory, training, and the files a run leaves.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::train::{self, Checkpoint};
-use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, load_data};
+use spikeloop_trainer::{EpochMetrics, Preset, Provenance, TrainConfig, TrainError, load_data};
 
 use crate::backend::{BackendArgs, PresetArg};
 use crate::progress::Progress;
@@ -44,7 +48,9 @@ pub struct TrainArgs {
     /// Standard deviation of Gaussian noise on training input times, in tau_s (0 = off).
     #[arg(long, value_name = "SIGMA")]
     input_jitter: Option<f64>,
-    /// Directory for the model, metrics, plot and checkpoint [default: runs/<dataset>-seed<seed>].
+    /// Directory for the model, metrics, plot and checkpoint [default:
+    /// runs/<dataset>-<substrate>-seed<seed>, the substrate being ideal, chip<N> (with -run<M>
+    /// for a run seed other than 1) or device].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Continue the interrupted run in the output directory from its last checkpoint.
@@ -55,7 +61,9 @@ pub struct TrainArgs {
     /// change the result.
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<std::num::NonZeroUsize>,
-    /// Overwrite a finished or interrupted run in the output directory.
+    /// Replace a finished or interrupted run in the output directory. The old run is moved
+    /// aside and removed only once the new one has written its first checkpoint; a new run that
+    /// fails before that puts the old one back.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
     /// No progress bar; print only the final result.
@@ -116,9 +124,84 @@ impl TrainArgs {
     }
 }
 
+/// The files a run writes into its directory (and `--force` replaces).
+const RUN_FILES: [&str; 5] = [
+    "model.json",
+    "checkpoint.json",
+    "metrics.csv",
+    "training.png",
+    "config.toml",
+];
+
 /// Files of a run directory.
 struct RunFiles {
     dir: PathBuf,
+}
+
+/// The end of a run that was asked to stop (Ctrl-C): not a failure, but not a finished run.
+#[derive(Debug)]
+pub struct Stopped(pub String);
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// An earlier run moved aside by `--force`: put back when dropped, unless the new run wrote its
+/// first checkpoint (then it is removed).
+struct Replaced {
+    dir: PathBuf,
+    aside: PathBuf,
+    moved: Vec<&'static str>,
+    superseded: Rc<Cell<bool>>,
+}
+
+impl Replaced {
+    /// Moves the run files of `dir` into a hidden directory beside them.
+    fn set_aside(dir: &Path) -> anyhow::Result<Replaced> {
+        let aside = dir.join(format!(".replaced-{}", std::process::id()));
+        std::fs::create_dir_all(&aside)
+            .with_context(|| format!("could not create {}", aside.display()))?;
+        let mut replaced = Replaced {
+            dir: dir.to_path_buf(),
+            aside,
+            moved: Vec::new(),
+            superseded: Rc::new(Cell::new(false)),
+        };
+        for name in RUN_FILES {
+            let from = dir.join(name);
+            if from.exists() {
+                std::fs::rename(&from, replaced.aside.join(name))
+                    .with_context(|| format!("could not move {} aside", from.display()))?;
+                replaced.moved.push(name);
+            }
+        }
+        Ok(replaced)
+    }
+
+    /// Removes the old run for good once the new one has a checkpoint.
+    fn remove_when_superseded(&self) -> impl FnOnce() + 'static {
+        let (aside, superseded) = (self.aside.clone(), Rc::clone(&self.superseded));
+        move || {
+            superseded.set(true);
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+    }
+}
+
+impl Drop for Replaced {
+    fn drop(&mut self) {
+        if self.superseded.get() {
+            return;
+        }
+        for name in &self.moved {
+            let _ = std::fs::rename(self.aside.join(name), self.dir.join(name));
+        }
+        let _ = std::fs::remove_dir_all(&self.aside);
+    }
 }
 
 impl RunFiles {
@@ -142,24 +225,34 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => preset.config(),
     };
     args.apply(&mut config)?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("runs/{}-seed{}", config.dataset, config.seed)));
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => PathBuf::from(format!(
+            "runs/{}-{}-seed{}",
+            config.dataset,
+            args.backend.run_tag()?,
+            config.seed
+        )),
+    };
     let files = RunFiles { dir };
     let mut backend = args.backend.build()?;
     let backend_name = args.backend.describe(backend.as_ref())?;
 
+    let mut replaced = None;
     let state = if args.resume {
         resume_state(&args, &files, config, &backend_name)?
     } else {
-        prepare_fresh_dir(&files, args.force)?;
+        replaced = prepare_fresh_dir(&files, args.force)?;
         let data = load_data(&config)?;
         train::start(&config, &data, &backend_name)?
     };
+    spikeloop_trainer::io::remove_stale_temporaries(&files.dir, &RUN_FILES);
     let config = state.config.clone();
-    std::fs::write(files.path("config.toml"), config.to_toml())
-        .with_context(|| format!("could not write {}", files.path("config.toml").display()))?;
+    spikeloop_trainer::io::write_atomic(
+        &files.path("config.toml"),
+        config.to_toml().as_bytes(),
+        "write the configuration",
+    )?;
     let data = load_data(&config)?;
 
     let topology = format!(
@@ -192,14 +285,38 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     let started = Instant::now();
-    let mut progress = Progress::new(config.training.epochs, state.epoch, args.quiet);
+    // Ctrl-C (or SIGTERM): finish the batch in progress, write the checkpoint and the best
+    // model so far; a second Ctrl-C quits at once (the last checkpoint stays).
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if stop_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        errln!("stopping after the batch in progress (Ctrl-C again quits at once; the last checkpoint stays)");
+    })
+    .context("could not install the Ctrl-C handler")?;
+    let mut progress =
+        Progress::new(config.training.epochs, state.epoch, args.quiet).stop_when(stop);
+    if let Some(r) = &replaced {
+        progress = progress.on_first_checkpoint(r.remove_when_superseded());
+    }
     let checkpoint = files.checkpoint();
     let checkpoints = train::Checkpoints {
         path: Some(&checkpoint),
         every_batches: args.checkpoint_every,
     };
-    let outcome = train::run_with(state, &data, backend.as_mut(), checkpoints, &mut progress)?;
+    let result = train::run_with(state, &data, backend.as_mut(), checkpoints, &mut progress);
     progress.finish();
+    drop(progress);
+    drop(replaced);
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(TrainError::Interrupted(state)) => {
+            return Err(stopped(&files, &state, &topology).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let seconds = started.elapsed().as_secs_f64();
 
     outcome.model.save(&files.model())?;
@@ -234,10 +351,60 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn prepare_fresh_dir(files: &RunFiles, force: bool) -> anyhow::Result<()> {
+/// Writes what a stopped run has (the best epoch's model, the metrics, the plot) and says what
+/// it wrote.
+fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str) -> Stopped {
+    let batches = state.partial.as_ref().map_or(0, |p| p.batches_done);
+    let mut text = format!(
+        "stopped after epoch {} and {batches} batches of the next, as asked; {} is written, continue with --resume --out {}",
+        state.epoch,
+        files.checkpoint().display(),
+        files.dir.display()
+    );
+    let Some(best) = &state.best else {
+        text.push_str("; no epoch had finished, so no model.json was written");
+        return Stopped(text);
+    };
+    let mut model = state.model.clone();
+    model.set_weights(&best.weights);
+    model.provenance = Some(Provenance {
+        spikeloop_version: env!("CARGO_PKG_VERSION").into(),
+        backend: state.backend.clone(),
+        config: state.config.clone(),
+        epochs_trained: state.epoch,
+        selected_epoch: best.epoch,
+        validation_accuracy: Some(best.validation_accuracy),
+        test_accuracy: None,
+    });
+    match model.save(&files.model()) {
+        Ok(()) => {
+            let _ = write!(
+                text,
+                "; {} holds the weights of epoch {}, the best so far (validation {:.2} %; not tested)",
+                files.model().display(),
+                best.epoch,
+                100.0 * best.validation_accuracy
+            );
+        }
+        Err(e) => {
+            let _ = write!(text, "; the best model so far could not be written: {e}");
+        }
+    }
+    let _ = write_metrics(&files.path("metrics.csv"), &state.history);
+    let title = format!(
+        "{} {topology} on {}, seed {} (stopped after epoch {})",
+        state.config.dataset, state.backend, state.config.seed, state.epoch
+    );
+    let _ = plot_history(&files.path("training.png"), &state.history, &title);
+    Stopped(text)
+}
+
+/// Makes the run directory; an earlier run in it is refused, or with `force` set aside.
+fn prepare_fresh_dir(files: &RunFiles, force: bool) -> anyhow::Result<Option<Replaced>> {
     let existing = [files.model(), files.checkpoint()]
         .into_iter()
         .find(|p| p.exists());
+    let mut replaced = None;
     if let Some(p) = existing {
         if !force {
             bail!(
@@ -246,15 +413,11 @@ fn prepare_fresh_dir(files: &RunFiles, force: bool) -> anyhow::Result<()> {
                 p.display()
             );
         }
-        for p in [files.model(), files.checkpoint()] {
-            if p.exists() {
-                std::fs::remove_file(&p)
-                    .with_context(|| format!("could not remove {}", p.display()))?;
-            }
-        }
+        replaced = Some(Replaced::set_aside(&files.dir)?);
     }
     std::fs::create_dir_all(&files.dir)
-        .with_context(|| format!("could not create {}", files.dir.display()))
+        .with_context(|| format!("could not create {}", files.dir.display()))?;
+    Ok(replaced)
 }
 
 fn resume_state(
@@ -293,6 +456,14 @@ fn resume_state(
             bail!(
                 "--epochs {e} is less than the {} epochs the run has already completed",
                 state.epoch
+            );
+        }
+        if let Some(p) = state.partial.as_ref().filter(|_| e == state.epoch) {
+            bail!(
+                "--epochs {e}: the run stopped within epoch {} ({} batches done); give --epochs {} or more to finish that epoch",
+                e + 1,
+                p.batches_done,
+                e + 1
             );
         }
         state.config.training.epochs = e;

@@ -484,3 +484,182 @@ fn jitter_stays_in_the_window_and_divergence_is_named() {
     ]);
     assert_clear_error(&o, "training diverged at epoch 1, batch");
 }
+
+/// The files of `dir` whose names mark them as temporary (`.checkpoint.json.tmp4711`).
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp") || n.starts_with(".replaced-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Regression: `train` and `train --backend ideal` shared `runs/yin-yang-seed0`, so the
+/// README's second step refused to run. Default names now say what differs.
+#[test]
+fn default_run_directories_and_inference_files_name_what_differs() {
+    let cwd = temp_dir("default-dirs");
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+            .args(args)
+            .current_dir(&*cwd)
+            .output()
+            .expect("run spikeloop");
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    let small = ["--quiet", "--hidden", "8", "--epochs", "1"];
+    run(&[&["train", "--backend", "ideal"][..], &small].concat());
+    run(&[&["train"][..], &small].concat());
+    run(&[&["train", "--run-seed", "4"][..], &small].concat());
+    for dir in [
+        "yin-yang-ideal-seed0",
+        "yin-yang-chip1-seed0",
+        "yin-yang-chip1-run4-seed0",
+    ] {
+        assert!(
+            cwd.join("runs").join(dir).join("model.json").exists(),
+            "{dir}"
+        );
+    }
+    run(&[
+        "infer",
+        "--backend",
+        "ideal",
+        "--model",
+        "runs/yin-yang-ideal-seed0/model.json",
+    ]);
+    assert!(
+        cwd.join("runs/yin-yang-ideal-seed0/infer-model-test-ideal.json")
+            .exists()
+    );
+}
+
+/// `compare` refuses to overwrite a comparison, and `--resume` reuses the networks it trained.
+#[test]
+fn compare_refuses_to_overwrite_and_resumes() {
+    let dir = temp_dir("compare");
+    let d = dir.to_str().expect("utf-8");
+    let compare = |extra: &[&str]| {
+        let mut args = vec!["compare", "--epochs", "1", "--chip-seeds", "2", "--out", d];
+        args.extend_from_slice(extra);
+        spikeloop(&args)
+    };
+    let first = compare(&[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let report = std::fs::read_to_string(dir.join("compare.json")).expect("report");
+    assert_clear_error(&compare(&[]), "already holds a comparison");
+    let resumed = compare(&["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(stderr(&resumed).matches("from the earlier run").count(), 2);
+    assert_eq!(
+        report,
+        std::fs::read_to_string(dir.join("compare.json")).expect("report")
+    );
+    assert_clear_error(
+        &compare(&["--resume", "--seed", "5"]),
+        "another configuration",
+    );
+    assert!(compare(&["--force"]).status.success());
+}
+
+/// Regression: `--force` deleted the old run before the new one had succeeded. A new run
+/// that fails before its first checkpoint leaves the old run exactly as it was.
+#[test]
+fn force_keeps_the_old_run_until_the_new_one_has_a_checkpoint() {
+    let dir = temp_dir("force");
+    let d = dir.to_str().expect("utf-8");
+    assert!(train(&dir, &["--epochs", "1"]).status.success());
+    let before = std::fs::read(dir.join("model.json")).expect("model");
+    // 600 neurons do not fit the emulated chip: refused at the first configuration.
+    let o = spikeloop(&[
+        "train", "--quiet", "--force", "--hidden", "600", "--epochs", "1", "--out", d,
+    ]);
+    assert_clear_error(&o, "does not fit");
+    assert_eq!(
+        before,
+        std::fs::read(dir.join("model.json")).expect("model")
+    );
+    assert!(dir.join("checkpoint.json").exists());
+    assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
+    assert!(
+        train(&dir, &["--epochs", "1", "--seed", "4", "--force"])
+            .status
+            .success()
+    );
+    assert_ne!(
+        before,
+        std::fs::read(dir.join("model.json")).expect("model")
+    );
+    assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
+}
+
+/// Ctrl-C stops after the batch in progress, writes the checkpoint and the best model so far,
+/// says so and exits with 130; the run resumes. Stale temporary files of a killed write are
+/// removed.
+#[test]
+fn ctrl_c_writes_the_best_model_so_far_and_the_run_resumes() {
+    let dir = temp_dir("ctrl-c");
+    let d = dir.to_str().expect("utf-8");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args([
+            "train",
+            "--quiet",
+            "--backend",
+            "ideal",
+            "--hidden",
+            "8",
+            "--epochs",
+            "300",
+            "--out",
+            d,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let checkpoint = dir.join("checkpoint.json");
+    for _ in 0..3000 {
+        if checkpoint.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopped after epoch") && err.contains("best so far"),
+        "{err}"
+    );
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
+            .expect("json");
+    assert!(model["provenance"]["test_accuracy"].is_null(), "not tested");
+    // A temporary file left by a write that was killed is removed when the run goes on.
+    let stale = dir.join(".checkpoint.json.tmp99999");
+    std::fs::write(&stale, "half").expect("stale");
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--backend",
+        "ideal",
+        "--resume",
+        "--epochs",
+        "300",
+        "--out",
+        d,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
+}

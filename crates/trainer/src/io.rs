@@ -18,13 +18,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8], what: &'static str) -> Result<(),
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    tmp.set_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(io_err)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io_err)
+    tmp.set_file_name(format!("{}{name}.tmp{}", TEMP_PREFIX, std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        // A full disk or a vanished directory: leave no half-written temporary file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io_err)
+}
+
+/// Temporary files of [`write_atomic`] start with this.
+const TEMP_PREFIX: &str = ".";
+
+/// Removes the temporary files [`write_atomic`] left in `dir` for the files named in `names`
+/// when a process was killed between writing and renaming (`.checkpoint.json.tmp4711`).
+pub fn remove_stale_temporaries(dir: &Path, names: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let stale = names.iter().any(|n| {
+            file.strip_prefix(TEMP_PREFIX)
+                .and_then(|f| f.strip_prefix(n))
+                .and_then(|f| f.strip_prefix(".tmp"))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.

@@ -15,7 +15,7 @@
 pub mod config;
 pub mod eval;
 pub mod grad;
-mod io;
+pub mod io;
 pub mod loss;
 pub mod model;
 pub mod optim;
@@ -62,6 +62,14 @@ pub enum TrainError {
         /// The learning rate in force.
         learning_rate: f64,
     },
+    /// The run was asked to stop (Ctrl-C) and did, between two batches, after writing its
+    /// checkpoint; the state it stopped in is here, with the best epoch so far.
+    #[error(
+        "stopped after epoch {} and {} batches of the next, as asked; the checkpoint is written (continue with --resume)",
+        .0.epoch,
+        .0.partial.as_ref().map_or(0, |p| p.batches_done)
+    )]
+    Interrupted(Box<crate::train::Checkpoint>),
     /// A file could not be read or written.
     #[error("could not {what} {}: {source}", path.display())]
     Io {

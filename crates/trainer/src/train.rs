@@ -201,6 +201,15 @@ pub trait Observer {
     fn epoch_finished(&mut self, metrics: &EpochMetrics) {
         let _ = metrics;
     }
+    /// The checkpoint was written to `path` (after an epoch, or between batches).
+    fn checkpoint_saved(&mut self, path: &Path) {
+        let _ = path;
+    }
+    /// Asked after every batch: true stops the run there, with its checkpoint written
+    /// ([`TrainError::Interrupted`]).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -354,6 +363,10 @@ pub fn run_with(
         state.noise_position = backend.noise_position();
         if let Some(path) = checkpoint_path {
             state.save(path)?;
+            observer.checkpoint_saved(path);
+        }
+        if state.epoch < config.training.epochs && observer.should_stop() {
+            return Err(TrainError::Interrupted(Box::new(state)));
         }
     }
     let mut model = state.model.clone();
@@ -528,20 +541,24 @@ fn train_epoch(
         clip_weights(&mut weights, max_weight);
         state.model.set_weights(&weights);
         progress.batches_done = b + 1;
-        let due = checkpoints
-            .every_batches
-            .is_some_and(|k| progress.batches_done.is_multiple_of(k.get()));
-        if let (true, Some(path)) = (
-            due && progress.batches_done < batches.len(),
-            checkpoints.path,
-        ) {
+        let stop = observer.should_stop();
+        let due = stop
+            || checkpoints
+                .every_batches
+                .is_some_and(|k| progress.batches_done.is_multiple_of(k.get()));
+        if due && progress.batches_done < batches.len() {
             let mut saved = progress.clone();
             saved.seconds += started.elapsed().as_secs_f64();
             state.partial = Some(saved);
             state.noise_position = backend.noise_position();
-            let written = state.save(path);
+            if let Some(path) = checkpoints.path {
+                state.save(path)?;
+                observer.checkpoint_saved(path);
+            }
+            if stop {
+                return Err(TrainError::Interrupted(Box::new(state.clone())));
+            }
             state.partial = None;
-            written?;
         }
     }
     state.epoch += 1;
