@@ -604,7 +604,7 @@ fn force_keeps_the_old_run_until_the_new_one_has_a_checkpoint() {
 fn ctrl_c_writes_the_best_model_so_far_and_the_run_resumes() {
     let dir = temp_dir("ctrl-c");
     let d = dir.to_str().expect("utf-8");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+    let child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
         .args([
             "train",
             "--quiet",
