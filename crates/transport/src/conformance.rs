@@ -275,6 +275,21 @@ impl<L: Link> Client<L> {
         Ok(e)
     }
 
+    /// Sends `message` under a fresh id and expects it refused with `code`; `what` describes
+    /// the request in the failure.
+    async fn refused(
+        &mut self,
+        message: &Message,
+        code: pb::ErrorCode,
+        what: &str,
+    ) -> Result<pb::Error, String> {
+        let id = self.id();
+        let wire = encode_message(id, message, usize::MAX).map_err(|e| e.to_string())?;
+        self.expect_error(&wire, id, message.message_type().byte(), code)
+            .await
+            .map_err(|e| format!("{what}: {e}"))
+    }
+
     async fn stats(&mut self) -> Result<pb::DeviceStats, String> {
         match self
             .call(&Message::StatsRequest(pb::StatsRequest {}))
@@ -784,50 +799,28 @@ async fn out_of_range<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome 
     // More samples declared than codes sent: the entry count of input_codes is out of range.
     let mut req = run_request(info, 1, false)?;
     req.n_samples += 1;
-    let id = c.id();
-    let wire =
-        encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
+    let what = "RunRequest declaring one sample more than its codes hold";
     let e = c
-        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
-        .await
-        .map_err(|e| format!("RunRequest declaring one sample more than its codes hold: {e}"))?;
-    complete_range(
-        "RunRequest declaring one sample more than its codes hold",
-        &e,
-        "input_codes",
-    )?;
+        .refused(&Message::RunRequest(req), pb::ErrorCode::OutOfRange, what)
+        .await?;
+    complete_range(what, &e, "input_codes")?;
     // A run's result is stored: a page past its end is out of range.
     c.call(&Message::RunRequest(run_request(info, 1, false)?))
         .await?;
-    let id = c.id();
-    let wire = encode_message(
-        id,
-        &Message::ReadRunResult(pb::ReadRunResult { first_sample: 2 }),
-        usize::MAX,
-    )
-    .map_err(|e| e.to_string())?;
-    let e = c
-        .expect_error(&wire, id, 0x22, pb::ErrorCode::OutOfRange)
-        .await
-        .map_err(|e| format!("ReadRunResult at sample 2 of 2: {e}"))?;
-    complete_range("ReadRunResult at sample 2 of 2", &e, "first_sample")?;
+    let what = "ReadRunResult at sample 2 of 2";
+    let page = Message::ReadRunResult(pb::ReadRunResult { first_sample: 2 });
+    let e = c.refused(&page, pb::ErrorCode::OutOfRange, what).await?;
+    complete_range(what, &e, "first_sample")?;
     // A time code beyond 2^40 ticks.
     let mut req = run_request(info, 1, false)?;
     if let Some(code) = req.input_codes.first_mut() {
         *code = u64::MAX;
     }
-    let id = c.id();
-    let wire =
-        encode_message(id, &Message::RunRequest(req), usize::MAX).map_err(|e| e.to_string())?;
+    let what = "RunRequest with a time code beyond 2^40 ticks";
     let e = c
-        .expect_error(&wire, id, 0x20, pb::ErrorCode::OutOfRange)
-        .await
-        .map_err(|e| format!("RunRequest with a time code beyond 2^40 ticks: {e}"))?;
-    complete_range(
-        "RunRequest with a time code beyond 2^40 ticks",
-        &e,
-        "input_codes[0]",
-    )?;
+        .refused(&Message::RunRequest(req), pb::ErrorCode::OutOfRange, what)
+        .await?;
+    complete_range(what, &e, "input_codes[0]")?;
     Ok("a wrong n_inputs, a miscounted input_codes, a page past the end and a time code out of range are refused with OUT_OF_RANGE naming the .proto field (with its index) and carrying value, min and max".into())
 }
 
