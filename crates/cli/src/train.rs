@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::train::{self, Checkpoint};
-use spikeloop_trainer::{EpochMetrics, Preset, Provenance, TrainConfig, TrainError, load_data};
+use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, TrainError, load_data};
 
 use crate::backend::{BackendArgs, PresetArg};
 use crate::progress::Progress;
@@ -367,15 +367,7 @@ fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str) -> Stopped {
     };
     let mut model = state.model.clone();
     model.set_weights(&best.weights);
-    model.provenance = Some(Provenance {
-        spikeloop_version: env!("CARGO_PKG_VERSION").into(),
-        backend: state.backend.clone(),
-        config: state.config.clone(),
-        epochs_trained: state.epoch,
-        selected_epoch: best.epoch,
-        validation_accuracy: Some(best.validation_accuracy),
-        test_accuracy: None,
-    });
+    model.provenance = Some(state.provenance(best.epoch, best.validation_accuracy, None));
     match model.save(&files.model()) {
         Ok(()) => {
             let _ = write!(

@@ -181,6 +181,25 @@ impl Checkpoint {
         Ok(c)
     }
 
+    /// How a model taken from this run was made: the weights of `selected_epoch`, with their
+    /// validation accuracy and, once tested, their test accuracy.
+    pub fn provenance(
+        &self,
+        selected_epoch: u32,
+        validation_accuracy: f64,
+        test_accuracy: Option<f64>,
+    ) -> Provenance {
+        Provenance {
+            spikeloop_version: env!("CARGO_PKG_VERSION").into(),
+            backend: self.backend.clone(),
+            config: self.config.clone(),
+            epochs_trained: self.epoch,
+            selected_epoch,
+            validation_accuracy: Some(validation_accuracy),
+            test_accuracy,
+        }
+    }
+
     /// Writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         crate::io::write_json_atomic(path, self, "write the checkpoint")
@@ -380,15 +399,8 @@ pub fn run_with(
     };
     backend.configure(&model.to_network())?;
     let test = evaluate(backend, &model, &data.test, &loss, None)?;
-    model.provenance = Some(Provenance {
-        spikeloop_version: env!("CARGO_PKG_VERSION").into(),
-        backend: state.backend.clone(),
-        config: config.clone(),
-        epochs_trained: state.epoch,
-        selected_epoch,
-        validation_accuracy: Some(validation_accuracy),
-        test_accuracy: Some(test.accuracy),
-    });
+    model.provenance =
+        Some(state.provenance(selected_epoch, validation_accuracy, Some(test.accuracy)));
     Ok(TrainOutcome {
         model,
         history: state.history,
