@@ -45,17 +45,32 @@ fn training_through_the_protocol_resumes_to_the_identical_result() {
     let config = small_config(3, 8);
     let data = small_data(&config, 300);
 
-    let state = train::start(&config, &data, "emulator").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     let in_process = train::run(state, &data, &mut chip(6), None, &mut Silent).expect("train");
 
-    let state = train::start(&config, &data, "device").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("device", "device"),
+    )
+    .expect("start");
     let straight = train::run(state, &data, &mut device(6), None, &mut Silent).expect("train");
     assert_eq!(flat(&straight.model), flat(&in_process.model));
     assert_eq!(straight.test_accuracy, in_process.test_accuracy);
 
     let mut short = config.clone();
     short.training.epochs = 1;
-    let state = train::start(&short, &data, "device").expect("start");
+    let state = train::start(
+        &short,
+        &data,
+        spikeloop_backend::Substrate::new("device", "device"),
+    )
+    .expect("start");
     train::run(state, &data, &mut device(6), Some(&ckpt), &mut Silent).expect("first part");
     let mut state = Checkpoint::load(&ckpt).expect("checkpoint");
     assert!(

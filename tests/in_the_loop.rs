@@ -26,7 +26,12 @@ fn same_seeds_same_result_other_chip_other_result() {
     let config = small_config(2, 4);
     let data = small_data(&config, 500);
     let run = |chip_seed: u64| {
-        let state = train::start(&config, &data, "emulator").expect("start");
+        let state = train::start(
+            &config,
+            &data,
+            spikeloop_backend::Substrate::new("emulator", "emulator"),
+        )
+        .expect("start");
         train::run(state, &data, &mut chip(chip_seed), None, &mut Silent).expect("train")
     };
     let a = run(1);
@@ -44,12 +49,22 @@ fn resume_on_the_chip_is_bit_identical() {
     let config = small_config(3, 6);
     let data = small_data(&config, 400);
 
-    let state = train::start(&config, &data, "emulator").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     let straight = train::run(state, &data, &mut chip(3), None, &mut Silent).expect("train");
 
     let mut short = config.clone();
     short.training.epochs = 1;
-    let state = train::start(&short, &data, "emulator").expect("start");
+    let state = train::start(
+        &short,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     train::run(state, &data, &mut chip(3), Some(&ckpt), &mut Silent).expect("first part");
     let mut state = Checkpoint::load(&ckpt).expect("checkpoint");
     assert!(
@@ -109,7 +124,12 @@ fn a_run_stopped_within_an_epoch_resumes_from_its_last_batch_checkpoint_bit_iden
     let ckpt = dir.join("checkpoint.json");
     let config = small_config(5, 2);
     let data = small_data(&config, 400);
-    let state = train::start(&config, &data, "emulator").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     let straight = train::run(state, &data, &mut chip(2), None, &mut Silent).expect("train");
 
     let checkpoints = train::Checkpoints {
@@ -124,7 +144,12 @@ fn a_run_stopped_within_an_epoch_resumes_from_its_last_batch_checkpoint_bit_iden
         chip: chip(2),
         runs_left: 1 + batches + 1 + 5,
     };
-    let state = train::start(&config, &data, "emulator").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     assert!(train::run_with(state, &data, &mut flaky, checkpoints, &mut Silent).is_err());
     let state = Checkpoint::load(&ckpt).expect("checkpoint");
     let partial = state.partial.clone().expect("written within an epoch");
@@ -152,7 +177,12 @@ fn in_the_loop_beats_copying_an_ideal_network() {
         alpha: 0.005,
         beta: 1.0,
     };
-    let state = train::start(&config, &data, "ideal").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("ideal", "ideal"),
+    )
+    .expect("start");
     let ideal =
         train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("ideal");
     let mut copied_on = chip(5);
@@ -162,7 +192,12 @@ fn in_the_loop_beats_copying_an_ideal_network() {
     let copied = evaluate(&mut copied_on, &ideal.model, &data.test, &loss, None)
         .expect("eval")
         .accuracy;
-    let state = train::start(&config, &data, "emulator").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     let in_loop = train::run(state, &data, &mut chip(5), None, &mut Silent).expect("in the loop");
     assert!(
         in_loop.test_accuracy > copied + 0.05,

@@ -13,7 +13,12 @@ fn flat(model: &spikeloop_trainer::Model) -> Vec<f64> {
 fn training_learns_yin_yang() {
     let config = small_config(6, 3);
     let data = small_data(&config, 5000);
-    let state = train::start(&config, &data, "ideal").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("ideal", "ideal"),
+    )
+    .expect("start");
     let outcome =
         train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train");
     let first = &outcome.history[0];
@@ -41,7 +46,12 @@ fn same_seed_same_weights_other_seed_other_weights() {
     let config = small_config(2, 11);
     let data = small_data(&config, 600);
     let run = |c: &spikeloop_trainer::TrainConfig| {
-        let state = train::start(c, &data, "ideal").expect("start");
+        let state = train::start(
+            c,
+            &data,
+            spikeloop_backend::Substrate::new("ideal", "ideal"),
+        )
+        .expect("start");
         train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train")
     };
     let a = run(&config);
@@ -65,7 +75,12 @@ fn thread_count_does_not_change_the_result() {
             .build()
             .expect("pool");
         pool.install(|| {
-            let state = train::start(&config, &data, "ideal").expect("start");
+            let state = train::start(
+                &config,
+                &data,
+                spikeloop_backend::Substrate::new("ideal", "ideal"),
+            )
+            .expect("start");
             train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train")
         })
     };
@@ -80,14 +95,24 @@ fn resume_from_checkpoint_is_bit_identical() {
     let config = small_config(4, 8);
     let data = small_data(&config, 600);
 
-    let state = train::start(&config, &data, "ideal").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("ideal", "ideal"),
+    )
+    .expect("start");
     let straight =
         train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train");
 
     // Train 2 of the 4 epochs, as if interrupted, then resume from the file.
     let mut short = config.clone();
     short.training.epochs = 2;
-    let state = train::start(&short, &data, "ideal").expect("start");
+    let state = train::start(
+        &short,
+        &data,
+        spikeloop_backend::Substrate::new("ideal", "ideal"),
+    )
+    .expect("start");
     train::run(
         state,
         &data,

@@ -47,6 +47,7 @@ pub mod geometry;
 pub mod ideal;
 mod network;
 mod spikes;
+pub mod substrate;
 
 pub use error::BackendError;
 pub use geometry::{ChipGeometry, FitError};
@@ -55,6 +56,7 @@ pub use ideal::IdealBackend;
 pub use network::{Layer, Network};
 pub use spikeloop_lif::NeuronParams;
 pub use spikes::{InputBatch, Record, RunOutput, RunStats, SpikeTimes};
+pub use substrate::{Difference, Substrate};
 
 /// Optional abilities a backend may offer on top of configuring and running networks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -196,6 +198,13 @@ pub trait Backend: Send {
         None
     }
 
+    /// A complete description of this substrate (kind, summary, every setting that can change
+    /// a result), recorded in every artefact and compared when a run resumes. The default
+    /// describes the backend by its capabilities.
+    fn substrate(&self) -> Substrate {
+        Substrate::from_capabilities(self.capabilities())
+    }
+
     /// Moves the trial-to-trial noise to a position returned by [`Backend::noise_position`].
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
         let _ = position;
@@ -227,5 +236,8 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
         (**self).set_noise_position(position)
+    }
+    fn substrate(&self) -> Substrate {
+        (**self).substrate()
     }
 }

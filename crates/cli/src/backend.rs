@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use spikeloop_backend::{Backend, IdealBackend};
+use spikeloop_backend::{Backend, IdealBackend, Substrate};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig, NoiseConfig};
 use spikeloop_trainer::Preset;
 use spikeloop_transport::{HostConfig, SerialBackend};
@@ -146,15 +146,36 @@ impl EmulatorArgs {
     pub fn build(&self) -> anyhow::Result<EmulatorBackend> {
         EmulatorBackend::new(self.emulator_config()?).context("invalid emulator configuration")
     }
+}
 
-    /// `emulator (chip seed 1, run seed 1)`.
-    pub fn describe(&self) -> anyhow::Result<String> {
-        let c = self.emulator_config()?;
-        Ok(format!(
-            "emulator (chip seed {}, run seed {})",
-            c.chip_seed, c.run_seed
-        ))
+/// Why a result recorded on `recorded` cannot be continued or reused on `now`: `None` when the
+/// two are the same substrate, else the summaries and every differing setting (the first ten).
+pub fn substrate_mismatch(recorded: &Substrate, now: &Substrate) -> Option<String> {
+    let differences = recorded.differences(now);
+    if differences.is_empty() {
+        return None;
     }
+    if recorded.kind != now.kind {
+        // Settings of different kinds of substrate have nothing to compare.
+        return Some(format!(
+            "it ran on {} (backend kind {}), this is {} (backend kind {})",
+            recorded.summary, recorded.kind, now.summary, now.kind
+        ));
+    }
+    let mut named: Vec<String> = differences
+        .iter()
+        .take(10)
+        .map(ToString::to_string)
+        .collect();
+    if differences.len() > 10 {
+        named.push(format!("and {} more", differences.len() - 10));
+    }
+    Some(format!(
+        "it ran on {}, this is {}: {}",
+        recorded.summary,
+        now.summary,
+        named.join("; ")
+    ))
 }
 
 impl BackendArgs {
@@ -170,17 +191,6 @@ impl BackendArgs {
     /// The emulator configuration these options describe.
     pub fn emulator_config(&self) -> anyhow::Result<EmulatorConfig> {
         self.emulator.emulator_config()
-    }
-
-    /// A one-line description that identifies the substrate `backend` (built from these
-    /// options), for run directories and checkpoints: a run resumes only on the substrate it
-    /// started on. A device is named by the identifier it reported in the handshake.
-    pub fn describe(&self, backend: &dyn Backend) -> anyhow::Result<String> {
-        Ok(match self.kind() {
-            BackendKind::Ideal => "ideal".into(),
-            BackendKind::Emulator => self.emulator.describe()?,
-            BackendKind::Device => format!("device {}", backend.capabilities().name),
-        })
     }
 
     /// Builds the chosen backend (for a device: opens the port and shakes hands).
@@ -242,8 +252,13 @@ impl BackendArgs {
             retries: self.retries,
             ..HostConfig::default()
         };
-        SerialBackend::open(path, self.baud, config)
-            .with_context(|| format!("could not connect to the device at {place}"))
+        SerialBackend::open(path, self.baud, config).map_err(|e| match e {
+            // Already names the port and what the system said about it.
+            e @ spikeloop_transport::OpenError::Port { .. } => anyhow::Error::new(e),
+            e => {
+                anyhow::Error::new(e).context(format!("could not connect to the device at {place}"))
+            }
+        })
     }
 
     /// A short name of the substrate for default file and directory names: `ideal`,

@@ -246,7 +246,7 @@ fn measure(
 
     let mut bench_config = config.clone();
     bench_config.training.epochs = args.epochs.max(1);
-    let state = train::start(&bench_config, data, &backend.capabilities().name.clone())?;
+    let state = train::start(&bench_config, data, backend.substrate())?;
     let outcome = train::run(state, data, backend.as_mut(), None, &mut Silent)?;
     let trained: Vec<f64> = outcome
         .history

@@ -12,12 +12,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
-use spikeloop_backend::{Backend, IdealBackend};
+use spikeloop_backend::{Backend, IdealBackend, Substrate};
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent};
 use spikeloop_trainer::{DataSplits, Model, Preset, TrainConfig, evaluate, load_data};
 
-use crate::backend::{EmulatorArgs, PresetArg};
+use crate::backend::{EmulatorArgs, PresetArg, substrate_mismatch};
 
 /// Arguments of `spikeloop compare`.
 #[derive(Debug, Args)]
@@ -61,6 +61,8 @@ pub struct CompareArgs {
 #[derive(Serialize)]
 struct ChipResult {
     chip_seed: u64,
+    /// The emulated chip, completely described.
+    substrate: Substrate,
     copied_accuracy: f64,
     in_the_loop_accuracy: f64,
     in_the_loop_selected_epoch: u32,
@@ -110,15 +112,15 @@ struct Trained {
 }
 
 /// The network of `path`: with `resume` and a model there that was trained with `config` on
-/// the substrate `name`, that one; otherwise trained now on `backend` and saved to `path`.
+/// the substrate of `backend`, that one; otherwise trained now on `backend` and saved to `path`.
 fn trained(
     path: &std::path::Path,
     resume: bool,
     config: &TrainConfig,
     data: &DataSplits,
     backend: &mut dyn Backend,
-    name: &str,
 ) -> anyhow::Result<(Trained, bool)> {
+    let substrate = backend.substrate();
     if resume && path.exists() {
         let model = Model::load(path)?;
         let p = model.provenance.as_ref().with_context(|| {
@@ -127,18 +129,16 @@ fn trained(
                 path.display()
             )
         })?;
-        if p.config != *config || p.backend != name {
+        if let Some(why) = substrate_mismatch(&p.substrate, &substrate) {
             bail!(
-                "{} was trained {} than this comparison asks for; resume with the same options, or start anew with --force",
-                path.display(),
-                if p.backend != name {
-                    format!(
-                        "on {} rather than {name}, so on another substrate",
-                        p.backend
-                    )
-                } else {
-                    "with another configuration".to_string()
-                }
+                "{} cannot be reused: {why}; resume with the same options, or start anew with --force",
+                path.display()
+            );
+        }
+        if p.config != *config {
+            bail!(
+                "{} was trained with another configuration than this comparison asks for; resume with the same options, or start anew with --force",
+                path.display()
             );
         }
         let test_accuracy = p.test_accuracy.with_context(|| {
@@ -157,7 +157,7 @@ fn trained(
             true,
         ));
     }
-    let state = train::start(config, data, name)?;
+    let state = train::start(config, data, substrate)?;
     let outcome = train::run(state, data, backend, None, &mut Silent)?;
     outcome.model.save(path)?;
     Ok((
@@ -231,7 +231,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         &config,
         &data,
         &mut IdealBackend::new(),
-        "ideal",
     )?;
     errln!(
         "(a) trained on the ideal backend: test accuracy {:.2} % ({})",
@@ -249,8 +248,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             chip_seed: Some(chip_seed),
             ..args.emulator.clone()
         };
-        let name = chip_args.describe()?;
         let mut chip = chip_args.build()?;
+        let substrate = chip.substrate();
         chip.configure(&ideal.model.to_network())?;
         let copied = evaluate(&mut chip, &ideal.model, &data.test, &loss, None)?.accuracy;
         let started = Instant::now();
@@ -261,7 +260,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             &config,
             &data,
             &mut chip,
-            &name,
         )?;
         errln!(
             "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({})",
@@ -275,6 +273,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         );
         chips.push(ChipResult {
             chip_seed,
+            substrate,
             copied_accuracy: copied,
             in_the_loop_accuracy: in_loop.test_accuracy,
             in_the_loop_selected_epoch: in_loop.selected_epoch,

@@ -12,6 +12,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Args;
+use spikeloop_backend::Backend;
 use spikeloop_emulator::EmulatorBackend;
 use spikeloop_transport::DeviceConfig;
 use spikeloop_transport::device::VirtualDevice;
@@ -37,14 +38,23 @@ pub struct DeviceArgs {
     link: Option<std::path::PathBuf>,
 }
 
-/// The virtual device's configuration for `chip`: its identity names the chip and run seeds (so
-/// a run started on one chip is not resumed on another), its timing is the chip's.
+/// The virtual device's configuration for `chip`: its identity names the chip, run seed and
+/// noise preset, its firmware version carries the fingerprint of the chip's complete
+/// configuration (so a run started on one chip set-up is not resumed on another), its timing
+/// is the chip's.
 pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceConfig {
     let c = chip.config();
     DeviceConfig {
         device_id: format!(
-            "spikeloop-virtual-device (emulator chip seed {}, run seed {})",
-            c.chip_seed, c.run_seed
+            "spikeloop-virtual-device (chip {}, run seed {}, noise {})",
+            c.chip_seed,
+            c.run_seed,
+            c.noise_preset().unwrap_or("custom")
+        ),
+        firmware_version: format!(
+            "virtual {} config {}",
+            env!("CARGO_PKG_VERSION"),
+            chip.substrate().fingerprint()
         ),
         max_frame_size,
         sample_window_us: c.timing.sample_window_tau * c.timing.tau_s_us,
@@ -56,7 +66,7 @@ pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceCon
 
 pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
     let chip = args.emulator.build()?;
-    let description = args.emulator.describe()?;
+    let description = chip.config().summary();
     let config = device_config(&chip, args.max_frame_size);
     let device_id = config.device_id.clone();
     let mut device = VirtualDevice::new(chip, config)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use spikeloop_backend::Record;
+use spikeloop_backend::{Record, Substrate};
 use spikeloop_data::Split;
 use spikeloop_trainer::eval::{EVAL_BATCH, encode_batch};
 use spikeloop_trainer::loss::LossParams;
@@ -25,8 +25,43 @@ pub struct InferArgs {
     /// Output JSON file [default: <model file's directory>/infer-<model file's name>-<split>-<substrate>.json].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Where the substrate's trial-to-trial noise starts (an emulated chip's run counter; 0 is
+    /// where a fresh chip starts) [default: where the model's test evaluation started it
+    /// (provenance.test_noise_position), so that the test split on the chip the model was
+    /// trained on gives exactly the test accuracy training reported; 0 for a model without one].
+    #[arg(long, value_name = "N")]
+    noise_position: Option<u64>,
     #[command(flatten)]
     backend: BackendArgs,
+}
+
+/// Moves the backend's trial noise to `asked`, or else to where the model's test evaluation
+/// had it; returns where it starts.
+fn start_noise(
+    backend: &mut dyn spikeloop_backend::Backend,
+    model: &Model,
+    asked: Option<u64>,
+) -> anyhow::Result<Option<u64>> {
+    let recorded = model
+        .provenance
+        .as_ref()
+        .and_then(|p| p.test_noise_position);
+    let Some(position) = asked.or(recorded) else {
+        return Ok(backend.noise_position());
+    };
+    if backend.noise_position().is_none() {
+        if asked.is_some() {
+            anyhow::bail!(
+                "--noise-position: {} has no noise position to set (only substrates with pseudo-random trial noise do, such as the emulator)",
+                backend.substrate().summary
+            );
+        }
+        return Ok(None);
+    }
+    backend
+        .set_noise_position(position)
+        .context("could not move the substrate's trial noise to its starting position")?;
+    Ok(Some(position))
 }
 
 /// The JSON document `infer` writes. Spike times are in tau_s; `null` means "no spike".
@@ -36,7 +71,10 @@ struct InferReport {
     model: String,
     dataset: String,
     split: Split,
-    backend: String,
+    /// The substrate the data ran on, completely described.
+    substrate: Substrate,
+    /// Where the substrate's trial noise started (`null`: a substrate without one).
+    noise_position: Option<u64>,
     samples: usize,
     accuracy: f64,
     loss: f64,
@@ -59,13 +97,14 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
-    let backend_name = args.backend.describe(backend.as_ref())?;
+    let substrate = backend.substrate();
     let file_tag = args.backend.run_tag()?;
     let model_name = args
         .model
         .file_stem()
         .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
     backend.configure(&model.to_network())?;
+    let noise_position = start_noise(backend.as_mut(), &model, args.noise_position)?;
     let params = model.provenance.as_ref().map_or(
         LossParams {
             xi: 0.2,
@@ -120,7 +159,8 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
         model: args.model.display().to_string(),
         dataset: model.dataset.to_string(),
         split: args.split,
-        backend: backend_name.clone(),
+        substrate: substrate.clone(),
+        noise_position,
         samples: data.len(),
         accuracy: eval.accuracy,
         loss: eval.loss,
@@ -140,7 +180,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
         "{} {} split on {}: accuracy {:.2} % ({} samples) -> {}",
         model.dataset,
         args.split,
-        backend_name,
+        substrate.summary,
         100.0 * eval.accuracy,
         data.len(),
         out.display()

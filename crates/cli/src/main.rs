@@ -181,8 +181,25 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(e) => {
-            errln!("error: {e:#}");
+            errln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause that an outer message already
+/// quotes (many errors print their source themselves; the OS's text is said once).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.contains(&c) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c);
+    }
+    text
 }

@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use spikeloop_backend::Substrate;
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::train::{self, Checkpoint};
 use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, TrainError, load_data};
 
-use crate::backend::{BackendArgs, PresetArg};
+use crate::backend::{BackendArgs, PresetArg, substrate_mismatch};
 use crate::progress::Progress;
 
 /// Arguments of `spikeloop train`.
@@ -236,21 +237,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let files = RunFiles { dir };
     let mut backend = args.backend.build()?;
-    let backend_name = args.backend.describe(backend.as_ref())?;
+    let substrate = backend.substrate();
 
     let mut replaced = None;
     let state = if args.resume {
-        resume_state(&args, &files, config, &backend_name)?
+        resume_state(&args, &files, config, &substrate)?
     } else {
         replaced = prepare_fresh_dir(&files, args.force)?;
         let data = load_data(&config)?;
-        train::start(&config, &data, &backend_name)?
+        train::start(&config, &data, substrate.clone())?
     };
     spikeloop_trainer::io::remove_stale_temporaries(&files.dir, &RUN_FILES);
     let config = state.config.clone();
     spikeloop_trainer::io::write_atomic(
         &files.path("config.toml"),
-        config.to_toml().as_bytes(),
+        config_toml(&config, &substrate).as_bytes(),
         "write the configuration",
     )?;
     let data = load_data(&config)?;
@@ -278,7 +279,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             } else {
                 String::new()
             },
-            backend_name,
+            substrate.summary,
             config.training.epochs,
             config.seed,
             files.dir.display()
@@ -324,7 +325,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let plot = files.path("training.png");
     let title = format!(
         "{} {topology} on {}, seed {}",
-        config.dataset, backend_name, config.seed
+        config.dataset, substrate.summary, config.seed
     );
     if let Err(e) = plot_history(&plot, &outcome.history, &title) {
         tracing::warn!("could not draw {}: {e}", plot.display());
@@ -385,7 +386,7 @@ fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str) -> Stopped {
     let _ = write_metrics(&files.path("metrics.csv"), &state.history);
     let title = format!(
         "{} {topology} on {}, seed {} (stopped after epoch {})",
-        state.config.dataset, state.backend, state.config.seed, state.epoch
+        state.config.dataset, state.substrate.summary, state.config.seed, state.epoch
     );
     let _ = plot_history(&files.path("training.png"), &state.history, &title);
     Stopped(text)
@@ -416,7 +417,7 @@ fn resume_state(
     args: &TrainArgs,
     files: &RunFiles,
     requested: TrainConfig,
-    backend: &str,
+    substrate: &Substrate,
 ) -> anyhow::Result<Checkpoint> {
     let path = files.checkpoint();
     if !path.exists() {
@@ -426,11 +427,18 @@ fn resume_state(
         );
     }
     let mut state = Checkpoint::load(&path)?;
-    if state.backend != backend {
+    if let Some(why) = substrate_mismatch(&state.substrate, substrate) {
         bail!(
-            "the run in {} trains on {}, not on {backend}; resume it with the same --backend or --device, --chip-seed, --run-seed and --emulator-config",
+            "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace; its config.toml lists them), or start a new run with --out",
             files.dir.display(),
-            state.backend,
+        );
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    if state.spikeloop_version != version {
+        bail!(
+            "the run in {} was started by spikeloop {}, this is {version}, whose results may differ; finish it with that version, or start a new run with --out",
+            files.dir.display(),
+            state.spikeloop_version
         );
     }
     if args.overrides_given() {
@@ -468,6 +476,24 @@ fn resume_state(
         );
     }
     Ok(state)
+}
+
+/// The run's config.toml: the training configuration (readable again with --config), headed
+/// by the substrate it trains on as comments (recorded, not read back: the substrate is chosen
+/// with the backend options).
+fn config_toml(config: &TrainConfig, substrate: &Substrate) -> String {
+    let mut text = format!(
+        "# Trained on {} by spikeloop {}.\n# The substrate's complete settings (recorded here; choose the substrate with the backend options):\n",
+        substrate.summary,
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(text, "#   kind = {}", substrate.kind);
+    for (key, value) in &substrate.settings {
+        let _ = writeln!(text, "#   {key} = {value}");
+    }
+    text.push('\n');
+    text.push_str(&config.to_toml());
+    text
 }
 
 fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {

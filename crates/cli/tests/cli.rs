@@ -163,6 +163,172 @@ fn nan_in_a_model_is_rejected() {
     );
 }
 
+/// `text` with the first non-zero digit of its first weight changed, as a damaged disk would.
+fn flip_a_weight_digit(text: &str) -> String {
+    let at = text.find("\"weights\"").expect("weights");
+    let digit = at
+        + text[at..]
+            .find(|c: char| c.is_ascii_digit() && c != '0')
+            .expect("digit");
+    let mut flipped = text.to_string();
+    let new = if flipped.as_bytes()[digit] == b'9' {
+        "8"
+    } else {
+        "9"
+    };
+    flipped.replace_range(digit..=digit, new);
+    flipped
+}
+
+/// Models and checkpoints carry a checksum: a flipped digit or a hand edit is refused, and a
+/// hand-written model (no provenance, no checksum) is validated key by key and shape by shape.
+#[test]
+fn damaged_or_hand_edited_models_and_checkpoints_are_refused() {
+    let dir = temp_dir("damaged");
+    let o = train(&dir, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let infer = |path: &Path| spikeloop(&["infer", "--model", path.to_str().expect("utf-8")]);
+    let text = std::fs::read_to_string(dir.join("model.json")).expect("model");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+
+    // A flipped digit inside the weights.
+    let flipped = flip_a_weight_digit(&text);
+    assert_clear_error(&infer(&write("flipped.json", &flipped)), "checksum");
+
+    // A hand-edited shape, with and without the checksum.
+    let mut model: serde_json::Value = serde_json::from_str(&text).expect("json");
+    model["layers"][0]["size"] = 50.into();
+    assert_clear_error(&infer(&write("shape.json", &model.to_string())), "checksum");
+    let object = model.as_object_mut().expect("object");
+    object.remove("checksum");
+    object.remove("provenance");
+    assert_clear_error(
+        &infer(&write("shape-bare.json", &model.to_string())),
+        "layer",
+    );
+
+    // A hand-written model is checked as strictly as a config.
+    let mut bare: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let object = bare.as_object_mut().expect("object");
+    object.remove("checksum");
+    object.remove("provenance");
+    assert!(
+        infer(&write("bare.json", &bare.to_string()))
+            .status
+            .success(),
+        "a bare model runs"
+    );
+    let mut unknown = bare.clone();
+    unknown["layers"][0]["neuron"]["tau_x"] = 1.0.into();
+    assert_clear_error(
+        &infer(&write("unknown.json", &unknown.to_string())),
+        "tau_x",
+    );
+    let mut swapped = bare.clone();
+    swapped["encoding"]["early"] = 3.0.into();
+    assert_clear_error(
+        &infer(&write("encoding.json", &swapped.to_string())),
+        "early",
+    );
+    let mut negative = bare.clone();
+    negative["layers"][0]["bias_times"][0] = (-1.0).into();
+    assert_clear_error(&infer(&write("bias.json", &negative.to_string())), "bias");
+    let mut recorded = bare.clone();
+    recorded["provenance"] =
+        serde_json::from_str::<serde_json::Value>(&text).expect("json")["provenance"].clone();
+    assert_clear_error(
+        &infer(&write("unsealed.json", &recorded.to_string())),
+        "checksum",
+    );
+
+    // Another kind of spikeloop file is named as what it is.
+    assert_clear_error(&infer(&dir.join("checkpoint.json")), "this is a checkpoint");
+
+    // A damaged checkpoint is refused on resume, and the run is left as it was.
+    let checkpoint = std::fs::read_to_string(dir.join("checkpoint.json")).expect("checkpoint");
+    let flipped = flip_a_weight_digit(&checkpoint);
+    std::fs::write(dir.join("checkpoint.json"), &flipped).expect("write");
+    assert_clear_error(&train(&dir, &["--epochs", "2", "--resume"]), "checksum");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("checkpoint.json")).expect("checkpoint"),
+        flipped,
+        "the refused checkpoint is kept for inspection"
+    );
+}
+
+/// Messages say what is wrong, once: where a config key is, that a path is no serial port, the
+/// operating system's text a single time, and no colour codes in a log that goes to a file.
+#[test]
+fn messages_name_the_problem_once_and_where_it_is() {
+    let dir = temp_dir("messages");
+    let config = dir.join("typo.toml");
+    std::fs::write(&config, "[network]\nhiden = [8]\n").expect("write");
+    let o = spikeloop(&["train", "--config", config.to_str().expect("utf-8")]);
+    assert_clear_error(&o, "line 2, column 1");
+    assert_clear_error(&o, "unknown field `hiden`");
+
+    let file = dir.join("not-a-port");
+    std::fs::write(&file, "").expect("write");
+    for (port, says) in [
+        (
+            file.to_str().expect("utf-8"),
+            "regular file, not a serial port",
+        ),
+        ("/dev/null", "not a terminal device"),
+        (
+            dir.to_str().expect("utf-8"),
+            "a directory, not a serial port",
+        ),
+    ] {
+        let o = spikeloop(&[
+            "train",
+            "--device",
+            port,
+            "--out",
+            dir.join("r").to_str().expect("utf-8"),
+        ]);
+        assert_clear_error(&o, says);
+        assert!(!stderr(&o).contains("plugged in"), "{}", stderr(&o));
+    }
+
+    let o = spikeloop(&["train", "--config", dir.to_str().expect("utf-8")]);
+    assert_clear_error(&o, "os error 21");
+    assert_eq!(
+        stderr(&o).matches("os error 21").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args([
+            "train",
+            "--quiet",
+            "--backend",
+            "ideal",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+        ])
+        .arg("--out")
+        .arg(dir.join("logged"))
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run spikeloop");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).is_empty(), "RUST_LOG=debug logs");
+    assert!(
+        !stderr(&o).contains('\u{1b}'),
+        "colour codes: {}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn an_existing_run_is_not_overwritten() {
     let dir = temp_dir("keep");
@@ -300,10 +466,26 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
             .expect("json");
+    // The whole substrate is recorded: its kind, summary and every effective setting.
+    let substrate = &model["provenance"]["substrate"];
+    assert_eq!(substrate["kind"], "emulator");
     assert_eq!(
-        model["provenance"]["backend"],
-        "emulator (chip seed 3, run seed 1)"
+        substrate["summary"],
+        "emulator chip 3, run seed 1, noise default"
     );
+    assert_eq!(substrate["settings"]["chip_seed"], "3");
+    assert!(
+        substrate["settings"].as_object().expect("settings").len() > 20,
+        "every emulator setting is recorded: {substrate}"
+    );
+    let config = std::fs::read_to_string(dir.join("config.toml")).expect("config.toml");
+    assert!(
+        config.contains("emulator chip 3, run seed 1, noise default")
+            && config.contains("chip_seed"),
+        "config.toml names the substrate: {config}"
+    );
+    let checkpoint = std::fs::read_to_string(dir.join("checkpoint.json")).expect("checkpoint");
+    assert!(checkpoint.contains("\"substrate\"") && checkpoint.contains("\"checksum\""));
     assert_eq!(
         model["encoding"]["repeat"], 5,
         "the chip preset feeds every input 5 times"
@@ -317,6 +499,58 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("emulator"));
+    // The test accuracy training reported is reproduced from the written files alone.
+    let out = dir.join("infer.json");
+    let o = spikeloop(&[
+        "infer",
+        "--model",
+        dir.join("model.json").to_str().expect("utf-8"),
+        "--chip-seed",
+        "3",
+        "--split",
+        "test",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("report")).expect("json");
+    assert_eq!(
+        report["accuracy"], model["provenance"]["test_accuracy"],
+        "infer reproduces the test accuracy training reported"
+    );
+    // Resuming on another noise preset or emulator configuration is refused, naming the
+    // difference.
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--resume",
+        "--epochs",
+        "2",
+        "--chip-seed",
+        "3",
+        "--noise",
+        "none",
+        "--out",
+        d,
+    ]);
+    assert_clear_error(&o, "noise");
+    let emulator_config = dir.join("emulator.toml");
+    std::fs::write(&emulator_config, "[timing]\nbatch_overhead_us = 1.0\n").expect("write");
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--resume",
+        "--epochs",
+        "2",
+        "--chip-seed",
+        "3",
+        "--emulator-config",
+        emulator_config.to_str().expect("utf-8"),
+        "--out",
+        d,
+    ]);
+    assert_clear_error(&o, "batch_overhead_us");
     // Resuming on another chip is refused: its noise would not continue the run's.
     let o = spikeloop(&[
         "train",
@@ -329,7 +563,7 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         "--out",
         d,
     ]);
-    assert_clear_error(&o, "chip seed 3");
+    assert_clear_error(&o, "chip_seed was 3, now 4");
 }
 
 /// Regression: a closed stdout or stderr (`spikeloop infer ... | head -1`) panicked with

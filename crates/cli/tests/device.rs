@@ -119,7 +119,12 @@ fn training_through_the_virtual_device_is_bit_identical_to_training_in_process()
     let device = DeviceProcess::start(&["--chip-seed", "2"]);
     let mut serial =
         SerialBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
-    let state = train::start(&config, &data, "device").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("device", "device"),
+    )
+    .expect("start");
     let remote = train::run(state, &data, &mut serial, None, &mut Silent).expect("train on device");
 
     let mut chip = EmulatorBackend::new(EmulatorConfig {
@@ -127,7 +132,12 @@ fn training_through_the_virtual_device_is_bit_identical_to_training_in_process()
         ..EmulatorConfig::default()
     })
     .expect("emulator");
-    let state = train::start(&config, &data, "emulator").expect("start");
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("emulator", "emulator"),
+    )
+    .expect("start");
     let local = train::run(state, &data, &mut chip, None, &mut Silent).expect("train in process");
 
     assert_eq!(flat(&remote), flat(&local), "weights differ");
@@ -180,11 +190,7 @@ fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
     let report =
         spikeloop_transport::serial::conformance_on_port(&device.path, 115_200).expect("open");
     assert!(report.all_passed(), "{report}");
-    assert!(
-        report.device_id.contains("chip seed 3"),
-        "{}",
-        report.device_id
-    );
+    assert!(report.device_id.contains("chip 3,"), "{}", report.device_id);
     // The command line prints the same report and succeeds.
     let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
         .args(["conformance", "--device", &device.path])
@@ -194,6 +200,23 @@ fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
     assert!(o.status.success(), "{text}");
     assert!(text.contains("PASS duplicate request ids"), "{text}");
     assert!(text.trim_end().ends_with(", 0 failed"), "{text}");
+}
+
+/// A port held by another process is named as busy, not as a device that is not plugged in.
+#[test]
+fn a_busy_port_is_named_as_in_use() {
+    let device = DeviceProcess::start(&[]);
+    let runtime = spikeloop_transport::serial::runtime().expect("runtime");
+    let _held = spikeloop_transport::serial::open_port(&runtime, &device.path, 115_200)
+        .expect("open the port");
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(["conformance", "--device", &device.path])
+        .output()
+        .expect("run spikeloop conformance");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(!err.contains("plugged in"), "{err}");
 }
 
 #[test]
@@ -243,7 +266,7 @@ fn train_on_a_device_from_the_command_line() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && err.contains("trains on device"),
+        !o.status.success() && err.contains("backend kind device"),
         "{err}"
     );
     // Emulator options are refused with a device.
@@ -279,7 +302,7 @@ fn inference(path: &std::path::Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
     if let Some(o) = v.as_object_mut() {
         o.remove("model");
-        o.remove("backend");
+        o.remove("substrate");
     }
     v
 }

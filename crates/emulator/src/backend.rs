@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use spikeloop_backend::{
     Backend, BackendError, Capabilities, InputBatch, MembraneReadout, MembraneRequest,
-    MembraneTrace, Network, Record, RunOutput, RunStats, SpikeTimes,
+    MembraneTrace, Network, Record, RunOutput, RunStats, SpikeTimes, Substrate,
 };
 
 use crate::analog::{NeuronCodes, NeuronTargets};
@@ -226,6 +226,12 @@ impl EmulatorBackend {
 impl Backend for EmulatorBackend {
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
+    }
+
+    /// The emulated chip's complete effective configuration (seeds, every noise magnitude,
+    /// operating point, timing, pacing), as its TOML keys.
+    fn substrate(&self) -> Substrate {
+        Substrate::new("emulator", self.config.summary()).with_settings("", &self.config)
     }
 
     fn configure(&mut self, network: &Network) -> Result<(), BackendError> {

@@ -384,6 +384,48 @@ impl EmulatorConfig {
         toml::to_string(self).unwrap_or_default()
     }
 
+    /// The name of the noise preset this configuration's noise equals (`default`, `temporal`,
+    /// `none`), or `None` for noise magnitudes of its own.
+    pub fn noise_preset(&self) -> Option<&'static str> {
+        [
+            ("default", NoiseConfig::default()),
+            ("temporal", NoiseConfig::temporal_only()),
+            ("none", NoiseConfig::none()),
+        ]
+        .into_iter()
+        .find(|(_, n)| *n == self.noise)
+        .map(|(name, _)| name)
+    }
+
+    /// One line naming the chip: `emulator chip 1, run seed 1, noise default`, with `custom
+    /// noise`, `custom settings` (anything but seeds, noise and pacing differs from the
+    /// defaults) and `paced` where they apply.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "emulator chip {}, run seed {}, noise {}",
+            self.chip_seed,
+            self.run_seed,
+            self.noise_preset().unwrap_or("custom")
+        );
+        let defaults = Self {
+            chip_seed: self.chip_seed,
+            run_seed: self.run_seed,
+            noise: self.noise.clone(),
+            timing: TimingConfig {
+                pacing: self.timing.pacing,
+                ..TimingConfig::default()
+            },
+            ..Self::default()
+        };
+        if *self != defaults {
+            s.push_str(", custom settings");
+        }
+        if self.timing.pacing {
+            s.push_str(", paced");
+        }
+        s
+    }
+
     /// Hardware time of one clock tick in model time units (0 when timestamps are exact).
     pub fn tick_tau(&self) -> f64 {
         self.noise.timestamp_resolution_ns * 1e-3 / self.timing.tau_s_us

@@ -13,6 +13,7 @@ use std::fmt;
 /// therefore have units of current (charge per time); with the reference parameters all
 /// quantities are dimensionless, time measured in units of `tau_s`.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NeuronParams {
     /// Membrane time constant `tau_m = C / g_leak`.
     pub tau_m: f64,

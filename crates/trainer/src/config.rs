@@ -97,6 +97,24 @@ pub struct EncodingConfig {
     pub repeat: usize,
 }
 
+impl EncodingConfig {
+    /// Checks that the two spike times are finite and ordered, `0 <= early < late`.
+    pub fn check_times(&self) -> Result<(), String> {
+        if self.early.is_finite()
+            && self.late.is_finite()
+            && self.early >= 0.0
+            && self.late > self.early
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "encoding: early = {}, late = {}; need 0 <= early < late, both finite",
+                self.early, self.late
+            ))
+        }
+    }
+}
+
 /// Loss, optimiser, schedule and the stabilisers of the reference trainer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -281,6 +299,9 @@ impl TrainConfig {
     /// when the text names none; validates the result.
     pub fn from_toml_with_preset(text: &str, preset: Preset) -> Result<Self, TrainError> {
         let bad = |e: &dyn std::fmt::Display| TrainError::Config(e.to_string());
+        // Reading the text on its own first reports an unknown key or a wrong type with its line
+        // and column; the merged table below no longer knows where its keys came from.
+        toml::from_str::<Self>(text).map_err(|e| bad(&e))?;
         let user: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
         let preset = match user.get("preset") {
             Some(v) => Preset::deserialize(v.clone()).map_err(|e| bad(&format!("preset: {e}")))?,
@@ -335,9 +356,9 @@ impl TrainConfig {
         if let Err(e) = net.neuron.validate() {
             return err(format!("network.neuron: {e}"));
         }
-        if let Some(t) = net.bias_times.iter().find(|t| !t.is_finite()) {
+        if let Some(t) = net.bias_times.iter().find(|t| !t.is_finite() || **t < 0.0) {
             return err(format!(
-                "network.bias_times contains {t}; bias times must be finite"
+                "network.bias_times contains {t}; bias times must be finite and >= 0 (a spike time of the sample, in tau_s)"
             ));
         }
         for (key, values) in [
@@ -361,15 +382,8 @@ impl TrainConfig {
             ));
         }
         let enc = &self.encoding;
-        if !(enc.early.is_finite()
-            && enc.late.is_finite()
-            && enc.early >= 0.0
-            && enc.late > enc.early)
-        {
-            return err(format!(
-                "encoding: early = {}, late = {}; need 0 <= early < late, both finite",
-                enc.early, enc.late
-            ));
+        if let Err(e) = enc.check_times() {
+            return err(e);
         }
         if enc.repeat == 0 {
             return err("encoding.repeat = 0; every input needs at least 1 copy".into());

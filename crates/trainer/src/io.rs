@@ -67,3 +67,47 @@ pub fn write_json_atomic<T: serde::Serialize>(
     })?;
     write_atomic(path, text.as_bytes(), what)
 }
+
+/// A document whose `checksum` field covers the rest of its content: written sealed, refused on
+/// reading when anything in it changed.
+pub trait Checksummed: serde::Serialize + Clone {
+    /// The document's checksum field.
+    fn checksum_mut(&mut self) -> &mut Option<String>;
+}
+
+/// The CRC-64/XZ (16 hex digits) of the compact JSON of `doc` without its checksum. The JSON
+/// of a document is fixed by its fields' order and Rust's shortest round-trip float printing,
+/// so the value does not depend on how the file was formatted, only on what it holds.
+fn checksum_of<T: Checksummed>(doc: &T) -> Result<String, TrainError> {
+    let mut bare = doc.clone();
+    *bare.checksum_mut() = None;
+    let text = serde_json::to_vec(&bare)
+        .map_err(|e| TrainError::Model(format!("could not serialise for the checksum: {e}")))?;
+    Ok(format!(
+        "{:016x}",
+        crc::Crc::<u64>::new(&crc::CRC_64_XZ).checksum(&text)
+    ))
+}
+
+/// `doc` with its checksum set.
+pub fn seal<T: Checksummed>(doc: &T) -> Result<T, TrainError> {
+    let mut sealed = doc.clone();
+    *sealed.checksum_mut() = Some(checksum_of(doc)?);
+    Ok(sealed)
+}
+
+/// Checks the checksum `doc` carries: `Ok(true)` when it matches, `Ok(false)` when it carries
+/// none, and an error naming both values when it does not match.
+pub fn verify_seal<T: Checksummed>(doc: &T) -> Result<bool, String> {
+    let Some(stated) = doc.clone().checksum_mut().clone() else {
+        return Ok(false);
+    };
+    let actual = checksum_of(doc).map_err(|e| e.to_string())?;
+    if stated == actual {
+        Ok(true)
+    } else {
+        Err(format!(
+            "its checksum {stated} does not match its content (checksum {actual}): the file was changed after it was written (a flipped digit, a hand edit, a damaged disk)"
+        ))
+    }
+}

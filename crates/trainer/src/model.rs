@@ -1,10 +1,12 @@
 //! The trained model and its file format.
 //!
-//! A model file is one JSON document (`format = "spikeloop-model"`, `version = 1`) that holds
+//! A model file is one JSON document (`format = "spikeloop-model"`, `version = 2`) that holds
 //! everything needed to run the network on any backend: topology, neuron parameters, float
-//! weights, the input encoding, and how it was made (configuration, seed, backend, package
-//! version, accuracies). Weights are written with enough digits to round-trip exactly, so a
-//! loaded model computes bit-identical spike times.
+//! weights, the input encoding, and how it was made (configuration, seed, the complete
+//! substrate description, package version, accuracies). Weights are written with enough digits
+//! to round-trip exactly, so a loaded model computes bit-identical spike times. A `checksum`
+//! over the content makes any later change (a flipped digit, a hand-edited shape) an error on
+//! reading; keys the format does not define are errors too.
 
 use std::path::Path;
 
@@ -12,7 +14,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
-use spikeloop_backend::{Layer, Network};
+use spikeloop_backend::{Layer, Network, Substrate};
 use spikeloop_data::DatasetKind;
 use spikeloop_lif::NeuronParams;
 
@@ -21,7 +23,7 @@ use crate::{TrainConfig, TrainError, config::EncodingConfig, seeds};
 /// The identifier in the `format` field of every model file.
 pub const MODEL_FORMAT: &str = "spikeloop-model";
 /// The model file version this build writes and reads.
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 
 /// One layer of a model: its neurons, bias spikes and incoming weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,11 +41,12 @@ pub struct ModelLayer {
 
 /// How the model was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Provenance {
     /// Version of spikeloop that trained it.
     pub spikeloop_version: String,
-    /// Backend the forward passes ran on during training.
-    pub backend: String,
+    /// The substrate the forward passes ran on during training, completely described.
+    pub substrate: Substrate,
     /// The full training configuration (its `seed` is the training seed).
     pub config: TrainConfig,
     /// Epochs completed.
@@ -54,6 +57,11 @@ pub struct Provenance {
     pub validation_accuracy: Option<f64>,
     /// Test accuracy after training, as a fraction.
     pub test_accuracy: Option<f64>,
+    /// Where the substrate's trial-to-trial noise stood when the test split was evaluated
+    /// ([`spikeloop_backend::Backend::noise_position`]); `None` for a substrate without one.
+    /// `spikeloop infer` starts there, so it reproduces `test_accuracy` exactly.
+    #[serde(default)]
+    pub test_noise_position: Option<u64>,
 }
 
 /// A layered first-spike network with float weights, ready to run on any backend.
@@ -77,6 +85,16 @@ pub struct Model {
     /// How the model was made; absent for hand-written models.
     #[serde(default)]
     pub provenance: Option<Provenance>,
+    /// CRC-64/XZ of the rest of the file ([`crate::io::seal`]), written by every save; a
+    /// hand-written model may leave it out, a model with provenance may not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl crate::io::Checksummed for Model {
+    fn checksum_mut(&mut self) -> &mut Option<String> {
+        &mut self.checksum
+    }
 }
 
 impl Model {
@@ -145,6 +163,7 @@ impl Model {
             encoding: config.encoding.clone(),
             layers,
             provenance: None,
+            checksum: None,
         })
     }
 
@@ -218,6 +237,9 @@ impl Model {
                 self.version
             ));
         }
+        if let Err(e) = self.encoding.check_times() {
+            return err(e);
+        }
         if self.encoding.repeat == 0 || !self.n_inputs.is_multiple_of(self.encoding.repeat) {
             return err(format!(
                 "encoding.repeat = {} does not divide the {} inputs",
@@ -234,6 +256,16 @@ impl Model {
         let mut n_prev = self.n_inputs;
         for (l, layer) in self.layers.iter().enumerate() {
             let n_in = n_prev + layer.bias_times.len();
+            if let Some((i, t)) = layer
+                .bias_times
+                .iter()
+                .enumerate()
+                .find(|(_, t)| !(t.is_finite() && **t >= 0.0))
+            {
+                return err(format!(
+                    "layer {l}, bias {i}: time {t}; bias times must be finite and >= 0"
+                ));
+            }
             if layer.weights.len() != layer.size {
                 return err(format!(
                     "layer {l} has size {} but {} weight rows",
@@ -265,27 +297,106 @@ impl Model {
             .map_err(|e| TrainError::Model(e.to_string()))
     }
 
-    /// Reads and validates a model file.
+    /// Reads and validates a model file: its format and version, its checksum, every key and
+    /// shape.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
             what: "read the model file",
             path: path.to_path_buf(),
             source,
         })?;
-        let model: Self = serde_json::from_str(&text).map_err(|e| {
-            TrainError::Model(format!("{}: not a valid model file: {e}", path.display()))
-        })?;
-        model.validate().map_err(|e| match e {
+        Self::from_json(&text).map_err(|e| match e {
             TrainError::Model(m) => TrainError::Model(format!("{}: {m}", path.display())),
             other => other,
+        })
+    }
+
+    /// Reads and validates a model from the text of a model file.
+    pub fn from_json(text: &str) -> Result<Self, TrainError> {
+        let head: Kind = serde_json::from_str(text).map_err(|e| {
+            TrainError::Model(format!(
+                "not a valid model file: not JSON ({e}); a model is the model.json a run writes"
+            ))
         })?;
+        check_kind(&head, MODEL_FORMAT, MODEL_VERSION, "model").map_err(TrainError::Model)?;
+        let model: Self = serde_json::from_str(text)
+            .map_err(|e| TrainError::Model(format!("not a valid model file: {e}")))?;
+        match crate::io::verify_seal(&model) {
+            Ok(true) => {}
+            Ok(false) if model.provenance.is_some() => {
+                return Err(TrainError::Model(
+                    "it records a training run but carries no checksum, so it cannot be told intact; a model written by spikeloop always has one (a hand-written model leaves out both provenance and checksum)".into(),
+                ));
+            }
+            Ok(false) => {}
+            Err(e) => return Err(TrainError::Model(e)),
+        }
+        model.validate()?;
         Ok(model)
     }
 
-    /// Writes the model atomically (a temporary file renamed into place).
+    /// Writes the model atomically (a temporary file renamed into place), with its checksum.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        crate::io::write_json_atomic(path, self, "write the model file")
+        crate::io::write_json_atomic(path, &crate::io::seal(self)?, "write the model file")
     }
+}
+
+/// The kinds of file spikeloop writes, by their `format` field, with what each one is for.
+const KNOWN_FORMATS: [(&str, &str); 4] = [
+    (MODEL_FORMAT, "a model (model.json of a run)"),
+    (
+        crate::train::CHECKPOINT_FORMAT,
+        "a checkpoint (checkpoint.json of a run; give the run's model.json, or continue the run with `spikeloop train --resume`)",
+    ),
+    (
+        "spikeloop-inference",
+        "an inference report of `spikeloop infer`",
+    ),
+    (
+        "spikeloop-compare",
+        "a comparison report of `spikeloop compare`",
+    ),
+];
+
+/// The two fields every spikeloop file opens with, read before the rest so that another kind of
+/// file, or another version, is named as such instead of failing on its first unexpected field.
+#[derive(Deserialize)]
+pub(crate) struct Kind {
+    format: Option<String>,
+    version: Option<u64>,
+}
+
+/// Checks that a file is a `want` file of `version`; another spikeloop file is named as what it
+/// is.
+pub(crate) fn check_kind(doc: &Kind, want: &str, version: u32, noun: &str) -> Result<(), String> {
+    match doc.format.as_deref() {
+        Some(f) if f == want => {}
+        Some(f) => {
+            let what = KNOWN_FORMATS.iter().find(|(k, _)| *k == f).map_or_else(
+                || format!("a file of format \"{f}\""),
+                |(_, d)| (*d).to_string(),
+            );
+            return Err(format!("this is {what}, not a {noun} file"));
+        }
+        None => {
+            return Err(format!(
+                "not a {noun} file (no \"format\": \"{want}\" field)"
+            ));
+        }
+    }
+    let v = doc.version;
+    if v != Some(u64::from(version)) {
+        return Err(format!(
+            "{noun} file version {} is not supported; this build reads version {version}{}",
+            v.map_or_else(|| "(missing)".to_string(), |v| v.to_string()),
+            if v.is_some_and(|v| v < u64::from(version)) {
+                " (written by an earlier spikeloop; train it again with this one)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

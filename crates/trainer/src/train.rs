@@ -19,7 +19,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use spikeloop_backend::{Backend, InputBatch, Record};
+use spikeloop_backend::{Backend, InputBatch, Record, Substrate};
 use spikeloop_data::Dataset;
 
 use crate::config::ModelSelection;
@@ -37,7 +37,7 @@ const SAMPLES_PER_TASK: usize = 4;
 /// The format identifier of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "spikeloop-checkpoint";
 /// The checkpoint version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// The three splits a training run uses.
 #[derive(Clone, Debug)]
@@ -89,10 +89,12 @@ pub struct Checkpoint {
     pub format: String,
     /// Always [`CHECKPOINT_VERSION`].
     pub version: u32,
+    /// Version of spikeloop that wrote it.
+    pub spikeloop_version: String,
     /// The run's configuration.
     pub config: TrainConfig,
-    /// Name of the backend the run trains on.
-    pub backend: String,
+    /// The substrate the run trains on, completely described; a run resumes only on the same.
+    pub substrate: Substrate,
     /// Epochs completed.
     pub epoch: u32,
     /// The model after `epoch` epochs.
@@ -113,6 +115,15 @@ pub struct Checkpoint {
     /// ([`Checkpoints::every_batches`]); `None` for one written between epochs.
     #[serde(default)]
     pub partial: Option<PartialEpoch>,
+    /// CRC-64/XZ of the rest of the file, written by every save and checked on loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl crate::io::Checksummed for Checkpoint {
+    fn checksum_mut(&mut self) -> &mut Option<String> {
+        &mut self.checksum
+    }
 }
 
 /// How far an epoch had got when a checkpoint was written between its batches: everything the
@@ -159,25 +170,32 @@ pub struct BestEpoch {
 }
 
 impl Checkpoint {
-    /// Reads a checkpoint file.
+    /// Reads a checkpoint file: its format and version, its checksum and its model.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
             what: "read the checkpoint",
             path: path.to_path_buf(),
             source,
         })?;
-        let c: Self = serde_json::from_str(&text).map_err(|e| {
-            TrainError::Checkpoint(format!("{}: not a valid checkpoint: {e}", path.display()))
-        })?;
-        if c.format != CHECKPOINT_FORMAT || c.version != CHECKPOINT_VERSION {
-            return Err(TrainError::Checkpoint(format!(
-                "{}: format {} version {} is not a checkpoint this build reads ({CHECKPOINT_FORMAT} version {CHECKPOINT_VERSION})",
-                path.display(),
-                c.format,
-                c.version
-            )));
+        let bad = |m: String| TrainError::Checkpoint(format!("{}: {m}", path.display()));
+        let head: crate::model::Kind = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a checkpoint: not JSON ({e})")))?;
+        crate::model::check_kind(&head, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
+            .map_err(bad)?;
+        let c: Self =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
+        match crate::io::verify_seal(&c) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(bad(
+                    "carries no checksum, so it cannot be told intact".into()
+                ));
+            }
+            Err(e) => return Err(bad(e)),
         }
-        c.model.validate()?;
+        c.model
+            .validate()
+            .map_err(|e| bad(format!("its model is not valid: {e}")))?;
         Ok(c)
     }
 
@@ -191,18 +209,19 @@ impl Checkpoint {
     ) -> Provenance {
         Provenance {
             spikeloop_version: env!("CARGO_PKG_VERSION").into(),
-            backend: self.backend.clone(),
+            substrate: self.substrate.clone(),
             config: self.config.clone(),
             epochs_trained: self.epoch,
             selected_epoch,
             validation_accuracy: Some(validation_accuracy),
             test_accuracy,
+            test_noise_position: None,
         }
     }
 
     /// Writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        crate::io::write_json_atomic(path, self, "write the checkpoint")
+        crate::io::write_json_atomic(path, &crate::io::seal(self)?, "write the checkpoint")
     }
 }
 
@@ -258,7 +277,7 @@ pub struct TrainOutcome {
 pub fn start(
     config: &TrainConfig,
     data: &DataSplits,
-    backend_name: &str,
+    substrate: Substrate,
 ) -> Result<Checkpoint, TrainError> {
     config.validate()?;
     let train = &data.train;
@@ -270,8 +289,9 @@ pub fn start(
     Ok(Checkpoint {
         format: CHECKPOINT_FORMAT.into(),
         version: CHECKPOINT_VERSION,
+        spikeloop_version: env!("CARGO_PKG_VERSION").into(),
         config: config.clone(),
-        backend: backend_name.into(),
+        substrate,
         epoch: 0,
         model,
         adam: Adam::new(&lengths, t.adam_beta1, t.adam_beta2, t.adam_eps),
@@ -283,6 +303,7 @@ pub fn start(
         best: None,
         noise_position: None,
         partial: None,
+        checksum: None,
     })
 }
 
@@ -398,9 +419,12 @@ pub fn run_with(
         _ => (state.epoch, last),
     };
     backend.configure(&model.to_network())?;
+    let test_noise_position = backend.noise_position();
     let test = evaluate(backend, &model, &data.test, &loss, None)?;
-    model.provenance =
-        Some(state.provenance(selected_epoch, validation_accuracy, Some(test.accuracy)));
+    model.provenance = Some(Provenance {
+        test_noise_position,
+        ..state.provenance(selected_epoch, validation_accuracy, Some(test.accuracy))
+    });
     Ok(TrainOutcome {
         model,
         history: state.history,

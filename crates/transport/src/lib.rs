@@ -85,5 +85,5 @@ pub use device::{Defects, DeviceConfig, VirtualDevice};
 pub use frame::{Flags, Frame, FrameDecoder, FrameError, Header, encode_frame, encode_frame_into};
 pub use host::{HostConfig, HostCore, HostError};
 pub use messages::{Message, MessageError, MessageType, decode_message, encode_message, pb};
-pub use serial::SerialBackend;
+pub use serial::{OpenError, SerialBackend};
 pub use timecode::TickScale;

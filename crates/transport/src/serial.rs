@@ -16,7 +16,7 @@ use std::io;
 
 use spikeloop_backend::{
     Backend, BackendError, Capabilities, InputBatch, MembraneRequest, MembraneTrace, Network,
-    Record, RunOutput,
+    Record, RunOutput, Substrate,
 };
 use tokio::io::DuplexStream;
 use tokio::runtime::Runtime;
@@ -79,21 +79,58 @@ pub fn runtime() -> Result<Runtime, OpenError> {
 
 fn open_hint(kind: &tokio_serial::ErrorKind, reason: &str) -> &'static str {
     let r = reason.to_ascii_lowercase();
+    if r.contains("exclusive") || r.contains("busy") || r.contains("temporarily unavailable") {
+        return "; it is in use by another process (another spikeloop, a terminal program, ModemManager: `sudo systemctl stop ModemManager`); `fuser` names it";
+    }
+    if r.contains("permission") {
+        return "; serial ports belong to the dialout group: `sudo usermod -aG dialout $USER`, then log in again";
+    }
+    if r.contains("typewriter") || r.contains("inappropriate ioctl") {
+        return "; it is not a terminal device, so not a serial port: `spikeloop ports` lists the serial ports";
+    }
+    if r.contains("no such file") {
+        return "; no such port: `spikeloop ports` lists the serial ports";
+    }
     match kind {
         tokio_serial::ErrorKind::NoDevice => {
             "; is the device plugged in? `spikeloop ports` lists the serial ports"
         }
-        _ if r.contains("permission") => {
-            "; serial ports belong to the dialout group: `sudo usermod -aG dialout $USER`, then log in again"
-        }
-        _ if r.contains("busy") || r.contains("resource temporarily unavailable") => {
-            "; another program holds the port (a terminal, ModemManager: `sudo systemctl stop ModemManager`)"
-        }
-        _ if r.contains("no such file") => {
-            "; no such port: `spikeloop ports` lists the serial ports"
-        }
         _ => "",
     }
+}
+
+/// Refuses a path that cannot be a serial port before trying to open it: missing, a directory,
+/// a regular file or another non-character file.
+#[cfg(unix)]
+fn check_port_path(path: &str) -> Result<(), OpenError> {
+    use std::os::unix::fs::FileTypeExt;
+    let refuse = |reason: &str, hint: &'static str| {
+        Err(OpenError::Port {
+            port: path.to_string(),
+            reason: reason.to_string(),
+            hint,
+        })
+    };
+    let list = "; `spikeloop ports` lists the serial ports";
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => refuse(
+            "no such file",
+            "; no such port: `spikeloop ports` lists the serial ports",
+        ),
+        Err(_) => Ok(()), // opening it names the problem
+        Ok(m) if m.is_dir() => refuse("it is a directory, not a serial port", list),
+        Ok(m) if m.file_type().is_char_device() => Ok(()),
+        Ok(m) if m.is_file() => refuse(
+            "it is a regular file, not a serial port (a serial port is a terminal device such as /dev/ttyACM0)",
+            list,
+        ),
+        Ok(_) => refuse("it is not a character device, so not a serial port", list),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_port_path(_path: &str) -> Result<(), OpenError> {
+    Ok(())
 }
 
 /// Opens the serial port at `path` for the protocol: 8N1, no flow control, raw mode, exclusive
@@ -103,6 +140,7 @@ pub fn open_port(
     path: &str,
     baud: u32,
 ) -> Result<tokio_serial::SerialStream, OpenError> {
+    check_port_path(path)?;
     let _guard = runtime.enter();
     let builder = tokio_serial::new(path, baud)
         .data_bits(tokio_serial::DataBits::Eight)
@@ -274,6 +312,23 @@ impl<L: Link> Backend for SerialBackend<L> {
 
     fn noise_position(&self) -> Option<u64> {
         self.core.noise_position()
+    }
+
+    /// The device's identity (identifier, firmware, protocol version), its capabilities and its
+    /// timing as the handshake reported them. Not the port: the same device may appear under
+    /// another path.
+    fn substrate(&self) -> Substrate {
+        let info = self.core.info();
+        Substrate::new(
+            "device",
+            format!("device {} ({})", info.device_id, info.firmware_version),
+        )
+        .with("device.id", &info.device_id)
+        .with("device.firmware", &info.firmware_version)
+        .with("device.protocol_version", info.version)
+        .with("device.sample_window_us", info.sample_window_us)
+        .with("device.batch_overhead_us", info.batch_overhead_us)
+        .with_settings("capabilities", &self.capabilities)
     }
 
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
