@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use spikeloop_backend::{Backend, IdealBackend, Substrate};
+use spikeloop_data::DatasetKind;
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent};
 use spikeloop_trainer::{DataSplits, Model, Preset, TrainConfig, evaluate, load_data};
@@ -54,6 +55,9 @@ pub struct CompareArgs {
     /// Replace a comparison in --out.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Also write the figure as SVG (compare.svg), beside compare.png.
+    #[arg(long)]
+    svg: bool,
     #[command(flatten)]
     emulator: EmulatorArgs,
 }
@@ -83,6 +87,100 @@ struct Report {
     in_the_loop_sd: f64,
     /// (mean in-the-loop - mean copied) / (ideal - mean copied).
     recovered_fraction: f64,
+}
+
+/// The published chip result the figure marks: Yin-Yang trained in the loop on BrainScaleS-2,
+/// 95.0 +- 0.9 % (Goeltz et al. 2021).
+const REFERENCE_CHIP_YIN_YANG: f64 = 95.0;
+
+/// What the bars, error bars and dots of the comparison figure show, for `n` chips.
+fn figure_key(n: usize) -> String {
+    format!("bars: mean; error bars: SD over n = {n} chips; dots: each chip")
+}
+
+/// The comparison figure: the three conditions as bars with every chip as a dot, the accuracy
+/// axis from below chance level, chance and (for Yin-Yang) the published chip result marked.
+struct CompareFigure<'a> {
+    report: &'a Report,
+    chip_seeds: &'a [u64],
+    classes: usize,
+    /// Yin-Yang has a published chip result to mark.
+    yin_yang: bool,
+    subtitle: String,
+}
+
+impl CompareFigure<'_> {
+    fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let r = self.report;
+        let copied: Vec<f64> = r.chips.iter().map(|c| pct(c.copied_accuracy)).collect();
+        let in_loop: Vec<f64> = r
+            .chips
+            .iter()
+            .map(|c| pct(c.in_the_loop_accuracy))
+            .collect();
+        let bars = [
+            spikeloop_plot::Bar {
+                label: "(a) ideal training, ideal backend",
+                value: pct(r.ideal_accuracy),
+                error: None,
+                points: &[],
+            },
+            spikeloop_plot::Bar {
+                label: "(b) copied onto the chips",
+                value: pct(r.copied_mean),
+                error: Some(pct(r.copied_sd)),
+                points: &copied,
+            },
+            spikeloop_plot::Bar {
+                label: "(c) trained in the loop",
+                value: pct(r.in_the_loop_mean),
+                error: Some(pct(r.in_the_loop_sd)),
+                points: &in_loop,
+            },
+        ];
+        let chance = 100.0 / self.classes.max(1) as f64;
+        let chance_label = format!("chance {chance:.1} %");
+        let reference_label =
+            format!("reference chip result {REFERENCE_CHIP_YIN_YANG:.1} % (Göltz et al. 2021)");
+        let mut lines = vec![spikeloop_plot::ReferenceLine {
+            value: chance,
+            label: &chance_label,
+        }];
+        if self.yin_yang {
+            lines.push(spikeloop_plot::ReferenceLine {
+                value: REFERENCE_CHIP_YIN_YANG,
+                label: &reference_label,
+            });
+        }
+        let title = format!(
+            "{} test accuracy, {} epochs, chip seeds {}",
+            r.dataset,
+            r.epochs,
+            self.chip_seeds
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        spikeloop_plot::write_bar_chart(
+            path,
+            &spikeloop_plot::BarChart {
+                title: &title,
+                subtitle: &self.subtitle,
+                y_label: "test accuracy (%)",
+                bars: &bars,
+                // Whole tens below chance, so that chance level is on the axis.
+                y_range: Some(((chance / 10.0).floor() * 10.0, 100.0)),
+                reference_lines: &lines,
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// A fraction in percent.
+fn pct(fraction: f64) -> f64 {
+    100.0 * fraction
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {
@@ -298,7 +396,6 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         in_the_loop_sd,
     };
 
-    let pct = |v: f64| 100.0 * v;
     outln!(
         "{:<44} {:>18}",
         "test accuracy",
@@ -329,41 +426,37 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 
     spikeloop_trainer::io::write_json_atomic(&json, &report, "write the comparison")?;
     let png = args.out.join("compare.png");
-    let title = format!(
-        "{} test accuracy, {} epochs, chip seeds {:?}",
-        report.dataset, report.epochs, args.chip_seeds
+    let svg = args.out.join("compare.svg");
+    let figure = CompareFigure {
+        report: &report,
+        chip_seeds: &args.chip_seeds,
+        classes: ideal.model.classes.len(),
+        yin_yang: config.dataset == DatasetKind::YinYang,
+        subtitle: {
+            let c = args.emulator.emulator_config()?;
+            format!(
+                "training seed {}, run seed {}, noise {}; {}",
+                report.seed,
+                c.run_seed,
+                c.noise_preset().unwrap_or("custom"),
+                figure_key(args.chip_seeds.len())
+            )
+        },
+    };
+    figure.write(&png)?;
+    if args.svg {
+        figure.write(&svg)?;
+    }
+    outln!(
+        "wrote {}, {}{}",
+        json.display(),
+        png.display(),
+        if args.svg {
+            format!(" and {}", svg.display())
+        } else {
+            String::new()
+        }
     );
-    let bars = [
-        spikeloop_plot::Bar {
-            label: "(a) ideal training, ideal backend",
-            value: pct(report.ideal_accuracy),
-            error: None,
-        },
-        spikeloop_plot::Bar {
-            label: "(b) copied onto the chip",
-            value: pct(copied_mean),
-            error: Some(pct(copied_sd)),
-        },
-        spikeloop_plot::Bar {
-            label: "(c) trained in the loop",
-            value: pct(in_the_loop_mean),
-            error: Some(pct(in_the_loop_sd)),
-        },
-    ];
-    let lowest = bars
-        .iter()
-        .map(|b| b.value - b.error.unwrap_or(0.0))
-        .fold(f64::INFINITY, f64::min);
-    spikeloop_plot::bar_chart_png(
-        &png,
-        &spikeloop_plot::BarChart {
-            title: &title,
-            y_label: "test accuracy (%)",
-            bars: &bars,
-            y_range: Some(((lowest - 5.0).clamp(0.0, 95.0).floor(), 100.0)),
-        },
-    )?;
-    outln!("wrote {} and {}", json.display(), png.display());
     Ok(())
 }
 

@@ -70,6 +70,9 @@ pub struct TrainArgs {
     /// No progress bar; print only the final result.
     #[arg(long, short)]
     quiet: bool,
+    /// Also write the training figure as SVG (training.svg), beside training.png.
+    #[arg(long)]
+    svg: bool,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -314,7 +317,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(TrainError::Interrupted(state)) => {
-            return Err(stopped(&files, &state, &topology).into());
+            return Err(stopped(&files, &state, &topology, args.svg).into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -322,13 +325,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     outcome.model.save(&files.model())?;
     write_metrics(&files.path("metrics.csv"), &outcome.history)?;
-    let plot = files.path("training.png");
-    let title = format!(
-        "{} {topology} on {}, seed {}",
-        config.dataset, substrate.summary, config.seed
-    );
-    if let Err(e) = plot_history(&plot, &outcome.history, &title) {
-        tracing::warn!("could not draw {}: {e}", plot.display());
+    let figure = Figure {
+        title: format!(
+            "{} {topology}, trained on {}",
+            config.dataset, substrate.summary
+        ),
+        subtitle: seeds_line(config.seed, &substrate),
+        selected_epoch: Some(outcome.selected_epoch),
+        svg: args.svg,
+    };
+    if let Err(e) = figure.write(&files, &outcome.history) {
+        tracing::warn!("could not draw the training figure: {e}");
     }
     let last = outcome
         .history
@@ -344,8 +351,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     );
     if !args.quiet {
         outln!(
-            "wrote {} (model), metrics.csv, training.png, checkpoint.json, config.toml in {}",
+            "wrote {} (model), metrics.csv, training.png{}, checkpoint.json, config.toml in {}",
             files.model().display(),
+            if args.svg { ", training.svg" } else { "" },
             files.dir.display()
         );
     }
@@ -354,7 +362,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
 /// Writes what a stopped run has (the best epoch's model, the metrics, the plot) and says what
 /// it wrote.
-fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str) -> Stopped {
+fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str, svg: bool) -> Stopped {
     let batches = state.partial.as_ref().map_or(0, |p| p.batches_done);
     let mut text = format!(
         "stopped after epoch {} and {batches} batches of the next, as asked; {} is written, continue with --resume --out {}",
@@ -384,11 +392,16 @@ fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str) -> Stopped {
         }
     }
     let _ = write_metrics(&files.path("metrics.csv"), &state.history);
-    let title = format!(
-        "{} {topology} on {}, seed {} (stopped after epoch {})",
-        state.config.dataset, state.substrate.summary, state.config.seed, state.epoch
-    );
-    let _ = plot_history(&files.path("training.png"), &state.history, &title);
+    let figure = Figure {
+        title: format!(
+            "{} {topology}, trained on {} (stopped after epoch {})",
+            state.config.dataset, state.substrate.summary, state.epoch
+        ),
+        subtitle: seeds_line(state.config.seed, &state.substrate),
+        selected_epoch: Some(best.epoch),
+        svg,
+    };
+    let _ = figure.write(files, &state.history);
     Stopped(text)
 }
 
@@ -519,23 +532,68 @@ fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
     std::fs::write(path, csv).with_context(|| format!("could not write {}", path.display()))
 }
 
-fn plot_history(path: &Path, history: &[EpochMetrics], title: &str) -> anyhow::Result<()> {
-    let epochs: Vec<f64> = history.iter().map(|m| f64::from(m.epoch)).collect();
-    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    let train_loss: Vec<f64> = history.iter().map(|m| nan(m.train_loss)).collect();
-    let train_accuracy: Vec<f64> = history.iter().map(|m| nan(m.train_accuracy)).collect();
-    let validation_loss: Vec<f64> = history.iter().map(|m| m.validation_loss).collect();
-    let validation_accuracy: Vec<f64> = history.iter().map(|m| m.validation_accuracy).collect();
-    spikeloop_plot::training_curves_png(
-        path,
-        &spikeloop_plot::TrainingCurves {
-            title,
+/// The training figure of a run: what it says beside the curves.
+struct Figure {
+    title: String,
+    subtitle: String,
+    selected_epoch: Option<u32>,
+    /// Also write training.svg.
+    svg: bool,
+}
+
+impl Figure {
+    /// Draws `history` into training.png (and training.svg).
+    fn write(&self, files: &RunFiles, history: &[EpochMetrics]) -> anyhow::Result<()> {
+        let epochs: Vec<f64> = history.iter().map(|m| f64::from(m.epoch)).collect();
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let train_loss: Vec<f64> = history.iter().map(|m| nan(m.train_loss)).collect();
+        let train_accuracy: Vec<f64> = history.iter().map(|m| nan(m.train_accuracy)).collect();
+        let validation_loss: Vec<f64> = history.iter().map(|m| m.validation_loss).collect();
+        let validation_accuracy: Vec<f64> = history.iter().map(|m| m.validation_accuracy).collect();
+        // Epoch 0 is the state before training: no learning rate or stabiliser was used.
+        let trained = |v: f64, m: &EpochMetrics| if m.epoch == 0 { f64::NAN } else { v };
+        let learning_rate: Vec<f64> = history
+            .iter()
+            .map(|m| trained(m.learning_rate, m))
+            .collect();
+        let bumped: Vec<f64> = history
+            .iter()
+            .map(|m| trained(f64::from(m.bumped_batches), m))
+            .collect();
+        let chopped: Vec<f64> = history
+            .iter()
+            .map(|m| trained(m.chopped_gradients as f64, m))
+            .collect();
+        let curves = spikeloop_plot::TrainingCurves {
+            title: &self.title,
+            subtitle: &self.subtitle,
+            selected_epoch: self.selected_epoch.map(f64::from),
             epochs: &epochs,
             train_loss: &train_loss,
             validation_loss: &validation_loss,
             train_accuracy: &train_accuracy,
             validation_accuracy: &validation_accuracy,
-        },
-    )?;
-    Ok(())
+            learning_rate: &learning_rate,
+            bumped_batches: &bumped,
+            chopped_gradients: &chopped,
+        };
+        spikeloop_plot::write_training_curves(&files.path("training.png"), &curves)?;
+        if self.svg {
+            spikeloop_plot::write_training_curves(&files.path("training.svg"), &curves)?;
+        }
+        Ok(())
+    }
+}
+
+/// The seeds of a run and the software, for a figure under a title that names the substrate:
+/// "training seed 0, chip seed 1, run seed 1; spikeloop 0.1.0".
+fn seeds_line(seed: u64, substrate: &Substrate) -> String {
+    let mut line = format!("training seed {seed}");
+    for (key, name) in [("chip_seed", "chip seed"), ("run_seed", "run seed")] {
+        if let Some(v) = substrate.settings.get(key) {
+            let _ = write!(line, ", {name} {v}");
+        }
+    }
+    let _ = write!(line, "; spikeloop {}", env!("CARGO_PKG_VERSION"));
+    line
 }

@@ -786,9 +786,21 @@ fn compare_refuses_to_overwrite_and_resumes() {
     assert!(first.status.success(), "{}", stderr(&first));
     let report = std::fs::read_to_string(dir.join("compare.json")).expect("report");
     assert_clear_error(&compare(&[]), "already holds a comparison");
-    let resumed = compare(&["--resume"]);
+    let resumed = compare(&["--resume", "--svg"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(stderr(&resumed).matches("from the earlier run").count(), 2);
+    // The figure starts at chance level, says what its error bars are, shows each chip and
+    // marks the published chip result.
+    let svg = std::fs::read_to_string(dir.join("compare.svg")).expect("compare.svg");
+    for needle in [
+        "chance 33.3 %",
+        "SD over n = 1 chips",
+        "dots: each chip",
+        "reference chip result 95.0 %",
+        "\n30\n</text>",
+    ] {
+        assert!(svg.contains(needle), "compare.svg lacks {needle:?}");
+    }
     assert_eq!(
         report,
         std::fs::read_to_string(dir.join("compare.json")).expect("report")
@@ -798,6 +810,33 @@ fn compare_refuses_to_overwrite_and_resumes() {
         "another configuration",
     );
     assert!(compare(&["--force"]).status.success());
+}
+
+/// training.png marks the selected epoch, names the seeds and the substrate, and plots the
+/// learning rate and the stabilisers; --svg writes the same figure as SVG.
+#[test]
+fn the_training_figure_names_its_run_and_can_be_svg() {
+    let dir = temp_dir("figure");
+    let o = train(&dir, &["--epochs", "3", "--svg"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
+            .expect("json");
+    let selected = model["provenance"]["selected_epoch"]
+        .as_u64()
+        .expect("epoch");
+    let svg = std::fs::read_to_string(dir.join("training.svg")).expect("training.svg");
+    for needle in [
+        format!("Selected epoch {selected}"),
+        "training seed 0".to_string(),
+        "on ideal".to_string(),
+        "Learning rate".to_string(),
+        "Bumped batches (total".to_string(),
+        "Chopped gradients (total".to_string(),
+    ] {
+        assert!(svg.contains(&needle), "training.svg lacks {needle:?}");
+    }
+    assert!(dir.join("training.png").exists());
 }
 
 /// Regression: `--force` deleted the old run before the new one had succeeded. A new run

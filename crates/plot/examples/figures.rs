@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use spikeloop_plot::{
-    Bar, BarChart, PlotError, TrainingCurves, bar_chart_png, training_curves_png,
+    Bar, BarChart, PlotError, ReferenceLine, TrainingCurves, write_bar_chart, write_training_curves,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,46 +35,70 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|e| 0.33 + 0.60 * (1.0 - (-e / 8.0).exp()) + wobble(*e, 0.4) * 0.4)
         .collect();
+    let learning_rate: Vec<f64> = epochs
+        .iter()
+        .map(|e| 0.005 * 0.95_f64.powf((e / 20.0).floor()))
+        .collect();
+    let bumped: Vec<f64> = epochs
+        .iter()
+        .map(|e| if *e < 4.0 { 40.0 - 10.0 * e } else { 0.0 })
+        .collect();
+    let chopped: Vec<f64> = epochs.iter().map(|e| (8.0 - e).max(0.0)).collect();
     validation_loss[31] = f64::NAN;
     validation_accuracy[31] = f64::NAN;
 
-    training_curves_png(
+    write_training_curves(
         &dir.join("training_curves.png"),
         &TrainingCurves {
-            title: "Yin-Yang, trained in the loop on the emulated chip (seed 3)",
+            title: "Yin-Yang, trained in the loop on the emulated chip",
+            subtitle: "training seed 3, chip seed 1, run seed 1",
+            selected_epoch: Some(52.0),
             epochs: &epochs,
             train_loss: &train_loss,
             validation_loss: &validation_loss,
             train_accuracy: &train_accuracy,
             validation_accuracy: &validation_accuracy,
+            learning_rate: &learning_rate,
+            bumped_batches: &bumped,
+            chopped_gradients: &chopped,
         },
     )?;
 
     // Few epochs: markers on every point.
     let short = &epochs[..6];
-    training_curves_png(
+    write_training_curves(
         &dir.join("training_curves_short.png"),
         &TrainingCurves {
             title: "Short run",
+            subtitle: "",
+            selected_epoch: None,
             epochs: short,
             train_loss: &train_loss[..6],
             validation_loss: &[],
             train_accuracy: &train_accuracy[..6],
             validation_accuracy: &validation_accuracy[..6],
+            learning_rate: &[],
+            bumped_batches: &[],
+            chopped_gradients: &[],
         },
     )?;
 
     // Nothing usable at all.
     let nan = [f64::NAN; 3];
-    training_curves_png(
+    write_training_curves(
         &dir.join("training_curves_empty.png"),
         &TrainingCurves {
             title: "Diverged run",
+            subtitle: "",
+            selected_epoch: None,
             epochs: &[0.0, 1.0, 2.0],
             train_loss: &nan,
             validation_loss: &nan,
             train_accuracy: &[],
             validation_accuracy: &[],
+            learning_rate: &[],
+            bumped_batches: &[],
+            chopped_gradients: &[],
         },
     )?;
 
@@ -83,25 +107,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             label: "ideal training",
             value: 96.1,
             error: Some(0.4),
+            points: &[],
         },
         Bar {
             label: "copied to chip",
             value: 81.7,
             error: Some(2.3),
+            points: &[80.1, 84.0, 79.5, 81.2, 83.7],
         },
         Bar {
             label: "trained in the loop",
             value: 95.2,
             error: Some(0.6),
+            points: &[],
         },
     ];
-    bar_chart_png(
-        &dir.join("bar_chart.png"),
+    write_bar_chart(
+        &dir.join("bar_chart.svg"),
         &BarChart {
-            title: "Test accuracy on Yin-Yang (mean ± sd over 5 seeds)",
+            title: "Test accuracy on Yin-Yang",
+            subtitle: "bars: mean; error bars: SD over n = 5 chips; dots: each chip",
             y_label: "Accuracy (%)",
             bars: &bars,
-            y_range: Some((0.0, 100.0)),
+            y_range: Some((30.0, 100.0)),
+            reference_lines: &[
+                ReferenceLine {
+                    value: 100.0 / 3.0,
+                    label: "chance 33.3 %",
+                },
+                ReferenceLine {
+                    value: 95.0,
+                    label: "reference chip result 95.0 %",
+                },
+            ],
         },
     )?;
 
@@ -110,45 +148,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             label: "threshold",
             value: 0.031,
             error: Some(0.004),
+            points: &[],
         },
         Bar {
             label: "tau_m",
             value: -0.012,
             error: Some(0.006),
+            points: &[],
         },
         Bar {
             label: "tau_s",
             value: 0.004,
             error: None,
+            points: &[],
         },
         Bar {
             label: "synaptic weight gain",
             value: -0.027,
             error: Some(0.009),
+            points: &[],
         },
         Bar {
             label: "leak potential",
             value: 0.018,
             error: Some(0.002),
+            points: &[],
         },
     ];
-    bar_chart_png(
+    write_bar_chart(
         &dir.join("bar_chart_signed.png"),
         &BarChart {
             title: "Calibration residuals",
+            subtitle: "",
             y_label: "Relative error",
             bars: &deltas,
             y_range: None,
+            reference_lines: &[],
         },
     )?;
 
-    match bar_chart_png(
+    match write_bar_chart(
         &dir.join("never_written.png"),
         &BarChart {
             title: "",
+            subtitle: "",
             y_label: "",
             bars: &[],
             y_range: None,
+            reference_lines: &[],
         },
     ) {
         Err(PlotError::NoBars) => {}

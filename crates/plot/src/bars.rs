@@ -8,8 +8,10 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use plotters::coord::Shift;
+
 use crate::axis::{self, Axis};
-use crate::output::{self, render_error};
+use crate::output::{self, Figure, render_error};
 use crate::{PlotError, style};
 
 /// Height in pixels of every bar chart; the width grows with the number of
@@ -24,7 +26,8 @@ const BAR_WIDTH: f64 = 0.62;
 
 /// One bar: a condition, its value and optionally an error (drawn
 /// symmetrically, value ± error: a standard deviation or a confidence
-/// half-width, whichever the caption says).
+/// half-width, whichever the chart's `subtitle` says) and the individual
+/// measurements behind it, drawn as dots.
 #[derive(Debug, Clone, Copy)]
 pub struct Bar<'a> {
     /// Text under the bar.
@@ -33,6 +36,19 @@ pub struct Bar<'a> {
     pub value: f64,
     /// Half-length of the error bar; must be finite and not negative.
     pub error: Option<f64>,
+    /// The individual measurements (e.g. one per chip), drawn as dots over
+    /// the bar; non-finite values are left out.
+    pub points: &'a [f64],
+}
+
+/// A labelled horizontal line across a bar chart: chance level, a
+/// published result.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceLine<'a> {
+    /// Where the line is, in the chart's unit.
+    pub value: f64,
+    /// Text at the line's right end.
+    pub label: &'a str,
 }
 
 /// A bar chart: bars in the given order, each in its own colour.
@@ -40,6 +56,9 @@ pub struct Bar<'a> {
 pub struct BarChart<'a> {
     /// Figure title. May be empty.
     pub title: &'a str,
+    /// A smaller second line under the title, e.g. what the error bars
+    /// show (`error bars: SD over n = 5 chips`). May be empty.
+    pub subtitle: &'a str,
     /// Description of the y axis with its unit, e.g. `Accuracy (%)`.
     pub y_label: &'a str,
     /// The bars, left to right.
@@ -47,6 +66,8 @@ pub struct BarChart<'a> {
     /// Fixed y axis range `(low, high)`; `None` fits the bars and their
     /// errors, always including zero.
     pub y_range: Option<(f64, f64)>,
+    /// Dashed horizontal lines with labels, drawn behind the bars' numbers.
+    pub reference_lines: &'a [ReferenceLine<'a>],
 }
 
 impl BarChart<'_> {
@@ -131,30 +152,36 @@ impl BarChart<'_> {
     }
 }
 
-/// Writes `chart` as a PNG of [`BarChart::size_px`] to `path`, replacing any
-/// existing file atomically.
+/// Writes `chart` as a PNG or SVG (by the extension of `path`) of
+/// [`BarChart::size_px`] to `path`, replacing any existing file atomically.
 ///
 /// Fails with [`PlotError::NoBars`] for an empty chart, with
 /// [`PlotError::InvalidBar`] for a non-finite value or a negative or
 /// non-finite error, and with [`PlotError::InvalidRange`] for an unusable
-/// `y_range`. Bars reaching past a fixed `y_range` are cut at its edge.
-pub fn bar_chart_png(path: &Path, chart: &BarChart<'_>) -> Result<(), PlotError> {
+/// `y_range`, and with [`PlotError::UnknownFormat`] for another extension.
+/// Bars, dots and lines reaching past a fixed `y_range` are cut at its edge.
+pub fn write_bar_chart(path: &Path, chart: &BarChart<'_>) -> Result<(), PlotError> {
     chart.validate()?;
-    let (low, high) = chart.value_range();
-    let y = Axis::linear(low, high, 8, false);
-    let labels: Vec<String> = chart.bars.iter().map(|b| shorten(b.label)).collect();
-    let largest = chart.bars.iter().map(|b| b.value.abs()).fold(0.0, f64::max);
+    output::write_figure(path, chart)
+}
 
-    output::write_png(path, chart.size_px(), |canvas| {
+impl Figure for BarChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.size_px()
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        canvas: &DrawingArea<DB, Shift>,
+        path: &Path,
+    ) -> Result<(), PlotError> {
+        let chart = self;
+        let (low, high) = chart.value_range();
+        let y = Axis::linear(low, high, 8, false);
+        let labels: Vec<String> = chart.bars.iter().map(|b| shorten(b.label)).collect();
+        let largest = chart.bars.iter().map(|b| b.value.abs()).fold(0.0, f64::max);
         let err = render_error(path);
-        let body = if chart.title.trim().is_empty() {
-            canvas.margin(10, 0, 0, 0)
-        } else {
-            canvas
-                .margin(14, 0, 0, 0)
-                .titled(chart.title, style::title())
-                .map_err(&err)?
-        };
+        let body = output::below_titles(canvas, chart.title, chart.subtitle, path)?;
 
         let count = chart.bars.len();
         let x = Axis::categories(labels.iter().cloned());
@@ -197,6 +224,71 @@ pub fn bar_chart_png(path: &Path, chart: &BarChart<'_>) -> Result<(), PlotError>
                 Rectangle::new(corners, color.mix(0.8).filled()),
                 Rectangle::new(corners, color.stroke_width(2)),
             ])
+            .map_err(&err)?;
+        }
+
+        // Individual measurements: dots spread evenly across the middle of
+        // the bar so that equal values stay countable.
+        for ((bar, &centre), color) in chart
+            .bars
+            .iter()
+            .zip(&centres)
+            .zip(style::PALETTE.iter().cycle())
+        {
+            let points: Vec<f64> = bar
+                .points
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite() && (y.low..=y.high).contains(v))
+                .collect();
+            let spread = half * 0.6;
+            let step = if points.len() > 1 {
+                2.0 * spread / (points.len() - 1) as f64
+            } else {
+                0.0
+            };
+            let dot_color = RGBColor(
+                color.0.saturating_sub(70),
+                color.1.saturating_sub(70),
+                color.2.saturating_sub(70),
+            );
+            plot.draw_series(points.iter().enumerate().map(|(i, v)| {
+                let offset = if points.len() > 1 {
+                    -spread + step * i as f64
+                } else {
+                    0.0
+                };
+                EmptyElement::at((centre + offset, *v))
+                    + Circle::new((0, 0), 6, dot_color.filled())
+                    + Circle::new((0, 0), 6, WHITE.stroke_width(1))
+            }))
+            .map_err(&err)?;
+        }
+
+        for line in chart.reference_lines {
+            if !(line.value.is_finite() && line.value > y.low && line.value < y.high) {
+                continue;
+            }
+            let dash = style::MUTED_TEXT.stroke_width(2);
+            let segments = 60;
+            let width = count as f64 / segments as f64;
+            plot.draw_series((0..segments).step_by(2).map(|k| {
+                let start = k as f64 * width;
+                PathElement::new(vec![(start, line.value), (start + width, line.value)], dash)
+            }))
+            .map_err(&err)?;
+            // The label sits on a pale box so that it stays readable over a bar.
+            let label = axis::typeset(line.label);
+            let width = i32::try_from(label.chars().count()).unwrap_or(200) * 9 + 10;
+            plot.draw_series(std::iter::once(
+                EmptyElement::at((count as f64, line.value))
+                    + Rectangle::new([(-width - 4, -27), (-2, -3)], WHITE.mix(0.85).filled())
+                    + Text::new(
+                        label,
+                        (-8, -5),
+                        style::text(18, style::MUTED_TEXT).pos(Pos::new(HPos::Right, VPos::Bottom)),
+                    ),
+            ))
             .map_err(&err)?;
         }
 
@@ -248,7 +340,7 @@ pub fn bar_chart_png(path: &Path, chart: &BarChart<'_>) -> Result<(), PlotError>
                 .map_err(&err)?;
         }
         Ok(())
-    })
+    }
 }
 
 /// Decimals for printed values: three significant digits of the largest

@@ -67,6 +67,13 @@ pub enum PlotError {
         path: PathBuf,
     },
 
+    /// The output path's extension names no format this crate writes.
+    #[error("`{}`: a figure is written as .png or .svg; name the file with one of these extensions", path.display())]
+    UnknownFormat {
+        /// The path as given.
+        path: PathBuf,
+    },
+
     /// The directory the figure should go into does not exist.
     #[error("cannot write `{}`: the directory `{}` does not exist; create it first", path.display(), directory.display())]
     MissingDirectory {

@@ -1,6 +1,6 @@
-//! PNG figures for spikeloop: training curves of a run and bar charts that
-//! compare runs (ideal training, weights copied to a chip, training in the
-//! loop).
+//! Figures for spikeloop, as PNG or SVG: training curves of a run and bar
+//! charts that compare runs (ideal training, weights copied to a chip,
+//! training in the loop).
 //!
 //! The one design decision a reader needs: every figure must build and render
 //! on a bare machine with nothing but a Rust toolchain, so nothing here links
@@ -19,20 +19,23 @@
 //! while it redraws its curves.
 //!
 //! ```no_run
-//! use spikeloop_plot::{Bar, BarChart, bar_chart_png};
+//! use spikeloop_plot::{Bar, BarChart, ReferenceLine, write_bar_chart};
 //!
+//! let chips = [81.0, 84.5, 79.9];
 //! let bars = [
-//!     Bar { label: "ideal training", value: 96.1, error: Some(0.4) },
-//!     Bar { label: "copied to chip", value: 81.7, error: Some(2.3) },
-//!     Bar { label: "in the loop", value: 95.2, error: Some(0.6) },
+//!     Bar { label: "ideal training", value: 96.1, error: None, points: &[] },
+//!     Bar { label: "copied to chip", value: 81.8, error: Some(2.3), points: &chips },
+//!     Bar { label: "in the loop", value: 95.2, error: Some(0.6), points: &[] },
 //! ];
 //! let chart = BarChart {
-//!     title: "Test accuracy (5 seeds)",
+//!     title: "Test accuracy",
+//!     subtitle: "error bars: SD over n = 3 chips",
 //!     y_label: "Accuracy (%)",
 //!     bars: &bars,
-//!     y_range: Some((0.0, 100.0)),
+//!     y_range: Some((30.0, 100.0)),
+//!     reference_lines: &[ReferenceLine { value: 100.0 / 3.0, label: "chance 33.3 %" }],
 //! };
-//! bar_chart_png(std::path::Path::new("accuracy.png"), &chart)?;
+//! write_bar_chart(std::path::Path::new("accuracy.svg"), &chart)?;
 //! # Ok::<(), spikeloop_plot::PlotError>(())
 //! ```
 
@@ -45,6 +48,8 @@ mod output;
 mod style;
 mod training;
 
-pub use bars::{BAR_CHART_HEIGHT, Bar, BarChart, bar_chart_png};
+pub use bars::{BAR_CHART_HEIGHT, Bar, BarChart, ReferenceLine, write_bar_chart};
 pub use error::PlotError;
-pub use training::{TRAINING_CURVES_SIZE, TrainingCurves, training_curves_png};
+pub use training::{
+    TRAINING_CURVES_SIZE, TRAINING_SCHEDULE_HEIGHT, TrainingCurves, write_training_curves,
+};

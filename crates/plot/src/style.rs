@@ -36,6 +36,10 @@ pub(crate) fn title() -> TextStyle<'static> {
     text(34, TEXT)
 }
 
+pub(crate) fn subtitle() -> TextStyle<'static> {
+    text(20, MUTED_TEXT)
+}
+
 pub(crate) fn panel_caption() -> TextStyle<'static> {
     text(27, TEXT)
 }

@@ -1,4 +1,7 @@
-//! Training curves: loss and accuracy of one run over epochs, side by side.
+//! Training curves: loss and accuracy of one run over epochs, side by side,
+//! and below them, when recorded, the learning rate and the stabilisers
+//! (bumped batches, chopped gradients), with the selected epoch marked in
+//! every panel.
 //!
 //! Loss goes on a logarithmic axis because its interesting part, the slow
 //! late improvement, is invisible on a linear one; if any loss value is zero
@@ -12,12 +15,19 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use plotters::coord::Shift;
+
 use crate::axis::{self, Axis};
-use crate::output::{self, Canvas, render_error};
+use crate::output::{self, Figure, render_error};
 use crate::{PlotError, style};
 
-/// Width and height in pixels of the figure [`training_curves_png`] writes.
+/// Width and height in pixels of the figure [`write_training_curves`] writes
+/// for loss and accuracy alone; the schedule and stabiliser panels add
+/// [`TRAINING_SCHEDULE_HEIGHT`] below them.
 pub const TRAINING_CURVES_SIZE: (u32, u32) = (1600, 600);
+
+/// Height in pixels of the second row (learning rate, stabilisers).
+pub const TRAINING_SCHEDULE_HEIGHT: u32 = 460;
 
 /// Curves draw a marker on every point when they have at most this many.
 const MAX_POINTS_WITH_MARKERS: usize = 40;
@@ -32,6 +42,11 @@ const MAX_POINTS_WITH_MARKERS: usize = 40;
 pub struct TrainingCurves<'a> {
     /// Figure title, e.g. the data set and the backend. May be empty.
     pub title: &'a str,
+    /// A smaller second line under the title, e.g. the seeds and the
+    /// substrate. May be empty.
+    pub subtitle: &'a str,
+    /// The epoch whose weights were kept, marked in every panel.
+    pub selected_epoch: Option<f64>,
     /// The x values: epoch numbers (fractional epochs are fine).
     pub epochs: &'a [f64],
     /// Mean loss on the training set.
@@ -42,6 +57,12 @@ pub struct TrainingCurves<'a> {
     pub train_accuracy: &'a [f64],
     /// Validation accuracy as a fraction in 0..=1; drawn as percent.
     pub validation_accuracy: &'a [f64],
+    /// Learning rate used during each epoch.
+    pub learning_rate: &'a [f64],
+    /// Batches of each epoch skipped for weight bumping.
+    pub bumped_batches: &'a [f64],
+    /// Weight gradients of each epoch dropped by the gradient chop.
+    pub chopped_gradients: &'a [f64],
 }
 
 impl TrainingCurves<'_> {
@@ -52,6 +73,9 @@ impl TrainingCurves<'_> {
             ("validation_loss", self.validation_loss),
             ("train_accuracy", self.train_accuracy),
             ("validation_accuracy", self.validation_accuracy),
+            ("learning_rate", self.learning_rate),
+            ("bumped_batches", self.bumped_batches),
+            ("chopped_gradients", self.chopped_gradients),
         ];
         for (field, values) in series {
             if !values.is_empty() && values.len() != epochs {
@@ -81,44 +105,130 @@ impl TrainingCurves<'_> {
         }
         Ok(())
     }
+
+    /// Whether the second row (learning rate, stabilisers) is drawn.
+    fn has_schedule(&self) -> bool {
+        [
+            self.learning_rate,
+            self.bumped_batches,
+            self.chopped_gradients,
+        ]
+        .iter()
+        .any(|s| !s.is_empty())
+    }
+
+    /// Width and height in pixels of the figure: [`TRAINING_CURVES_SIZE`],
+    /// taller by [`TRAINING_SCHEDULE_HEIGHT`] when the learning rate or a
+    /// stabiliser was recorded.
+    pub fn size_px(&self) -> (u32, u32) {
+        let (width, height) = TRAINING_CURVES_SIZE;
+        if self.has_schedule() {
+            (width, height + TRAINING_SCHEDULE_HEIGHT)
+        } else {
+            (width, height)
+        }
+    }
 }
 
-/// Writes `curves` as a [`TRAINING_CURVES_SIZE`] PNG to `path`: loss on a
-/// logarithmic axis on the left, accuracy in percent on the right, training
-/// and validation in each. Legends quote the last value of every curve and
-/// the best validation accuracy with its epoch.
+/// Writes `curves` as a PNG or SVG (by the extension of `path`) of
+/// [`TrainingCurves::size_px`]: loss on a logarithmic axis on the left,
+/// accuracy in percent on the right, training and validation in each; below
+/// them the learning rate and the stabilisers when recorded. Legends quote
+/// the last value of every curve and the best validation accuracy with its
+/// epoch; a grey vertical line marks the selected epoch.
 ///
 /// The file is replaced atomically. Fails with
 /// [`PlotError::LengthMismatch`] when a recorded series does not have one
-/// value per epoch, and with [`PlotError::AccuracyNotFraction`] when an
-/// accuracy looks like a percentage.
-pub fn training_curves_png(path: &Path, curves: &TrainingCurves<'_>) -> Result<(), PlotError> {
+/// value per epoch, with [`PlotError::AccuracyNotFraction`] when an
+/// accuracy looks like a percentage, and with [`PlotError::UnknownFormat`]
+/// for another extension.
+pub fn write_training_curves(path: &Path, curves: &TrainingCurves<'_>) -> Result<(), PlotError> {
     curves.validate()?;
     let x = epoch_axis(curves.epochs);
-    let loss = loss_panel(curves, x.clone());
-    let accuracy = accuracy_panel(curves, x);
+    let mut panels = vec![
+        scaled_panel(
+            "Loss",
+            "Loss",
+            curves,
+            &[
+                ("Training", curves.train_loss),
+                ("Validation", curves.validation_loss),
+            ],
+            x.clone(),
+            Summary::Last,
+            LOSS_CORNERS,
+        ),
+        accuracy_panel(curves, x.clone()),
+    ];
+    if curves.has_schedule() {
+        panels.push(scaled_panel(
+            "Learning rate",
+            "Learning rate",
+            curves,
+            &[("Learning rate", curves.learning_rate)],
+            x.clone(),
+            Summary::Last,
+            LOSS_CORNERS,
+        ));
+        panels.push(count_panel(curves, x));
+    }
+    output::write_figure(path, &TrainingFigure { curves, panels })
+}
 
-    output::write_png(path, TRAINING_CURVES_SIZE, |canvas| {
-        let body = if curves.title.trim().is_empty() {
-            canvas.margin(10, 0, 0, 0)
+/// The figure as drawn: its input and its panels in reading order.
+struct TrainingFigure<'a> {
+    curves: &'a TrainingCurves<'a>,
+    panels: Vec<Panel>,
+}
+
+impl Figure for TrainingFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        self.curves.size_px()
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        canvas: &DrawingArea<DB, Shift>,
+        path: &Path,
+    ) -> Result<(), PlotError> {
+        let body = output::below_titles(canvas, self.curves.title, self.curves.subtitle, path)?;
+        let rows: Vec<DrawingArea<DB, Shift>> = if self.panels.len() > 2 {
+            let (_, height) = body.dim_in_pixel();
+            let top = height * TRAINING_CURVES_SIZE.1
+                / (TRAINING_CURVES_SIZE.1 + TRAINING_SCHEDULE_HEIGHT);
+            let (upper, lower) = body.split_vertically(top);
+            vec![upper, lower]
         } else {
-            canvas
-                .margin(14, 0, 0, 0)
-                .titled(curves.title, style::title())
-                .map_err(render_error(path))?
+            vec![body]
         };
-        let panels = body.split_evenly((1, 2));
-        for (area, panel) in panels.iter().zip([&loss, &accuracy]) {
-            draw_panel(area, panel, path)?;
+        let areas = rows.iter().flat_map(|row| row.split_evenly((1, 2)));
+        for (area, panel) in areas.zip(&self.panels) {
+            draw_panel(&area, panel, self.curves.selected_epoch, path)?;
         }
         Ok(())
-    })
+    }
 }
+
+/// What a curve's legend entry quotes.
+#[derive(Clone, Copy)]
+enum Summary {
+    /// The last finite value.
+    Last,
+    /// The sum over all epochs (for counts).
+    Total,
+}
+
+const LOSS_CORNERS: [SeriesLabelPosition; 4] = [
+    SeriesLabelPosition::UpperRight,
+    SeriesLabelPosition::LowerLeft,
+    SeriesLabelPosition::UpperLeft,
+    SeriesLabelPosition::LowerRight,
+];
 
 /// One side of the figure, ready to draw: axes and curves in plot space.
 struct Panel {
     caption: &'static str,
-    y_description: &'static str,
+    y_description: String,
     x: Axis,
     y: Axis,
     curves: Vec<Curve>,
@@ -158,61 +268,103 @@ fn epoch_axis(epochs: &[f64]) -> Axis {
     }
 }
 
-fn loss_panel(curves: &TrainingCurves<'_>, x: Axis) -> Panel {
-    let recorded = [curves.train_loss, curves.validation_loss];
-    let values: Vec<f64> = recorded
+/// A panel of positive quantities on a logarithmic axis (linear when a value
+/// is zero or negative), e.g. loss or learning rate.
+fn scaled_panel(
+    caption: &'static str,
+    quantity: &'static str,
+    curves: &TrainingCurves<'_>,
+    series: &[(&'static str, &[f64])],
+    x: Axis,
+    summary: Summary,
+    legend_corners: [SeriesLabelPosition; 4],
+) -> Panel {
+    let values: Vec<f64> = series
         .iter()
-        .flat_map(|series| paired(curves.epochs, series))
+        .flat_map(|(_, values)| paired(curves.epochs, values))
         .map(|(_, v)| v)
         .filter(|v| v.is_finite())
         .collect();
     let extent = axis::finite_extent(values.iter().copied());
     let all_positive = values.iter().all(|v| *v > 0.0);
-    let (y, y_description) = match extent {
+    let (y, log) = match extent {
         Some((low, high)) if all_positive => {
             let (low, high) = axis::pad_log(low, high, 0.06);
-            (Axis::logarithmic(low, high), "Loss (log scale)")
+            (Axis::logarithmic(low, high), true)
         }
         Some((low, high)) => {
             let (low, high) = axis::pad(low, high, 0.05);
-            (Axis::linear(low, high, 8, false), "Loss")
+            (Axis::linear(low, high, 8, false), false)
         }
-        None => (Axis::linear(0.0, 1.0, 5, false), "Loss"),
+        None => (Axis::linear(0.0, 1.0, 5, false), false),
     };
-    let series = [
-        ("Training", curves.train_loss),
-        ("Validation", curves.validation_loss),
+    Panel {
+        caption,
+        y_description: if log {
+            format!("{quantity} (log scale)")
+        } else {
+            quantity.to_string()
+        },
+        curves: series_curves(curves.epochs, series, &y, summary),
+        x,
+        y,
+        legend_corners,
+    }
+}
+
+/// The stabilisers' counts per epoch on a linear axis from zero.
+fn count_panel(curves: &TrainingCurves<'_>, x: Axis) -> Panel {
+    let series: [(&'static str, &[f64]); 2] = [
+        ("Bumped batches", curves.bumped_batches),
+        ("Chopped gradients", curves.chopped_gradients),
     ];
-    let curves_drawn = series
+    let highest = series
+        .iter()
+        .flat_map(|(_, values)| values.iter())
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let top = if highest > 0.0 { highest * 1.08 } else { 1.0 };
+    let y = Axis::linear(-top * 0.02, top, 8, highest >= 8.0);
+    Panel {
+        caption: "Stabilisers",
+        y_description: "Count per epoch".into(),
+        curves: series_curves(curves.epochs, &series, &y, Summary::Total),
+        x,
+        y,
+        legend_corners: LOSS_CORNERS,
+    }
+}
+
+/// The recorded series as curves in plot space, labelled with their name and
+/// `summary`.
+fn series_curves(
+    epochs: &[f64],
+    series: &[(&'static str, &[f64])],
+    y: &Axis,
+    summary: Summary,
+) -> Vec<Curve> {
+    series
         .iter()
         .zip(style::PALETTE)
         .filter(|((_, values), _)| !values.is_empty())
         .map(|((name, values), color)| {
-            let runs = runs(curves.epochs, values, 1.0, &y);
-            let label = match last_point(&runs) {
-                Some((_, value)) => {
+            let runs = runs(epochs, values, 1.0, y);
+            let label = match (summary, last_point(&runs)) {
+                (_, None) => format!("{name} (no finite values)"),
+                (Summary::Last, Some((_, value))) => {
                     let value = y.data_value(value);
                     let value = axis::typeset(&axis::format_digits(value, 3));
                     format!("{name} (last {value})")
                 }
-                None => format!("{name} (no finite values)"),
+                (Summary::Total, Some(_)) => {
+                    let total: f64 = values.iter().filter(|v| v.is_finite()).sum();
+                    format!("{name} (total {})", axis::format_significant(total))
+                }
             };
             Curve { label, color, runs }
         })
-        .collect();
-    Panel {
-        caption: "Loss",
-        y_description,
-        x,
-        y,
-        curves: curves_drawn,
-        legend_corners: [
-            SeriesLabelPosition::UpperRight,
-            SeriesLabelPosition::LowerLeft,
-            SeriesLabelPosition::UpperLeft,
-            SeriesLabelPosition::LowerRight,
-        ],
-    }
+        .collect()
 }
 
 fn accuracy_panel(curves: &TrainingCurves<'_>, x: Axis) -> Panel {
@@ -262,7 +414,7 @@ fn accuracy_panel(curves: &TrainingCurves<'_>, x: Axis) -> Panel {
         .collect();
     Panel {
         caption: "Accuracy",
-        y_description: "Accuracy (%)",
+        y_description: "Accuracy (%)".into(),
         x,
         y,
         curves: curves_drawn,
@@ -387,7 +539,12 @@ fn legend_position(panel: &Panel) -> SeriesLabelPosition {
     best
 }
 
-fn draw_panel(area: &Canvas<'_>, panel: &Panel, path: &Path) -> Result<(), PlotError> {
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    selected_epoch: Option<f64>,
+    path: &Path,
+) -> Result<(), PlotError> {
     let err = render_error(path);
     let mut chart = ChartBuilder::on(area)
         .caption(panel.caption, style::panel_caption())
@@ -403,7 +560,7 @@ fn draw_panel(area: &Canvas<'_>, panel: &Panel, path: &Path) -> Result<(), PlotE
     chart
         .configure_mesh()
         .x_desc("Epoch")
-        .y_desc(panel.y_description)
+        .y_desc(panel.y_description.as_str())
         .x_label_formatter(&x_label)
         .y_label_formatter(&y_label)
         .label_style(style::tick_label())
@@ -413,6 +570,23 @@ fn draw_panel(area: &Canvas<'_>, panel: &Panel, path: &Path) -> Result<(), PlotE
         .axis_style(style::AXIS)
         .draw()
         .map_err(&err)?;
+
+    if let Some(epoch) =
+        selected_epoch.filter(|e| e.is_finite() && (panel.x.low..=panel.x.high).contains(e))
+    {
+        let marker = style::MUTED_TEXT.stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(
+                [(epoch, panel.y.low), (epoch, panel.y.high)],
+                marker,
+            ))
+            .map_err(&err)?
+            .label(format!(
+                "Selected epoch {}",
+                axis::format_significant(epoch)
+            ))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 26, y)], marker));
+    }
 
     for curve in &panel.curves {
         let line = curve.color.stroke_width(2);

@@ -1,13 +1,14 @@
-//! Figures end to end: every call writes a real PNG into its own temporary
-//! directory, and the checks read the PNG header back (signature and the
-//! IHDR width and height) rather than trusting the renderer.
+//! Figures end to end: every call writes a real PNG (or SVG) into its own
+//! temporary directory, and the checks read the file back (the PNG signature
+//! and IHDR width and height, the SVG's size and text) rather than trusting
+//! the renderer.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use spikeloop_plot::{
-    Bar, BarChart, PlotError, TRAINING_CURVES_SIZE, TrainingCurves, bar_chart_png,
-    training_curves_png,
+    Bar, BarChart, PlotError, ReferenceLine, TRAINING_CURVES_SIZE, TRAINING_SCHEDULE_HEIGHT,
+    TrainingCurves, write_bar_chart, write_training_curves,
 };
 
 const PNG_SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
@@ -73,11 +74,16 @@ const EPOCHS: [f64; 5] = [0.0, 1.0, 2.0, 3.0, 4.0];
 fn curves<'a>(loss: &'a [f64], accuracy: &'a [f64]) -> TrainingCurves<'a> {
     TrainingCurves {
         title: "test run",
+        subtitle: "",
+        selected_epoch: None,
         epochs: &EPOCHS,
         train_loss: loss,
         validation_loss: loss,
         train_accuracy: accuracy,
         validation_accuracy: accuracy,
+        learning_rate: &[],
+        bumped_batches: &[],
+        chopped_gradients: &[],
     }
 }
 
@@ -86,25 +92,30 @@ const BARS: [Bar<'static>; 3] = [
         label: "ideal training",
         value: 96.1,
         error: Some(0.4),
+        points: &[],
     },
     Bar {
         label: "copied to chip",
         value: 81.7,
         error: Some(2.3),
+        points: &[80.1, 84.0, 79.5, 81.2, 83.7],
     },
     Bar {
         label: "trained in the loop",
         value: 95.2,
         error: None,
+        points: &[],
     },
 ];
 
 fn chart<'a>(bars: &'a [Bar<'a>]) -> BarChart<'a> {
     BarChart {
         title: "accuracy",
+        subtitle: "error bars: SD over n = 5 chips",
         y_label: "Accuracy (%)",
         bars,
         y_range: None,
+        reference_lines: &[],
     }
 }
 
@@ -117,7 +128,7 @@ mod training_curves {
         let path = dir.join("curves.png");
         let loss = [1.2, 0.8, f64::NAN, 0.3, 0.25];
         let accuracy = [0.33, 0.6, 0.8, f64::NAN, 0.93];
-        training_curves_png(&path, &curves(&loss, &accuracy)).expect("figure");
+        write_training_curves(&path, &curves(&loss, &accuracy)).expect("figure");
         assert_eq!(png_size(&path), TRAINING_CURVES_SIZE);
         assert_eq!(TRAINING_CURVES_SIZE, (1600, 600));
         assert!(other_files(&dir, &["curves.png"]).is_empty());
@@ -148,6 +159,7 @@ mod training_curves {
                     validation_loss: &[0.7],
                     train_accuracy: &[0.5],
                     validation_accuracy: &[],
+                    ..curves(&[], &[])
                 },
             ),
             (
@@ -169,9 +181,42 @@ mod training_curves {
         ];
         for (name, input) in cases {
             let path = dir.join(name);
-            training_curves_png(&path, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
+            write_training_curves(&path, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(png_size(&path), TRAINING_CURVES_SIZE, "{name}");
         }
+    }
+
+    #[test]
+    fn schedule_and_selected_epoch_add_a_second_row() {
+        let dir = scratch_dir("curves-schedule");
+        let loss = [1.2, 0.8, 0.5, 0.3, 0.25];
+        let accuracy = [0.33, 0.6, 0.8, 0.9, 0.93];
+        let input = TrainingCurves {
+            subtitle: "training seed 0, chip seed 1, run seed 1; emulator chip 1, run seed 1, noise default",
+            selected_epoch: Some(3.0),
+            learning_rate: &[0.005, 0.005, 0.0045, 0.0045, 0.004],
+            bumped_batches: &[0.0, 30.0, 7.0, 0.0, 0.0],
+            chopped_gradients: &[0.0, 12.0, 3.0, 1.0, 0.0],
+            ..curves(&loss, &accuracy)
+        };
+        let path = dir.join("curves.png");
+        write_training_curves(&path, &input).expect("figure");
+        assert_eq!(png_size(&path), input.size_px());
+        assert_eq!(input.size_px(), (1600, 600 + TRAINING_SCHEDULE_HEIGHT));
+        let svg = dir.join("curves.svg");
+        write_training_curves(&svg, &input).expect("svg");
+        let text = std::fs::read_to_string(&svg).expect("svg text");
+        for needle in [
+            "<svg",
+            "Selected epoch 3",
+            "Learning rate",
+            "Bumped batches (total 37)",
+            "Chopped gradients (total 16)",
+            "chip seed 1",
+        ] {
+            assert!(text.contains(needle), "SVG lacks {needle:?}");
+        }
+        assert!(other_files(&dir, &["curves.png", "curves.svg"]).is_empty());
     }
 
     #[test]
@@ -182,7 +227,7 @@ mod training_curves {
             validation_loss: &[1.0, 0.5, 0.4],
             ..curves(&[1.0; 5], &[0.5; 5])
         };
-        let error = training_curves_png(&path, &input).expect_err("lengths differ");
+        let error = write_training_curves(&path, &input).expect_err("lengths differ");
         assert!(
             matches!(
                 error,
@@ -211,7 +256,7 @@ mod training_curves {
             train_accuracy: &[0.5; 6],
             ..curves(&[1.0; 5], &[0.5; 5])
         };
-        let error = training_curves_png(&dir.join("x.png"), &input).expect_err("too long");
+        let error = write_training_curves(&dir.join("x.png"), &input).expect_err("too long");
         assert!(
             matches!(
                 error,
@@ -232,7 +277,7 @@ mod training_curves {
             validation_accuracy: &[33.0, 60.0, 80.0, 90.0, 93.0],
             ..curves(&[1.0; 5], &[0.5; 5])
         };
-        let error = training_curves_png(&dir.join("x.png"), &input).expect_err("percent");
+        let error = write_training_curves(&dir.join("x.png"), &input).expect_err("percent");
         assert!(
             matches!(
                 error,
@@ -259,7 +304,7 @@ mod bar_chart {
             y_range: Some((0.0, 100.0)),
             ..chart(&BARS)
         };
-        bar_chart_png(&path, &input).expect("figure");
+        write_bar_chart(&path, &input).expect("figure");
         assert_eq!(input.size_px(), (900, 600));
         assert_eq!(png_size(&path), input.size_px());
     }
@@ -275,13 +320,14 @@ mod bar_chart {
                 label,
                 value: i as f64 - 4.0,
                 error: Some(0.5),
+                points: &[],
             })
             .collect();
         let input = chart(&bars);
         let (width, height) = input.size_px();
         assert!(width > 900 && height == 600, "{width}x{height}");
         let path = dir.join("many.png");
-        bar_chart_png(&path, &input).expect("figure");
+        write_bar_chart(&path, &input).expect("figure");
         assert_eq!(png_size(&path), (width, height));
     }
 
@@ -296,6 +342,7 @@ mod bar_chart {
                     label: "",
                     value: 0.0,
                     error: Some(0.0),
+                    points: &[],
                 }],
                 None,
             ),
@@ -305,6 +352,7 @@ mod bar_chart {
                     label: long_label,
                     value: 1e12,
                     error: None,
+                    points: &[],
                 }],
                 None,
             ),
@@ -316,6 +364,7 @@ mod bar_chart {
                     label: "tau_s",
                     value: -3e-7,
                     error: Some(1e-7),
+                    points: &[],
                 }],
                 None,
             ),
@@ -326,7 +375,7 @@ mod bar_chart {
                 y_range,
                 ..chart(&bars)
             };
-            bar_chart_png(&path, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
+            write_bar_chart(&path, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(png_size(&path), input.size_px(), "{name}");
         }
     }
@@ -334,7 +383,7 @@ mod bar_chart {
     #[test]
     fn no_bars_is_an_error() {
         let dir = scratch_dir("bars-none");
-        let error = bar_chart_png(&dir.join("x.png"), &chart(&[])).expect_err("empty");
+        let error = write_bar_chart(&dir.join("x.png"), &chart(&[])).expect_err("empty");
         assert!(matches!(error, PlotError::NoBars), "{error:?}");
     }
 
@@ -347,6 +396,7 @@ mod bar_chart {
                     label: "nan",
                     value: f64::NAN,
                     error: None,
+                    points: &[],
                 },
                 "value is NaN",
             ),
@@ -355,6 +405,7 @@ mod bar_chart {
                     label: "neg",
                     value: 1.0,
                     error: Some(-0.1),
+                    points: &[],
                 },
                 "error is -0.1",
             ),
@@ -363,13 +414,14 @@ mod bar_chart {
                     label: "inf",
                     value: 1.0,
                     error: Some(f64::INFINITY),
+                    points: &[],
                 },
                 "error is inf",
             ),
         ];
         for (bad, expected) in cases {
             let bars = [BARS[0], bad];
-            let error = bar_chart_png(&dir.join("x.png"), &chart(&bars)).expect_err("invalid");
+            let error = write_bar_chart(&dir.join("x.png"), &chart(&bars)).expect_err("invalid");
             match &error {
                 PlotError::InvalidBar {
                     index: 1,
@@ -397,7 +449,7 @@ mod bar_chart {
                 y_range: Some(range),
                 ..chart(&BARS)
             };
-            let error = bar_chart_png(&dir.join("x.png"), &input).expect_err("bad range");
+            let error = write_bar_chart(&dir.join("x.png"), &input).expect_err("bad range");
             assert!(
                 matches!(error, PlotError::InvalidRange { .. }),
                 "{range:?}: {error:?}"
@@ -410,11 +462,60 @@ mod output {
     use super::*;
 
     #[test]
+    fn svg_keeps_its_text_and_dots_and_reference_lines_are_drawn() {
+        let dir = scratch_dir("svg");
+        let path = dir.join("bars.svg");
+        let input = BarChart {
+            y_range: Some((30.0, 100.0)),
+            reference_lines: &[
+                ReferenceLine {
+                    value: 100.0 / 3.0,
+                    label: "chance 33.3 %",
+                },
+                ReferenceLine {
+                    value: 95.0,
+                    label: "reference chip 95.0 %",
+                },
+            ],
+            ..chart(&BARS)
+        };
+        write_bar_chart(&path, &input).expect("svg");
+        let text = std::fs::read_to_string(&path).expect("svg text");
+        let (width, height) = input.size_px();
+        assert!(text.contains(&format!("width=\"{width}\"")), "size");
+        assert!(text.contains(&format!("height=\"{height}\"")), "size");
+        for needle in [
+            "chance 33.3 %",
+            "reference chip 95.0 %",
+            "SD over n = 5 chips",
+        ] {
+            assert!(text.contains(needle), "SVG lacks {needle:?}");
+        }
+        // One dot per chip (each drawn as a filled circle with a white rim).
+        assert!(text.matches("<circle").count() >= 2 * BARS[1].points.len());
+        let png = dir.join("bars.png");
+        write_bar_chart(&png, &input).expect("png");
+        assert_eq!(png_size(&png), input.size_px());
+    }
+
+    #[test]
+    fn an_unknown_extension_is_refused_with_the_allowed_ones() {
+        let dir = scratch_dir("extension");
+        let error = write_bar_chart(&dir.join("bars.jpg"), &chart(&BARS)).expect_err("jpg");
+        assert!(
+            matches!(error, PlotError::UnknownFormat { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(".png or .svg"), "{error}");
+        assert!(other_files(&dir, &[]).is_empty());
+    }
+
+    #[test]
     fn an_existing_figure_is_replaced_whole_and_no_temporary_file_is_left() {
         let dir = scratch_dir("replace");
         let path = dir.join("figure.png");
         std::fs::write(&path, b"an older figure").expect("seed file");
-        bar_chart_png(&path, &chart(&BARS)).expect("figure");
+        write_bar_chart(&path, &chart(&BARS)).expect("figure");
         assert_eq!(png_size(&path), chart(&BARS).size_px());
         assert!(other_files(&dir, &["figure.png"]).is_empty());
     }
@@ -424,7 +525,7 @@ mod output {
         let dir = scratch_dir("untouched");
         let path = dir.join("figure.png");
         std::fs::write(&path, b"an older figure").expect("seed file");
-        let error = bar_chart_png(&path, &chart(&[])).expect_err("empty");
+        let error = write_bar_chart(&path, &chart(&[])).expect_err("empty");
         assert!(matches!(error, PlotError::NoBars));
         assert_eq!(
             std::fs::read(&path).expect("still there"),
@@ -436,7 +537,7 @@ mod output {
     fn a_missing_directory_is_reported_as_such() {
         let dir = scratch_dir("missing");
         let path = dir.join("not-there").join("figure.png");
-        let error = bar_chart_png(&path, &chart(&BARS)).expect_err("no directory");
+        let error = write_bar_chart(&path, &chart(&BARS)).expect_err("no directory");
         match &error {
             PlotError::MissingDirectory { directory, .. } => {
                 assert_eq!(directory, &dir.join("not-there"));
@@ -448,7 +549,7 @@ mod output {
 
     #[test]
     fn a_path_without_a_file_name_is_rejected() {
-        let error = bar_chart_png(Path::new("/"), &chart(&BARS)).expect_err("not a file");
+        let error = write_bar_chart(Path::new("/"), &chart(&BARS)).expect_err("not a file");
         assert!(matches!(error, PlotError::InvalidPath { .. }), "{error:?}");
     }
 
@@ -457,7 +558,7 @@ mod output {
         let dir = scratch_dir("in-the-way");
         let path = dir.join("figure.png");
         std::fs::create_dir(&path).expect("directory named like the figure");
-        let error = bar_chart_png(&path, &chart(&BARS)).expect_err("cannot replace a directory");
+        let error = write_bar_chart(&path, &chart(&BARS)).expect_err("cannot replace a directory");
         assert!(matches!(error, PlotError::Io { .. }), "{error:?}");
         assert!(other_files(&dir, &["figure.png"]).is_empty());
     }
@@ -468,7 +569,7 @@ mod output {
         let path = dir.join("figure.png");
         std::thread::scope(|scope| {
             for _ in 0..3 {
-                scope.spawn(|| bar_chart_png(&path, &chart(&BARS)).expect("figure"));
+                scope.spawn(|| write_bar_chart(&path, &chart(&BARS)).expect("figure"));
             }
         });
         assert_eq!(png_size(&path), chart(&BARS).size_px());
