@@ -1,4 +1,5 @@
-//! Training progress on the terminal: a bar over epochs with the latest loss and accuracies.
+//! Training progress on the terminal: a bar over epochs with the latest loss, accuracies and
+//! the batches skipped for weight bumping.
 //!
 //! When stderr is not a terminal the bar is hidden and a plain line is printed every twentieth
 //! of the run instead, so logs of batch jobs still show progress.
@@ -19,6 +20,8 @@ pub struct Progress {
     quiet: bool,
     stop: Option<Arc<AtomicBool>>,
     on_first_checkpoint: Option<Box<dyn FnOnce()>>,
+    /// Batches of the epoch in progress.
+    batches: usize,
 }
 
 impl Progress {
@@ -42,6 +45,7 @@ impl Progress {
             quiet,
             stop: None,
             on_first_checkpoint: None,
+            batches: 0,
         }
     }
 
@@ -65,17 +69,27 @@ impl Progress {
     }
 }
 
-fn describe(m: &EpochMetrics) -> String {
+/// The line of an epoch: loss, accuracies and, once training has begun, how many of its
+/// `batches` were skipped for weight bumping.
+fn describe(m: &EpochMetrics, batches: usize) -> String {
     let pct = |v: f64| format!("{:.2} %", 100.0 * v);
-    format!(
+    let mut line = format!(
         "loss {}  train {}  val {}",
         m.train_loss.map_or("-".into(), |l| format!("{l:.4}")),
         m.train_accuracy.map_or("-".into(), pct),
         pct(m.validation_accuracy)
-    )
+    );
+    if m.epoch > 0 {
+        line.push_str(&format!("  bumped {}/{batches}", m.bumped_batches));
+    }
+    line
 }
 
 impl Observer for Progress {
+    fn epoch_started(&mut self, _epoch: u32, _epochs: u32, batches: usize) {
+        self.batches = batches;
+    }
+
     fn checkpoint_saved(&mut self, _path: &Path) {
         if let Some(f) = self.on_first_checkpoint.take() {
             f();
@@ -90,7 +104,7 @@ impl Observer for Progress {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(u64::from(metrics.epoch));
-                bar.set_message(describe(metrics));
+                bar.set_message(describe(metrics, self.batches));
             }
             None if !self.quiet => {
                 let every = (self.epochs / 20).max(1);
@@ -99,7 +113,7 @@ impl Observer for Progress {
                         "epoch {:>4}/{}  {}",
                         metrics.epoch,
                         self.epochs,
-                        describe(metrics)
+                        describe(metrics, self.batches)
                     );
                 }
             }

@@ -839,6 +839,49 @@ fn the_training_figure_names_its_run_and_can_be_svg() {
     assert!(dir.join("training.png").exists());
 }
 
+/// The software preset trains with batches of 50 where the reference takes 150, so it bumps
+/// weights in most batches from the second epoch on while the reference bumps none in its first
+/// three epochs. With the reference's settings no batch of epochs 1-3 is bumped and the
+/// validation accuracy climbs as the reference's does; the progress line and metrics.csv say how
+/// many batches were bumped.
+#[test]
+fn with_the_reference_settings_training_starts_like_the_reference() {
+    let dir = temp_dir("reference");
+    let o = spikeloop(&[
+        "train",
+        "--backend",
+        "ideal",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "150",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // stderr is not a terminal here: one plain line per epoch.
+    assert!(
+        stderr(&o).contains("epoch    1/3") && stderr(&o).contains("bumped 0/34"),
+        "{}",
+        stderr(&o)
+    );
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    let (bumped, validation) = (column("bumped_batches"), column("validation_accuracy"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4, "epochs 0-3");
+    for row in &rows[1..] {
+        assert_eq!(row[bumped], "0", "a bumped batch in epochs 1-3: {csv}");
+    }
+    let after_three: f64 = rows[3][validation].parse().expect("accuracy");
+    assert!(
+        after_three > 0.75,
+        "validation after 3 epochs: {after_three}"
+    );
+}
+
 /// Regression: `--force` deleted the old run before the new one had succeeded. A new run
 /// that fails before its first checkpoint leaves the old run exactly as it was.
 #[test]
