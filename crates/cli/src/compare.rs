@@ -447,16 +447,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if args.svg {
         figure.write(&svg)?;
     }
-    outln!(
-        "wrote {}, {}{}",
-        json.display(),
-        png.display(),
-        if args.svg {
-            format!(" and {}", svg.display())
-        } else {
-            String::new()
-        }
-    );
+    if args.svg {
+        outln!(
+            "wrote {}, {} and {}",
+            json.display(),
+            png.display(),
+            svg.display()
+        );
+    } else {
+        outln!("wrote {} and {}", json.display(), png.display());
+    }
     Ok(())
 }
 
