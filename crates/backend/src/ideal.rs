@@ -95,13 +95,7 @@ impl Backend for IdealBackend {
     fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
         let started = Instant::now();
         let network = self.network.as_ref().ok_or(BackendError::NotConfigured)?;
-        if inputs.n_inputs() != network.n_inputs {
-            return Err(BackendError::InvalidInput(format!(
-                "samples have {} input channels, the network expects {}",
-                inputs.n_inputs(),
-                network.n_inputs
-            )));
-        }
+        inputs.check_width(network.n_inputs)?;
         let n_samples = inputs.len();
         let stride = network.n_neurons();
         let mut all = vec![f64::INFINITY; n_samples * stride];

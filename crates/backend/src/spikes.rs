@@ -59,6 +59,19 @@ impl InputBatch {
     pub fn as_slice(&self) -> &[f64] {
         &self.times
     }
+
+    /// Checks that the samples have the `expected` number of input channels of the configured
+    /// network: every backend refuses a batch of another width with this message.
+    pub fn check_width(&self, expected: usize) -> Result<(), BackendError> {
+        if self.n_inputs == expected {
+            Ok(())
+        } else {
+            Err(BackendError::InvalidInput(format!(
+                "samples have {} input channels, the network expects {expected}",
+                self.n_inputs
+            )))
+        }
+    }
 }
 
 /// Which layers' spikes a run reports.

@@ -572,3 +572,65 @@ fn the_device_link_replaces_only_stale_links_and_goes_away_on_exit() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The virtual device in a process of its own, reached over its pseudo-terminal: a backend
+/// that owns its device process, so that every backend the conformance suite makes has a
+/// fresh device.
+struct OverPty {
+    backend: SerialBackend,
+    _device: DeviceProcess,
+}
+
+impl OverPty {
+    fn start(args: &[&str]) -> Self {
+        let device = DeviceProcess::start(args);
+        let backend = SerialBackend::open(&device.path, 115_200, HostConfig::default())
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", device.path));
+        Self {
+            backend,
+            _device: device,
+        }
+    }
+}
+
+impl spikeloop_backend::Backend for OverPty {
+    fn capabilities(&self) -> &spikeloop_backend::Capabilities {
+        self.backend.capabilities()
+    }
+    fn configure(
+        &mut self,
+        network: &spikeloop_backend::Network,
+    ) -> Result<(), spikeloop_backend::BackendError> {
+        self.backend.configure(network)
+    }
+    fn run(
+        &mut self,
+        inputs: &spikeloop_backend::InputBatch,
+        record: spikeloop_backend::Record,
+    ) -> Result<spikeloop_backend::RunOutput, spikeloop_backend::BackendError> {
+        self.backend.run(inputs, record)
+    }
+    fn record_membrane(
+        &mut self,
+        request: &spikeloop_backend::MembraneRequest,
+    ) -> Result<spikeloop_backend::MembraneTrace, spikeloop_backend::BackendError> {
+        self.backend.record_membrane(request)
+    }
+    fn noise_position(&self) -> Option<u64> {
+        self.backend.noise_position()
+    }
+    fn set_noise_position(&mut self, position: u64) -> Result<(), spikeloop_backend::BackendError> {
+        self.backend.set_noise_position(position)
+    }
+}
+
+spikeloop_backend_testkit::backend_conformance!(
+    noise_free_device_over_a_pseudo_terminal,
+    noise_free: true,
+    OverPty::start(&["--noise", "none"])
+);
+spikeloop_backend_testkit::backend_conformance!(
+    device_over_a_pseudo_terminal,
+    noise_free: false,
+    OverPty::start(&[])
+);

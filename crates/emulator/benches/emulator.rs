@@ -13,30 +13,12 @@
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use spikeloop_backend::{Backend, InputBatch, Layer, Network, NeuronParams, Record};
+use spikeloop_backend_testkit::TestRng;
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 
 const BATCH: usize = 1000;
 
-/// 64-bit linear congruential generator (Knuth's MMIX constants); plenty for benchmark inputs.
-struct Lcg(u64);
-
-impl Lcg {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Box-Muller.
-    fn normal(&mut self, mean: f64, sd: f64) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
-fn yin_yang_network(rng: &mut Lcg) -> Network {
+fn yin_yang_network(rng: &mut TestRng) -> Network {
     Network {
         n_inputs: 4,
         layers: vec![
@@ -56,10 +38,10 @@ fn yin_yang_network(rng: &mut Lcg) -> Network {
     }
 }
 
-fn yin_yang_inputs(rng: &mut Lcg, n: usize) -> InputBatch {
+fn yin_yang_inputs(rng: &mut TestRng, n: usize) -> InputBatch {
     let mut times = Vec::with_capacity(4 * n);
     for _ in 0..n {
-        let (x, y) = (rng.uniform(), rng.uniform());
+        let (x, y) = (rng.uniform(0.0, 1.0), rng.uniform(0.0, 1.0));
         for v in [x, y, 1.0 - x, 1.0 - y] {
             times.push(0.15 + 1.85 * v);
         }
@@ -68,7 +50,7 @@ fn yin_yang_inputs(rng: &mut Lcg, n: usize) -> InputBatch {
 }
 
 fn inference(c: &mut Criterion) {
-    let mut rng = Lcg(11);
+    let mut rng = TestRng::new(11);
     let network = yin_yang_network(&mut rng);
     let inputs = yin_yang_inputs(&mut rng, BATCH);
     let mut refractory_2us = EmulatorConfig::default();

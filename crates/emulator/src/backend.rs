@@ -265,13 +265,7 @@ impl Backend for EmulatorBackend {
         let started = Instant::now();
         self.refresh()?;
         let engine = self.engine.as_ref().ok_or(BackendError::NotConfigured)?;
-        if inputs.n_inputs() != engine.n_inputs {
-            return Err(BackendError::InvalidInput(format!(
-                "samples have {} input channels, the network expects {}",
-                inputs.n_inputs(),
-                engine.n_inputs
-            )));
-        }
+        inputs.check_width(engine.n_inputs)?;
         self.check_inputs(engine, inputs.as_slice(), inputs.n_inputs())?;
         let run = self.run_counter;
         self.run_counter += 1;

@@ -586,14 +586,8 @@ mod tests {
 
     #[test]
     fn event_sort_orders_like_a_comparison_sort() {
-        // A small linear congruential generator for the test's times.
-        let mut state = 7_u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = spikeloop_backend_testkit::TestRng::new(7);
+        let mut uniform = move || rng.uniform(0.0, 1.0);
         let (mut spare, mut counts) = (Vec::new(), Vec::new());
         for n in [0, 1, 5, 47, 48, 49, 120, 300] {
             for shape in 0..4 {

@@ -1604,19 +1604,8 @@ pub(crate) fn membrane_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spikeloop_backend_testkit::TestRng;
     use spikeloop_lif::{NeuronParams, membrane_potential, spike_time_sorted};
-
-    /// Small deterministic generator for test inputs.
-    struct Lcg(u64);
-    impl Lcg {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-    }
 
     fn first_spike(c: &NeuronConsts, times: &[f64], weights: &[f64]) -> (f64, Vec<f64>) {
         let input = NeuronInput { times, weights };
@@ -1637,18 +1626,24 @@ mod tests {
 
     #[test]
     fn first_spike_agrees_with_the_general_lif_solver() {
-        let mut rng = Lcg(3);
+        let mut rng = TestRng::new(3);
         let mut fired = 0;
         let ratios = [1.0, 1.0 + 1e-9, 1.0 + 5e-4, 0.93, 1.1, 0.5, 2.0, 1.37];
         for trial in 0..400 {
             let ratio = ratios[trial % ratios.len()];
-            let tau_s = 0.8 + 0.4 * rng.uniform();
-            let c = NeuronConsts::new(tau_s * ratio, tau_s, 0.9 + 0.2 * rng.uniform(), 0.0, 0.3);
-            let n = 1 + (rng.uniform() * 40.0) as usize;
-            let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform()).collect();
+            let tau_s = 0.8 + 0.4 * rng.uniform(0.0, 1.0);
+            let c = NeuronConsts::new(
+                tau_s * ratio,
+                tau_s,
+                0.9 + 0.2 * rng.uniform(0.0, 1.0),
+                0.0,
+                0.3,
+            );
+            let n = 1 + (rng.uniform(0.0, 1.0) * 40.0) as usize;
+            let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform(0.0, 1.0)).collect();
             times.sort_by(f64::total_cmp);
             let weights: Vec<f64> = (0..n)
-                .map(|_| (rng.uniform() - 0.3) * 4.0 / (n as f64).sqrt())
+                .map(|_| (rng.uniform(0.0, 1.0) - 0.3) * 4.0 / (n as f64).sqrt())
                 .collect();
             let ours = first_spike(&c, &times, &weights).0;
             let theirs = spike_time_sorted(&lif_params(&c), &times, &weights).time;
@@ -1667,7 +1662,7 @@ mod tests {
 
     #[test]
     fn lockstep_first_spikes_and_continuations_match_the_sequential_integrator() {
-        let mut rng = Lcg(17);
+        let mut rng = TestRng::new(17);
         for trial in 0..40 {
             // Group sizes around and beyond the vector widths, up to a hidden layer's size.
             let m = [1, 2, 3, 5, 8, 9, 17, 64, 121][trial % 9];
@@ -1675,9 +1670,9 @@ mod tests {
             let n = if trial % 8 == 7 {
                 0
             } else {
-                1 + (rng.uniform() * 30.0) as usize
+                1 + (rng.uniform(0.0, 1.0) * 30.0) as usize
             };
-            let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform()).collect();
+            let mut times: Vec<f64> = (0..n).map(|_| 3.0 * rng.uniform(0.0, 1.0)).collect();
             times.sort_by(f64::total_cmp);
             if trial % 3 == 0 && n > 2 {
                 times[1] = times[0]; // simultaneous events
@@ -1685,29 +1680,29 @@ mod tests {
             // Some neurons with equal time constants, and some with a threshold below rest.
             let consts: Vec<NeuronConsts> = (0..m)
                 .map(|i| {
-                    let tau_s = 0.8 + 0.4 * rng.uniform();
+                    let tau_s = 0.8 + 0.4 * rng.uniform(0.0, 1.0);
                     let tau_m = if i % 7 == 3 {
                         tau_s
                     } else {
-                        0.8 + 0.4 * rng.uniform()
+                        0.8 + 0.4 * rng.uniform(0.0, 1.0)
                     };
                     let theta = if i % 11 == 5 {
                         -0.1
                     } else {
-                        0.9 + 0.2 * rng.uniform()
+                        0.9 + 0.2 * rng.uniform(0.0, 1.0)
                     };
                     NeuronConsts::new(
                         tau_m,
                         tau_s,
                         theta,
-                        0.1 * (rng.uniform() - 0.5),
-                        0.05 + 0.3 * rng.uniform(),
+                        0.1 * (rng.uniform(0.0, 1.0) - 0.5),
+                        0.05 + 0.3 * rng.uniform(0.0, 1.0),
                     )
                 })
                 .collect();
             let thetas: Vec<f64> = consts.iter().map(|c| c.theta).collect();
             let weights: Vec<f64> = (0..m * n)
-                .map(|_| (rng.uniform() - 0.2) * 8.0 / (n as f64).sqrt())
+                .map(|_| (rng.uniform(0.0, 1.0) - 0.2) * 8.0 / (n as f64).sqrt())
                 .collect();
             // Event e comes from source e; the lockstep form takes the weights source-major.
             let sources: Vec<u32> = (0..n as u32).collect();
@@ -1765,15 +1760,25 @@ mod tests {
 
     #[test]
     fn clock_tick_tables_agree_with_direct_factors_and_the_sequential_integrator() {
-        let mut rng = Lcg(29);
+        let mut rng = TestRng::new(29);
         let tick = 1.0 / 750.0;
         let m = 40;
         // Time-constant ratios from 0.6 to 1.6, and some equal ones (the kernel's series).
         let consts: Vec<NeuronConsts> = (0..m)
             .map(|i| {
-                let tau_s = 0.8 + 0.4 * rng.uniform();
-                let ratio = if i % 5 == 0 { 1.0 } else { 0.6 + rng.uniform() };
-                NeuronConsts::new(tau_s * ratio, tau_s, 0.9 + 0.2 * rng.uniform(), 0.0, 0.3)
+                let tau_s = 0.8 + 0.4 * rng.uniform(0.0, 1.0);
+                let ratio = if i % 5 == 0 {
+                    1.0
+                } else {
+                    0.6 + rng.uniform(0.0, 1.0)
+                };
+                NeuronConsts::new(
+                    tau_s * ratio,
+                    tau_s,
+                    0.9 + 0.2 * rng.uniform(0.0, 1.0),
+                    0.0,
+                    0.3,
+                )
             })
             .collect();
         let t_end = 6.0;
@@ -1805,9 +1810,9 @@ mod tests {
         // first spikes of the exact integration to rounding.
         let no_ticks = Columns::new(&consts);
         for trial in 0..20 {
-            let n = 5 + (rng.uniform() * 25.0) as usize;
+            let n = 5 + (rng.uniform(0.0, 1.0) * 25.0) as usize;
             let mut times: Vec<f64> = (0..n)
-                .map(|_| (rng.uniform() * 2.0 / tick).round() * tick)
+                .map(|_| (rng.uniform(0.0, 1.0) * 2.0 / tick).round() * tick)
                 .collect();
             times.sort_by(f64::total_cmp);
             for e in 1..n {
@@ -1816,7 +1821,7 @@ mod tests {
                 }
             }
             let weights: Vec<f64> = (0..m * n)
-                .map(|_| (rng.uniform() - 0.2) * 8.0 / (n as f64).sqrt())
+                .map(|_| (rng.uniform(0.0, 1.0) - 0.2) * 8.0 / (n as f64).sqrt())
                 .collect();
             let sources: Vec<u32> = (0..n as u32).collect();
             let thetas: Vec<f64> = consts.iter().map(|c| c.theta).collect();

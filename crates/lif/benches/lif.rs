@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use spikeloop_backend_testkit::TestRng;
 use spikeloop_lif::{NeuronParams, Volley, gradients_at, spike_time, spike_time_sorted};
 
 const N_IN: usize = 5;
@@ -14,25 +15,6 @@ const N_HIDDEN: usize = 120;
 const N_OUT: usize = 3;
 const BIAS_TIME: f64 = 0.9;
 const N_SAMPLES: usize = 64;
-
-/// 64-bit linear congruential generator (Knuth's MMIX constants); plenty for benchmark inputs.
-struct Lcg(u64);
-
-impl Lcg {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Box-Muller.
-    fn normal(&mut self, mean: f64, sd: f64) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        mean + sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
 
 struct Network {
     params: NeuronParams,
@@ -53,7 +35,7 @@ struct Pass {
 }
 
 impl Network {
-    fn new(params: NeuronParams, rng: &mut Lcg) -> Network {
+    fn new(params: NeuronParams, rng: &mut TestRng) -> Network {
         Network {
             params,
             w1: (0..N_HIDDEN * N_IN).map(|_| rng.normal(1.5, 0.8)).collect(),
@@ -92,10 +74,10 @@ impl Network {
     }
 }
 
-fn samples(rng: &mut Lcg) -> Vec<Pass> {
+fn samples(rng: &mut TestRng) -> Vec<Pass> {
     (0..N_SAMPLES)
         .map(|_| {
-            let (x, y) = (rng.uniform(), rng.uniform());
+            let (x, y) = (rng.uniform(0.0, 1.0), rng.uniform(0.0, 1.0));
             let input = [x, y, 1.0 - x, 1.0 - y]
                 .iter()
                 .map(|v| 0.15 + 1.85 * v)
@@ -110,7 +92,7 @@ fn samples(rng: &mut Lcg) -> Vec<Pass> {
 }
 
 fn bench_network(c: &mut Criterion, name: &str, params: NeuronParams) {
-    let mut rng = Lcg(0x5eed);
+    let mut rng = TestRng::new(0x5eed);
     let net = Network::new(params, &mut rng);
     let mut passes = samples(&mut rng);
     for pass in &mut passes {
@@ -167,9 +149,9 @@ fn yin_yang(c: &mut Criterion) {
 
 /// The emulator's per-neuron path: a 121-input neuron with its own time constants.
 fn per_neuron(c: &mut Criterion) {
-    let mut rng = Lcg(7);
+    let mut rng = TestRng::new(7);
     let mut times: Vec<f64> = (0..N_HIDDEN + 1)
-        .map(|_| 0.5 + 1.5 * rng.uniform())
+        .map(|_| 0.5 + 1.5 * rng.uniform(0.0, 1.0))
         .collect();
     times.sort_by(f64::total_cmp);
     let weights: Vec<f64> = (0..N_HIDDEN + 1).map(|_| rng.normal(0.5, 0.8)).collect();

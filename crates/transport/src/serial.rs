@@ -294,6 +294,10 @@ impl<L: Link> Backend for SerialBackend<L> {
     }
 
     fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
+        // Refused here with the message every backend gives, before anything is sent.
+        if let Some(network) = self.core.network() {
+            inputs.check_width(network.n_inputs)?;
+        }
         self.block(async |core| core.run(inputs, record).await)
     }
 
