@@ -308,8 +308,8 @@ pub mod check {
     }
 
     /// Optional abilities answer as the backend's features say: membrane recording works when
-    /// offered and is `Unsupported` otherwise; a backend without a noise position refuses to
-    /// set one with `Unsupported`.
+    /// offered and is `Unsupported` otherwise; a backend with the noise-position feature reports
+    /// its position, one without it reports none and refuses to set one with `Unsupported`.
     pub fn unsupported_answers_agree_with_features(s: &Subject) {
         let mut b = s.configured(&network());
         let offered = b.capabilities().features.membrane_recording;
@@ -327,14 +327,20 @@ pub mod check {
                 s.name
             ),
         }
-        if b.noise_position().is_none() {
-            match b.set_noise_position(7) {
+        let position = b.capabilities().features.noise_position;
+        match (position, b.noise_position()) {
+            (true, Some(_)) => {}
+            (false, None) => match b.set_noise_position(7) {
                 Err(BackendError::Unsupported { .. }) => {}
                 other => panic!(
                     "{}: no noise position, but setting one gave {other:?}",
                     s.name
                 ),
-            }
+            },
+            (offered, now) => panic!(
+                "{}: noise position offered: {offered}, but the backend reports {now:?}",
+                s.name
+            ),
         }
     }
 

@@ -64,6 +64,11 @@ pub use substrate::{Difference, Substrate};
 pub struct Features {
     /// Can record a neuron's membrane potential during a run ([`Backend::record_membrane`]).
     pub membrane_recording: bool,
+    /// Its trial-to-trial noise is pseudo-random with a position that can be read and set
+    /// ([`Backend::noise_position`], [`Backend::set_noise_position`]), so that runs replay
+    /// exactly.
+    #[serde(default)]
+    pub noise_position: bool,
 }
 
 /// What a substrate is and what it can hold; constant for the lifetime of a backend.
@@ -99,6 +104,10 @@ pub struct Capabilities {
     /// The fit rules of a chip made of halves; `None` for a substrate without them.
     #[serde(default)]
     pub geometry: Option<ChipGeometry>,
+    /// Hardware time of a run on top of its samples' windows (loading inputs, starting and
+    /// reading out), microseconds; `None` for a substrate without physical time.
+    #[serde(default)]
+    pub batch_overhead_us: Option<f64>,
     /// What the values of a recorded membrane trace are, for a substrate whose readout is not
     /// in model units; `None`: model units.
     #[serde(default)]
@@ -131,6 +140,7 @@ impl Capabilities {
             features: Features::default(),
             sample_window: None,
             geometry: None,
+            batch_overhead_us: None,
             membrane_readout: None,
         }
     }

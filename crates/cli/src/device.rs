@@ -38,10 +38,10 @@ pub struct DeviceArgs {
     link: Option<std::path::PathBuf>,
 }
 
-/// The virtual device's configuration for `chip`: its identity names the chip, run seed and
-/// noise preset, its firmware version carries the fingerprint of the chip's complete
-/// configuration (so a run started on one chip set-up is not resumed on another), its timing
-/// is the chip's.
+/// The virtual device's configuration for `chip`: its timing and rows are the chip's own (the
+/// device derives them from the backend it serves), its identity names the chip, run seed and
+/// noise preset, and its firmware version carries the fingerprint of the chip's complete
+/// configuration (so a run started on one chip set-up is not resumed on another).
 pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceConfig {
     let c = chip.config();
     DeviceConfig {
@@ -57,10 +57,7 @@ pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceCon
             chip.substrate().fingerprint()
         ),
         max_frame_size,
-        sample_window_us: c.timing.sample_window_tau * c.timing.tau_s_us,
-        batch_overhead_us: c.timing.batch_overhead_us,
-        synapse_rows: Some(512),
-        ..DeviceConfig::default()
+        ..DeviceConfig::serving(chip)
     }
 }
 

@@ -86,7 +86,9 @@ impl EmulatorBackend {
         capabilities.acceleration = Some(ACCELERATION);
         capabilities.tau_s_us = Some(config.timing.tau_s_us);
         capabilities.features.membrane_recording = true;
+        capabilities.features.noise_position = true;
         capabilities.sample_window = Some(config.timing.sample_window_tau);
+        capabilities.batch_overhead_us = Some(config.timing.batch_overhead_us);
         capabilities.geometry = Some(crate::mapping::GEOMETRY);
         capabilities.membrane_readout = Some(MembraneReadout {
             unit: "mV".into(),

@@ -383,7 +383,7 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         report.add("refused runs change nothing", r);
         let r = sample_window(&mut client, &info).await;
         report.add("sample window", r);
-        if info.noise_position_feature {
+        if info.capabilities.features.noise_position {
             let r = noise_position(&mut client, &info).await;
             report.add("noise position", r);
         }
@@ -1066,7 +1066,9 @@ async fn duplicates<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
     if after.requests_replayed <= before.requests_replayed {
         return Err("requests_replayed did not count the duplicate".into());
     }
-    if info.noise_position_feature && after.noise_position != before.noise_position.map(|p| p + 1) {
+    if info.capabilities.features.noise_position
+        && after.noise_position != before.noise_position.map(|p| p + 1)
+    {
         return Err(format!(
             "the noise moved from {:?} to {:?} for one run",
             before.noise_position, after.noise_position
@@ -1153,7 +1155,7 @@ async fn sessions<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
             before.runs, after.runs
         ));
     }
-    if info.noise_position_feature && after.noise_position == before.noise_position {
+    if info.capabilities.features.noise_position && after.noise_position == before.noise_position {
         return Err("the new session's run did not move the noise: it was replayed".into());
     }
     Ok("Hello echoes its nonce, refuses nonce 0 and is never replayed; a new session's requests are executed afresh".into())

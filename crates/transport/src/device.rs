@@ -140,6 +140,27 @@ impl Default for DeviceConfig {
     }
 }
 
+impl DeviceConfig {
+    /// The configuration of a virtual device serving `backend`: the protocol defaults, with the
+    /// timing (sample window and per-run overhead) and the synapse rows the backend describes
+    /// in its capabilities, so that the device announces what it serves.
+    pub fn serving(backend: &dyn Backend) -> Self {
+        let caps = backend.capabilities();
+        let defaults = Self::default();
+        let tau_s_us = caps.tau_s_us.unwrap_or(6.0);
+        Self {
+            sample_window_us: caps
+                .sample_window
+                .map_or(defaults.sample_window_us, |w| w * tau_s_us),
+            batch_overhead_us: caps.batch_overhead_us.unwrap_or(defaults.batch_overhead_us),
+            synapse_rows: caps
+                .geometry
+                .and_then(|g| u32::try_from(g.rows_per_half * g.halves).ok()),
+            ..defaults
+        }
+    }
+}
+
 /// Why a virtual device could not be set up.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -329,7 +350,6 @@ impl<B: Backend> VirtualDevice<B> {
             sample_window_us: config.sample_window_us,
             batch_overhead_us: config.batch_overhead_us,
             command_timeout_ms: config.command_timeout_ms,
-            noise_position_feature: noise_position.is_some(),
             noise_position,
             session_nonce: 0,
             sample_window_ticks: caps
@@ -717,7 +737,7 @@ impl<B: Backend> VirtualDevice<B> {
     }
 
     fn set_noise_position(&mut self, position: u64, ty: MessageType) -> Answer {
-        if !self.info.noise_position_feature {
+        if !self.info.capabilities.features.noise_position {
             return Err(self.unsupported(ty, "noise position"));
         }
         self.backend

@@ -954,7 +954,6 @@ fn placeholder_info() -> DeviceInfo {
         sample_window_us: 0.0,
         batch_overhead_us: 0.0,
         command_timeout_ms: 0,
-        noise_position_feature: false,
         noise_position: None,
         session_nonce: 0,
         sample_window_ticks: 0,

@@ -336,7 +336,7 @@ impl<L: Link> Backend for SerialBackend<L> {
     }
 
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
-        if !self.core.info().noise_position_feature {
+        if !self.capabilities.features.noise_position {
             return Err(BackendError::Unsupported {
                 backend: self.capabilities.name.clone(),
                 feature: "restoring the noise position",

@@ -523,3 +523,22 @@ async fn an_incompatible_version_range_is_refused_clearly() {
     );
     assert!(err.to_string().contains("1..=1") && err.to_string().contains("2..=2"));
 }
+
+/// The virtual device announces the timing and rows of the backend it serves, not constants.
+#[test]
+fn the_device_describes_the_backend_it_serves() {
+    let mut config = EmulatorConfig::default();
+    config.timing.batch_overhead_us = 40.0;
+    config.timing.sample_window_tau = 4.0;
+    let chip = EmulatorBackend::new(config).expect("chip");
+    let device = DeviceConfig::serving(&chip);
+    assert_eq!(device.sample_window_us, 4.0 * 6.0);
+    assert_eq!(device.batch_overhead_us, 40.0);
+    assert_eq!(device.synapse_rows, Some(512));
+    let remote = SerialBackend::in_process(chip, device, HostConfig::default()).expect("device");
+    let caps = remote.capabilities();
+    assert_eq!(caps.batch_overhead_us, Some(40.0));
+    assert!(caps.features.noise_position && caps.features.membrane_recording);
+    let ideal = DeviceConfig::serving(&spikeloop_backend::IdealBackend::new());
+    assert_eq!(ideal.synapse_rows, None);
+}

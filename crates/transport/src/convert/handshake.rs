@@ -107,8 +107,6 @@ pub struct DeviceInfo {
     pub batch_overhead_us: f64,
     /// Longest answer time for requests other than runs and recordings, milliseconds.
     pub command_timeout_ms: u32,
-    /// Whether the device's noise position can be read and set.
-    pub noise_position_feature: bool,
     /// The noise position when the device answered, if it has the feature.
     pub noise_position: Option<u64>,
     /// The session nonce the `HelloReply` echoed.
@@ -161,11 +159,10 @@ impl DeviceInfo {
             _ => Ok(x),
         };
         let mut features = Features::default();
-        let mut noise_position_feature = false;
         for f in &c.features {
             match pb::Feature::try_from(*f) {
                 Ok(pb::Feature::MembraneRecording) => features.membrane_recording = true,
-                Ok(pb::Feature::NoisePosition) => noise_position_feature = true,
+                Ok(pb::Feature::NoisePosition) => features.noise_position = true,
                 _ => {} // unknown features are ignored
             }
         }
@@ -212,6 +209,8 @@ impl DeviceInfo {
                 offset: r.offset,
             });
         }
+        let batch_overhead_us = non_negative("batch_overhead_us", c.batch_overhead_us)?;
+        capabilities.batch_overhead_us = Some(batch_overhead_us);
         Ok(DeviceInfo {
             version: reply.version,
             min_version: reply.min_version,
@@ -225,9 +224,8 @@ impl DeviceInfo {
             max_requests_in_flight: c.max_requests_in_flight,
             max_samples_per_run: (c.max_samples_per_run > 0).then_some(c.max_samples_per_run),
             sample_window_us: non_negative("sample_window_us", c.sample_window_us)?,
-            batch_overhead_us: non_negative("batch_overhead_us", c.batch_overhead_us)?,
+            batch_overhead_us,
             command_timeout_ms: c.command_timeout_ms,
-            noise_position_feature,
             noise_position: reply.noise_position,
             session_nonce: reply.session_nonce,
             sample_window_ticks: c.sample_window_ticks,
@@ -241,7 +239,7 @@ impl DeviceInfo {
         if caps.features.membrane_recording {
             features.push(pb::Feature::MembraneRecording as i32);
         }
-        if self.noise_position_feature {
+        if caps.features.noise_position {
             features.push(pb::Feature::NoisePosition as i32);
         }
         pb::HelloReply {
