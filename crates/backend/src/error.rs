@@ -40,7 +40,25 @@ pub enum BackendError {
     /// `run` was called before a network was configured.
     #[error("no network configured: call configure() before run()")]
     NotConfigured,
-    /// The substrate failed while running (a device error, a lost connection, ...).
+    /// The device went away: unplugged, powered off, its port or process closed. Whatever it
+    /// held is lost; a caller reconnects and starts again.
+    #[error("{backend} disconnected ({reason})")]
+    Disconnected {
+        /// The backend's name.
+        backend: String,
+        /// What the link reported.
+        reason: String,
+    },
+    /// The device restarted (power loss, watchdog, a reset line) and lost its configuration.
+    #[error("{backend} restarted ({detail}) and lost its network")]
+    Restarted {
+        /// The backend's name.
+        backend: String,
+        /// How the restart showed.
+        detail: String,
+    },
+    /// The substrate failed while running (a device error, a line too noisy to get an answer
+    /// through, ...).
     #[error("{backend} failed: {message}")]
     Device {
         /// The backend's name.

@@ -148,6 +148,32 @@ impl EmulatorArgs {
     }
 }
 
+/// An error opening a device as the command line says it: a port problem with the
+/// transport's advice and, where it helps, the command that lists the ports; anything later
+/// (the handshake) as a failure to connect to `place`.
+pub fn open_error(e: spikeloop_transport::OpenError, place: &str) -> anyhow::Error {
+    use spikeloop_transport::serial::PortProblem;
+    match e {
+        spikeloop_transport::OpenError::Port {
+            port,
+            reason,
+            problem,
+        } => {
+            let list = match problem {
+                PortProblem::Missing | PortProblem::NotAPort | PortProblem::NoDevice => {
+                    "; `spikeloop ports` lists the serial ports"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!(
+                "could not open serial port {port}: {reason}{}{list}",
+                problem.advice()
+            )
+        }
+        e => anyhow::Error::new(e).context(format!("could not connect to the device at {place}")),
+    }
+}
+
 /// Why a result recorded on `recorded` cannot be continued or reused on `now`: `None` when the
 /// two are the same substrate, else the summaries and every differing setting (the first ten).
 pub fn substrate_mismatch(recorded: &Substrate, now: &Substrate) -> Option<String> {
@@ -252,13 +278,7 @@ impl BackendArgs {
             retries: self.retries,
             ..HostConfig::default()
         };
-        SerialBackend::open(path, self.baud, config).map_err(|e| match e {
-            // Already names the port and what the system said about it.
-            e @ spikeloop_transport::OpenError::Port { .. } => anyhow::Error::new(e),
-            e => {
-                anyhow::Error::new(e).context(format!("could not connect to the device at {place}"))
-            }
-        })
+        SerialBackend::open(path, self.baud, config).map_err(|e| open_error(e, &place))
     }
 
     /// A short name of the substrate for default file and directory names: `ideal`,

@@ -153,7 +153,7 @@ pub struct ConformanceArgs {
 /// `spikeloop conformance`: prints the report; fails when any check failed.
 pub fn conformance(args: ConformanceArgs) -> anyhow::Result<()> {
     let report = spikeloop_transport::serial::conformance_on_port(&args.device, args.baud)
-        .with_context(|| format!("could not check the device at {}", args.device))?;
+        .map_err(|e| crate::backend::open_error(e, &args.device))?;
     outln!("{report}");
     if !report.all_passed() {
         anyhow::bail!(

@@ -319,6 +319,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         Err(TrainError::Interrupted(state)) => {
             return Err(stopped(&files, &state, &topology, args.svg).into());
         }
+        Err(
+            e @ TrainError::Backend(
+                spikeloop_backend::BackendError::Disconnected { .. }
+                | spikeloop_backend::BackendError::Restarted { .. },
+            ),
+        ) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "training stopped because the device went away; reconnect it, then continue the run with `spikeloop train --resume --out {}` (it resumes from its last checkpoint)",
+                files.dir.display()
+            )));
+        }
         Err(e) => return Err(e.into()),
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -274,15 +274,9 @@ fn messages_name_the_problem_once_and_where_it_is() {
     let file = dir.join("not-a-port");
     std::fs::write(&file, "").expect("write");
     for (port, says) in [
-        (
-            file.to_str().expect("utf-8"),
-            "regular file, not a serial port",
-        ),
+        (file.to_str().expect("utf-8"), "it is a regular file"),
         ("/dev/null", "not a terminal device"),
-        (
-            dir.to_str().expect("utf-8"),
-            "a directory, not a serial port",
-        ),
+        (dir.to_str().expect("utf-8"), "it is a directory"),
     ] {
         let o = spikeloop(&[
             "train",
@@ -292,6 +286,8 @@ fn messages_name_the_problem_once_and_where_it_is() {
             dir.join("r").to_str().expect("utf-8"),
         ]);
         assert_clear_error(&o, says);
+        assert_clear_error(&o, "not a serial port");
+        assert_clear_error(&o, "`spikeloop ports` lists the serial ports");
         assert!(!stderr(&o).contains("plugged in"), "{}", stderr(&o));
     }
 

@@ -178,7 +178,7 @@ fn a_device_that_goes_away_is_reported_as_a_disconnect() {
         .expect_err("the device is gone");
     let text = err.to_string();
     assert!(
-        matches!(err, spikeloop_backend::BackendError::Device { .. })
+        matches!(err, spikeloop_backend::BackendError::Disconnected { .. })
             && text.contains("disconnected"),
         "{text}"
     );
@@ -200,6 +200,53 @@ fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
     assert!(o.status.success(), "{text}");
     assert!(text.contains("PASS duplicate request ids"), "{text}");
     assert!(text.trim_end().ends_with(", 0 failed"), "{text}");
+}
+
+/// A device that goes away mid-training ends the run with a message that says how to continue
+/// it; the checkpoint written before is kept and resumes on a new device.
+#[test]
+fn training_on_a_device_that_goes_away_says_how_to_continue() {
+    let mut device = DeviceProcess::start(&["--chip-seed", "2"]);
+    let dir = std::env::temp_dir().join(format!("spikeloop-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().expect("utf-8").to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args([
+            "train",
+            "--quiet",
+            "--epochs",
+            "200",
+            "--hidden",
+            "8",
+            "--device",
+            &device.path,
+            "--out",
+            &out,
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let checkpoint = dir.join("checkpoint.json");
+    for _ in 0..600 {
+        if checkpoint.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(checkpoint.exists(), "no checkpoint was written");
+    let _ = device.child.kill();
+    let _ = device.child.wait();
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("the device went away")
+            && err.contains(&format!("spikeloop train --resume --out {out}")),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(checkpoint.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A port held by another process is named as busy, not as a device that is not plugged in.

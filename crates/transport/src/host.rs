@@ -106,9 +106,7 @@ impl Default for HostConfig {
 #[non_exhaustive]
 pub enum HostError {
     /// The link ended or failed: the device was unplugged, powered off or its port closed.
-    #[error(
-        "the device disconnected ({reason}); reconnect it, then start again (training resumes from its last checkpoint with --resume)"
-    )]
+    #[error("the device disconnected ({reason}); reconnect it, then start again")]
     Disconnected {
         /// What the link reported.
         reason: String,
@@ -129,7 +127,7 @@ pub enum HostError {
     },
     /// The device answered in state POWER_ON: it restarted and lost its network.
     #[error(
-        "the device restarted (it answered {request} in state POWER_ON: power loss, watchdog or a DTR reset) and lost its network; reconnect, then start again (training resumes from its last checkpoint with --resume)"
+        "the device restarted (it answered {request} in state POWER_ON: power loss, watchdog or a DTR reset) and lost its network; reconnect, then start again"
     )]
     DeviceReset {
         /// The request that found the device restarted.
@@ -191,12 +189,23 @@ impl HostError {
     /// The error as the `Backend` trait reports it for backend `name`: refusals map as the
     /// specification says (`DOES_NOT_FIT` to `DoesNotFit`, `OUT_OF_RANGE` to `InvalidInput`,
     /// ...), conversion errors to what they mean, and everything about the link (disconnects,
-    /// resets, timeouts, contradictions) to `BackendError::Device` with this error's text.
+    /// resets, timeouts, contradictions) to `BackendError::Disconnected`, `Restarted` or
+    /// `Device` with this error's text.
     pub fn into_backend_error(self, name: &str) -> spikeloop_backend::BackendError {
         match self {
             HostError::Refused { error, .. } => backend_error(&error, name),
             HostError::Convert(e) => e.into_backend_error(name),
             HostError::NotConfigured => spikeloop_backend::BackendError::NotConfigured,
+            HostError::Disconnected { reason } => spikeloop_backend::BackendError::Disconnected {
+                backend: name.to_string(),
+                reason,
+            },
+            HostError::DeviceReset { request } => spikeloop_backend::BackendError::Restarted {
+                backend: name.to_string(),
+                detail: format!(
+                    "it answered {request} in state POWER_ON: power loss, watchdog or a DTR reset"
+                ),
+            },
             other => spikeloop_backend::BackendError::Device {
                 backend: name.to_string(),
                 message: other.to_string(),

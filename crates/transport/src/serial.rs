@@ -32,14 +32,14 @@ use crate::messages::pb;
 #[non_exhaustive]
 pub enum OpenError {
     /// The serial port could not be opened.
-    #[error("could not open serial port {port}: {reason}{hint}")]
+    #[error("could not open serial port {port}: {reason}{}", problem.advice())]
     Port {
         /// The port's path.
         port: String,
         /// What the operating system said.
         reason: String,
-        /// What usually fixes it.
-        hint: &'static str,
+        /// What kind of problem it is.
+        problem: PortProblem,
     },
     /// The runtime that drives the link could not start.
     #[error("could not start the I/O runtime: {0}")]
@@ -77,25 +77,58 @@ pub fn runtime() -> Result<Runtime, OpenError> {
         .map_err(OpenError::Runtime)
 }
 
-fn open_hint(kind: &tokio_serial::ErrorKind, reason: &str) -> &'static str {
-    let r = reason.to_ascii_lowercase();
-    if r.contains("exclusive") || r.contains("busy") || r.contains("temporarily unavailable") {
-        return "; it is in use by another process (another spikeloop, a terminal program, ModemManager: `sudo systemctl stop ModemManager`); `fuser` names it";
-    }
-    if r.contains("permission") {
-        return "; serial ports belong to the dialout group: `sudo usermod -aG dialout $USER`, then log in again";
-    }
-    if r.contains("typewriter") || r.contains("inappropriate ioctl") {
-        return "; it is not a terminal device, so not a serial port: `spikeloop ports` lists the serial ports";
-    }
-    if r.contains("no such file") {
-        return "; no such port: `spikeloop ports` lists the serial ports";
-    }
-    match kind {
-        tokio_serial::ErrorKind::NoDevice => {
-            "; is the device plugged in? `spikeloop ports` lists the serial ports"
+/// What kind of problem kept a serial port from opening, so that a caller can add its own
+/// advice (a command that lists the ports, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortProblem {
+    /// No such path.
+    Missing,
+    /// The path exists but is no serial port (a file, a directory, a non-terminal device).
+    NotAPort,
+    /// Another process holds the port.
+    Busy,
+    /// The user may not open it.
+    Permission,
+    /// The device behind the path is not there (unplugged).
+    NoDevice,
+    /// Anything else; the system's reason says what.
+    Other,
+}
+
+impl PortProblem {
+    /// What usually fixes it, as a clause to append to the reason ("" when nothing general
+    /// helps).
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::Busy => {
+                "; it is in use by another process (another spikeloop, a terminal program, ModemManager: `sudo systemctl stop ModemManager`); `fuser` names it"
+            }
+            Self::Permission => {
+                "; serial ports belong to the dialout group: `sudo usermod -aG dialout $USER`, then log in again"
+            }
+            Self::NotAPort => "; it is not a terminal device, so not a serial port",
+            Self::Missing => "; no such port",
+            Self::NoDevice => "; is the device plugged in?",
+            Self::Other => "",
         }
-        _ => "",
+    }
+
+    fn of(kind: &tokio_serial::ErrorKind, reason: &str) -> Self {
+        let r = reason.to_ascii_lowercase();
+        if r.contains("exclusive") || r.contains("busy") || r.contains("temporarily unavailable") {
+            Self::Busy
+        } else if r.contains("permission") {
+            Self::Permission
+        } else if r.contains("typewriter") || r.contains("inappropriate ioctl") {
+            Self::NotAPort
+        } else if r.contains("no such file") {
+            Self::Missing
+        } else if matches!(kind, tokio_serial::ErrorKind::NoDevice) {
+            Self::NoDevice
+        } else {
+            Self::Other
+        }
     }
 }
 
@@ -104,27 +137,25 @@ fn open_hint(kind: &tokio_serial::ErrorKind, reason: &str) -> &'static str {
 #[cfg(unix)]
 fn check_port_path(path: &str) -> Result<(), OpenError> {
     use std::os::unix::fs::FileTypeExt;
-    let refuse = |reason: &str, hint: &'static str| {
+    let refuse = |reason: &str, problem: PortProblem| {
         Err(OpenError::Port {
             port: path.to_string(),
             reason: reason.to_string(),
-            hint,
+            problem,
         })
     };
-    let list = "; `spikeloop ports` lists the serial ports";
     match std::fs::metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => refuse(
-            "no such file",
-            "; no such port: `spikeloop ports` lists the serial ports",
-        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            refuse("no such file", PortProblem::Missing)
+        }
         Err(_) => Ok(()), // opening it names the problem
-        Ok(m) if m.is_dir() => refuse("it is a directory, not a serial port", list),
+        Ok(m) if m.is_dir() => refuse("it is a directory", PortProblem::NotAPort),
         Ok(m) if m.file_type().is_char_device() => Ok(()),
         Ok(m) if m.is_file() => refuse(
-            "it is a regular file, not a serial port (a serial port is a terminal device such as /dev/ttyACM0)",
-            list,
+            "it is a regular file (a serial port is a terminal device such as /dev/ttyACM0)",
+            PortProblem::NotAPort,
         ),
-        Ok(_) => refuse("it is not a character device, so not a serial port", list),
+        Ok(_) => refuse("it is not a character device", PortProblem::NotAPort),
     }
 }
 
@@ -151,7 +182,7 @@ pub fn open_port(
         let reason = e.description.clone();
         OpenError::Port {
             port: path.to_string(),
-            hint: open_hint(&e.kind, &reason),
+            problem: PortProblem::of(&e.kind, &reason),
             reason,
         }
     })

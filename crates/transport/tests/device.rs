@@ -458,9 +458,10 @@ async fn disconnects_and_device_resets_are_reported_clearly() {
         .expect_err("disconnected");
     task.await.expect("task");
     assert!(matches!(err, HostError::Disconnected { .. }), "{err}");
-    let text = err.into_backend_error("dev").to_string();
+    let err = err.into_backend_error("dev");
+    let text = err.to_string();
     assert!(
-        text.contains("disconnected") && text.contains("resume"),
+        matches!(err, BackendError::Disconnected { .. }) && text.contains("disconnected"),
         "{text}"
     );
 
@@ -477,6 +478,8 @@ async fn disconnects_and_device_resets_are_reported_clearly() {
         .expect_err("reset");
     assert!(matches!(err, HostError::DeviceReset { .. }), "{err}");
     assert!(err.to_string().contains("restarted"));
+    let err = err.into_backend_error("dev");
+    assert!(matches!(err, BackendError::Restarted { .. }), "{err}");
     drop(core);
     task.await.expect("task");
 }
