@@ -90,7 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut chip_weights = network.clone();
     for l in &mut chip_weights.layers {
         for w in &mut l.weights {
-            *w = f64::from(spikeloop_emulator::quantise_weight(*w, 30.0).0) / 30.0;
+            *w = f64::from(spikeloop_emulator::quantise_weight(*w, 30.0, 63).0) / 30.0;
         }
     }
     measure(

@@ -17,7 +17,7 @@ use crate::analog::{NeuronCodes, NeuronTargets};
 use crate::chip::{Chip, ChipError};
 use crate::config::{ConfigError, EmulatorConfig};
 use crate::engine::{Engine, Probe, SampleStats, Scratch, prepare};
-use crate::mapping::{MAX_WEIGHT, NEURONS, Placement, WEIGHT_BITS, place};
+use crate::mapping::{Placement, place};
 use crate::neuron::membrane_at;
 use crate::seeds::{Normals, Purpose};
 
@@ -78,9 +78,10 @@ impl EmulatorBackend {
     pub fn new(config: EmulatorConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut capabilities = Capabilities::unlimited("emulator");
-        capabilities.max_neurons = Some(NEURONS);
-        capabilities.weight_bits = Some(WEIGHT_BITS);
-        capabilities.max_weight = Some(f64::from(MAX_WEIGHT) / config.weight_scale);
+        let geometry = &config.geometry;
+        capabilities.max_neurons = Some(geometry.neurons());
+        capabilities.weight_bits = Some(geometry.weight_bits);
+        capabilities.max_weight = Some(f64::from(geometry.max_weight()) / config.weight_scale);
         capabilities.time_resolution_ns = (config.noise.timestamp_resolution_ns > 0.0)
             .then_some(config.noise.timestamp_resolution_ns);
         capabilities.acceleration = Some(ACCELERATION);
@@ -89,14 +90,14 @@ impl EmulatorBackend {
         capabilities.features.noise_position = true;
         capabilities.sample_window = Some(config.timing.sample_window_tau);
         capabilities.batch_overhead_us = Some(config.timing.batch_overhead_us);
-        capabilities.geometry = Some(crate::mapping::GEOMETRY);
+        capabilities.geometry = Some(geometry.fit_rules());
         capabilities.membrane_readout = Some(MembraneReadout {
             unit: "mV".into(),
             scale: madc_code_to_mv(1.0),
             offset: 0.0,
         });
         Ok(Self {
-            chip: Chip::new(config.chip_seed),
+            chip: Chip::new(config.chip_seed, &config.geometry),
             config,
             capabilities,
             network: None,
@@ -238,7 +239,7 @@ impl Backend for EmulatorBackend {
 
     fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
         network.validate()?;
-        let placement = place(network, self.config.weight_scale)?;
+        let placement = place(network, self.config.weight_scale, &self.config.geometry)?;
         let engine = prepare(
             network,
             &placement,

@@ -6,8 +6,8 @@
 //! values are needed, so a configuration that changes a magnitude rescales the same chip rather
 //! than drawing a new one.
 
+use crate::Geometry;
 use crate::analog::{AnalogParameter, CODE_MAX, NeuronCodes, NeuronPattern};
-use crate::mapping::{HALVES, NEURONS, NEURONS_PER_HALF, ROWS_PER_HALF};
 use crate::seeds::{Normals, Purpose};
 
 /// Why the chip's configuration interface refused a request.
@@ -68,13 +68,16 @@ pub(crate) struct Chip {
     synapses: Vec<f64>,
     /// Codes written explicitly (by a calibration); `None` means "nominal for its layer".
     explicit: Vec<Option<NeuronCodes>>,
+    neurons_per_half: usize,
+    rows_per_half: usize,
 }
 
 impl Chip {
-    /// The chip of `chip_seed`.
-    pub(crate) fn new(chip_seed: u64) -> Self {
+    /// The chip of `chip_seed` with the layout `geometry`.
+    pub(crate) fn new(chip_seed: u64, geometry: &Geometry) -> Self {
+        let (neurons_per_half, rows_per_half) = (geometry.neurons_per_half, geometry.rows_per_half);
         let mut normals = Normals::new(chip_seed, Purpose::NeuronPattern, 0, 0);
-        let neurons = (0..NEURONS)
+        let neurons = (0..geometry.neurons())
             .map(|_| {
                 let mut z = [[0.0; 2]; 6];
                 for pair in z.iter_mut() {
@@ -83,15 +86,18 @@ impl Chip {
                 NeuronPattern { z }
             })
             .collect();
-        let mut synapses = Vec::with_capacity(HALVES * ROWS_PER_HALF * NEURONS_PER_HALF);
-        for half in 0..HALVES {
+        let per_half = rows_per_half * neurons_per_half;
+        let mut synapses = Vec::with_capacity(geometry.halves * per_half);
+        for half in 0..geometry.halves {
             let mut normals = Normals::new(chip_seed, Purpose::SynapsePattern, half as u64, 0);
-            synapses.extend((0..ROWS_PER_HALF * NEURONS_PER_HALF).map(|_| normals.next()));
+            synapses.extend((0..per_half).map(|_| normals.next()));
         }
         Self {
             neurons,
             synapses,
-            explicit: vec![None; NEURONS],
+            explicit: vec![None; geometry.neurons()],
+            neurons_per_half,
+            rows_per_half,
         }
     }
 
@@ -102,13 +108,13 @@ impl Chip {
     /// The standard normal gain deviation of the synapse in `row` of the half holding `neuron`,
     /// in that neuron's column.
     pub(crate) fn synapse_z(&self, neuron: usize, row: usize) -> f64 {
-        let half = neuron / NEURONS_PER_HALF;
-        let column = neuron % NEURONS_PER_HALF;
-        self.synapses[(half * ROWS_PER_HALF + row) * NEURONS_PER_HALF + column]
+        let half = neuron / self.neurons_per_half;
+        let column = neuron % self.neurons_per_half;
+        self.synapses[(half * self.rows_per_half + row) * self.neurons_per_half + column]
     }
 
     pub(crate) fn explicit_codes(&self, neuron: usize) -> Result<Option<NeuronCodes>, ChipError> {
-        check_neuron(neuron)?;
+        self.check_neuron(neuron)?;
         Ok(self.explicit[neuron])
     }
 
@@ -117,7 +123,7 @@ impl Chip {
         neuron: usize,
         codes: Option<NeuronCodes>,
     ) -> Result<(), ChipError> {
-        check_neuron(neuron)?;
+        self.check_neuron(neuron)?;
         if let Some(c) = &codes {
             c.validate().map_err(|(p, code)| code_error(p, code))?;
         }
@@ -128,16 +134,16 @@ impl Chip {
     pub(crate) fn clear_all_codes(&mut self) {
         self.explicit.iter_mut().for_each(|c| *c = None);
     }
-}
 
-fn check_neuron(neuron: usize) -> Result<(), ChipError> {
-    if neuron < NEURONS {
-        Ok(())
-    } else {
-        Err(ChipError::NoSuchNeuron {
-            neuron,
-            count: NEURONS,
-        })
+    fn check_neuron(&self, neuron: usize) -> Result<(), ChipError> {
+        if neuron < self.neurons.len() {
+            Ok(())
+        } else {
+            Err(ChipError::NoSuchNeuron {
+                neuron,
+                count: self.neurons.len(),
+            })
+        }
     }
 }
 

@@ -66,6 +66,13 @@ pub enum ConfigError {
 /// sample_window_tau = 8.0
 /// batch_overhead_us = 100.0
 /// pacing = false
+///
+/// [geometry]
+/// halves = 2
+/// neurons_per_half = 256
+/// rows_per_half = 256
+/// event_buses_per_half = 4
+/// weight_bits = 6
 /// ```
 ///
 /// TOML integers are signed 64-bit, so seeds written in TOML are limited to `0..=2^63-1`.
@@ -90,7 +97,99 @@ pub struct EmulatorConfig {
     pub noise: NoiseConfig,
     /// Time scale, hardware time accounting and pacing.
     pub timing: TimingConfig,
+    /// The chip's layout and synapse resolution; a second chip type is another geometry.
+    pub geometry: Geometry,
 }
+
+/// The layout of the emulated chip: halves, neuron circuits and synapse rows, event buses, and
+/// the bits of a synapse weight. The defaults are BrainScaleS-2's (HICANN-X: 512 neuron
+/// circuits in two halves of 256, a 256 x 256 synapse array per half, 4 event buses per half,
+/// 6-bit weights; SCIENCE.md section 3). A signed source always takes two rows of a half (one
+/// excitatory, one inhibitory), because on this kind of chip the sign belongs to the row.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Geometry {
+    /// Chip halves, each with its own synapse array.
+    pub halves: usize,
+    /// Neuron circuits (synapse columns) per half.
+    pub neurons_per_half: usize,
+    /// Synapse rows per half (an even number: rows come in excitatory/inhibitory pairs).
+    pub rows_per_half: usize,
+    /// Event buses per half; the synapse driver of source `d` listens to bus `d % buses`.
+    pub event_buses_per_half: usize,
+    /// Bits of weight magnitude per synapse (at most 7: weights are stored as `i8`).
+    pub weight_bits: u32,
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Self {
+            halves: 2,
+            neurons_per_half: 256,
+            rows_per_half: 256,
+            event_buses_per_half: 4,
+            weight_bits: 6,
+        }
+    }
+}
+
+impl Geometry {
+    /// Neuron circuits on the chip.
+    pub fn neurons(&self) -> usize {
+        self.halves * self.neurons_per_half
+    }
+
+    /// Largest weight magnitude a synapse holds (63 for 6 bits).
+    pub fn max_weight(&self) -> i8 {
+        // weight_bits is validated to 1..=7, so the value fits an i8.
+        i8::try_from((1u32 << self.weight_bits) - 1).unwrap_or(i8::MAX)
+    }
+
+    /// The fit rules shared with the device and the host.
+    pub fn fit_rules(&self) -> spikeloop_backend::ChipGeometry {
+        spikeloop_backend::ChipGeometry {
+            halves: self.halves,
+            neurons_per_half: self.neurons_per_half,
+            rows_per_half: self.rows_per_half,
+            rows_per_source: 2,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let check = |key: &str, value: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    key: format!("geometry.{key}"),
+                    value: value.to_string(),
+                    allowed: format!("an integer in [{lo}, {hi}]"),
+                })
+            }
+        };
+        check("halves", self.halves, 1, 16)?;
+        check("neurons_per_half", self.neurons_per_half, 1, 4096)?;
+        check("rows_per_half", self.rows_per_half, 2, 4096)?;
+        check(
+            "event_buses_per_half",
+            self.event_buses_per_half,
+            1,
+            MAX_EVENT_BUSES,
+        )?;
+        check("weight_bits", self.weight_bits as usize, 1, 7)?;
+        if !self.rows_per_half.is_multiple_of(2) {
+            return Err(ConfigError::OutOfRange {
+                key: "geometry.rows_per_half".into(),
+                value: self.rows_per_half.to_string(),
+                allowed: "an even number (rows come in excitatory/inhibitory pairs)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Most event buses per half a geometry may have.
+pub const MAX_EVENT_BUSES: usize = 64;
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
@@ -101,6 +200,7 @@ impl Default for EmulatorConfig {
             analog: AnalogConfig::default(),
             noise: NoiseConfig::default(),
             timing: TimingConfig::default(),
+            geometry: Geometry::default(),
         }
     }
 }
@@ -449,6 +549,7 @@ impl EmulatorConfig {
             }
         };
         check("weight_scale", self.weight_scale, 0.0, 1e6, true)?;
+        self.geometry.validate()?;
 
         let a = &self.analog;
         check("analog.leak_mv", a.leak_mv, 0.0, v_max, false)?;

@@ -12,8 +12,9 @@ use spikeloop_backend::{BackendError, Network};
 use crate::analog::NeuronTargets;
 use crate::chip::Chip;
 use crate::config::EmulatorConfig;
+use crate::config::MAX_EVENT_BUSES;
 use crate::fastmath::round_nearest;
-use crate::mapping::{EVENT_BUSES_PER_HALF, Placement};
+use crate::mapping::Placement;
 use crate::neuron::{
     Columns, FirstSpike, Group, Lockstep, NeuronConsts, NeuronInput, Runner, first_spikes,
 };
@@ -76,6 +77,8 @@ pub(crate) struct Engine {
     pub(crate) tick: f64,
     pub(crate) readout_offset: f64,
     pub(crate) dead_time: f64,
+    /// Event buses per half (at most [`MAX_EVENT_BUSES`]).
+    pub(crate) event_buses: usize,
     pub(crate) jitter_sd: f64,
     pub(crate) run_seed: u64,
     pub(crate) max_spikes: usize,
@@ -299,6 +302,7 @@ pub(crate) fn prepare(
         tick,
         readout_offset: config.noise.readout_offset_ns * 1e-3 / tau_unit,
         dead_time: config.noise.event_dead_time_ns * 1e-3 / tau_unit,
+        event_buses: config.geometry.event_buses_per_half,
         jitter_sd: config.noise.spike_jitter_sd,
         run_seed: config.run_seed,
         max_spikes,
@@ -438,12 +442,13 @@ impl Engine {
                 // apart.
                 times.clear();
                 sources.clear();
-                let mut last_on_bus = [f64::NEG_INFINITY; EVENT_BUSES_PER_HALF];
+                let mut buses = [f64::NEG_INFINITY; MAX_EVENT_BUSES];
+                let last_on_bus = &mut buses[..self.event_buses];
                 let dead = self.dead_time * (1.0 - 1e-9);
                 let mut delayed = false;
                 for &key in events.iter() {
                     let (mut t, s) = event_of_key(key);
-                    let bus = (block.first_driver + s as usize) % EVENT_BUSES_PER_HALF;
+                    let bus = (block.first_driver + s as usize) % self.event_buses;
                     if self.dead_time > 0.0 && t - last_on_bus[bus] < dead {
                         let from_fpga = l == 0 || s as usize >= layer.n_prev;
                         if !from_fpga {

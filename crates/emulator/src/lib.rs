@@ -110,5 +110,7 @@ pub use backend::{
     ACCELERATION, EmulatorBackend, MADC_BITS, MADC_RANGE_MV, MADC_SAMPLE_RATE_MHZ, madc_code_to_mv,
 };
 pub use chip::ChipError;
-pub use config::{AnalogConfig, ConfigError, EmulatorConfig, Mismatch, NoiseConfig, TimingConfig};
+pub use config::{
+    AnalogConfig, ConfigError, EmulatorConfig, Geometry, Mismatch, NoiseConfig, TimingConfig,
+};
 pub use mapping::{Placement, quantise_weight};

@@ -10,28 +10,14 @@
 //! one half if it fits, else split over both (its sources then take rows in both). Hidden layers
 //! are routed back on chip as the next layer's sources.
 //!
-//! Resources per half: 256 neurons, 256 rows (128 drivers). The 6-bit source address of each
+//! Resources per half (BrainScaleS-2, the default [`Geometry`]): 256 neurons, 256 rows (128
+//! drivers). The 6-bit source address of each
 //! synapse would let sources that reach disjoint neurons share a row; in layered all-to-all
 //! networks every neuron listens to every source, so this mapping uses one source per row.
 
-use spikeloop_backend::{BackendError, ChipGeometry, Network};
+use spikeloop_backend::{BackendError, Network};
 
-/// Neuron circuits on the chip.
-pub const NEURONS: usize = 512;
-/// Chip halves, each with its own synapse array.
-pub const HALVES: usize = 2;
-/// Neuron circuits (synapse columns) per half.
-pub const NEURONS_PER_HALF: usize = 256;
-/// Synapse rows per half.
-pub const ROWS_PER_HALF: usize = 256;
-/// Synapse drivers per half; each drives two rows.
-pub const DRIVERS_PER_HALF: usize = ROWS_PER_HALF / 2;
-/// Event buses per half; driver `d` listens to bus `d % EVENT_BUSES_PER_HALF`.
-pub const EVENT_BUSES_PER_HALF: usize = 4;
-/// Bits of weight magnitude per synapse.
-pub const WEIGHT_BITS: u32 = 6;
-/// Largest weight magnitude a synapse holds.
-pub const MAX_WEIGHT: i32 = 63;
+use crate::Geometry;
 
 /// The part of a layer that sits in one chip half.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,13 +36,13 @@ pub struct HalfBlock {
 /// Where one layer sits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerPlacement {
-    /// Chip neuron (`0..512`, half = index / 256) of each neuron of the layer.
+    /// Chip neuron (`0..neurons`, half = index / neurons per half) of each neuron of the layer.
     pub chip_neurons: Vec<usize>,
     /// One block per half the layer uses.
     pub blocks: Vec<HalfBlock>,
     /// Signed hardware weights, row-major `[size][n_in]` like the network's weights.
     pub weights: Vec<i8>,
-    /// How many of the layer's weights were clipped to +-63.
+    /// How many of the layer's weights were clipped to the largest magnitude.
     pub clipped: usize,
 }
 
@@ -66,47 +52,52 @@ pub struct Placement {
     /// Per network layer.
     pub layers: Vec<LayerPlacement>,
     /// Neuron circuits used per half.
-    pub neurons_used: [usize; HALVES],
+    pub neurons_used: Vec<usize>,
     /// Synapse rows used per half.
-    pub rows_used: [usize; HALVES],
+    pub rows_used: Vec<usize>,
 }
 
-/// `round(scale * w)` clipped to `[-63, 63]`; the flag tells whether it was clipped.
-pub fn quantise_weight(w: f64, scale: f64) -> (i8, bool) {
+/// `round(scale * w)` clipped to `[-max, max]` (`max` = 63 for 6-bit weights); the flag tells
+/// whether it was clipped.
+pub fn quantise_weight(w: f64, scale: f64, max: i8) -> (i8, bool) {
     let x = (w * scale).round();
-    let max = f64::from(MAX_WEIGHT);
-    if x > max {
-        (MAX_WEIGHT as i8, true)
-    } else if x < -max {
-        (-(MAX_WEIGHT as i8), true)
+    let limit = f64::from(max);
+    if x > limit {
+        (max, true)
+    } else if x < -limit {
+        (-max, true)
     } else {
         (x as i8, false)
     }
 }
 
-/// The chip's geometry: where a layered network's neurons and rows go is decided by the fit
-/// rules shared with the device and the host ([`ChipGeometry::place`]).
-pub const GEOMETRY: ChipGeometry = ChipGeometry::BRAINSCALES2;
-
-/// Places a validated network; fails with [`BackendError::DoesNotFit`] naming the resource.
-pub fn place(network: &Network, weight_scale: f64) -> Result<Placement, BackendError> {
+/// Places a validated network on a chip of `geometry`: where its neurons and rows go is decided
+/// by the fit rules shared with the device and the host
+/// ([`spikeloop_backend::ChipGeometry::place`]). Fails with [`BackendError::DoesNotFit`]
+/// naming the resource.
+pub fn place(
+    network: &Network,
+    weight_scale: f64,
+    geometry: &Geometry,
+) -> Result<Placement, BackendError> {
     let shape: Vec<(usize, usize)> = network
         .layers
         .iter()
         .map(|l| (l.size, l.bias_times.len()))
         .collect();
-    let shares =
-        GEOMETRY
-            .place(network.n_inputs, &shape)
-            .map_err(|e| BackendError::DoesNotFit {
-                backend: "emulator".into(),
-                resource: e.resource.into(),
-                needed: e.needed,
-                available: e.available,
-                detail: e.detail,
-            })?;
-    let mut neurons_used = [0; HALVES];
-    let mut rows_used = [0; HALVES];
+    let shares = geometry
+        .fit_rules()
+        .place(network.n_inputs, &shape)
+        .map_err(|e| BackendError::DoesNotFit {
+            backend: "emulator".into(),
+            resource: e.resource.into(),
+            needed: e.needed,
+            available: e.available,
+            detail: e.detail,
+        })?;
+    let mut neurons_used = vec![0; geometry.halves];
+    let mut rows_used = vec![0; geometry.halves];
+    let max_weight = geometry.max_weight();
     let mut layers = Vec::with_capacity(network.layers.len());
     let mut n_prev = network.n_inputs;
     for (layer, layer_shares) in network.layers.iter().zip(shares) {
@@ -123,8 +114,9 @@ pub fn place(network: &Network, weight_scale: f64) -> Result<Placement, BackendE
                 n_sources: sources,
                 neurons: (next..next + share.neurons).collect(),
             });
-            chip_neurons
-                .extend((0..share.neurons).map(|k| h * NEURONS_PER_HALF + share.first_circuit + k));
+            chip_neurons.extend(
+                (0..share.neurons).map(|k| h * geometry.neurons_per_half + share.first_circuit + k),
+            );
             neurons_used[h] = share.first_circuit + share.neurons;
             rows_used[h] = share.first_row + 2 * sources;
             next += share.neurons;
@@ -134,7 +126,7 @@ pub fn place(network: &Network, weight_scale: f64) -> Result<Placement, BackendE
             .weights
             .iter()
             .map(|&w| {
-                let (q, c) = quantise_weight(w, weight_scale);
+                let (q, c) = quantise_weight(w, weight_scale, max_weight);
                 clipped += usize::from(c);
                 q
             })
@@ -159,12 +151,12 @@ mod tests {
 
     #[test]
     fn quantisation_rounds_and_clips() {
-        assert_eq!(quantise_weight(0.5, 30.0), (15, false));
-        assert_eq!(quantise_weight(-0.5, 30.0), (-15, false));
-        assert_eq!(quantise_weight(0.01, 30.0), (0, false));
-        assert_eq!(quantise_weight(2.1, 30.0), (63, false));
-        assert_eq!(quantise_weight(2.2, 30.0), (63, true));
-        assert_eq!(quantise_weight(-100.0, 30.0), (-63, true));
-        assert_eq!(quantise_weight(0.5, 20.0), (10, false));
+        assert_eq!(quantise_weight(0.5, 30.0, 63), (15, false));
+        assert_eq!(quantise_weight(-0.5, 30.0, 63), (-15, false));
+        assert_eq!(quantise_weight(0.01, 30.0, 63), (0, false));
+        assert_eq!(quantise_weight(2.1, 30.0, 63), (63, false));
+        assert_eq!(quantise_weight(2.2, 30.0, 63), (63, true));
+        assert_eq!(quantise_weight(-100.0, 30.0, 63), (-63, true));
+        assert_eq!(quantise_weight(0.5, 20.0, 63), (10, false));
     }
 }

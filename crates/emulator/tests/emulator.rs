@@ -823,3 +823,48 @@ fn configuration_loads_from_toml() {
     let b = backend(config);
     assert_eq!(b.config().chip_seed, 42);
 }
+
+/// The chip's layout is a value of the configuration: a smaller chip is a preset of it, fits
+/// less, and names its limits; impossible layouts are refused with the allowed range.
+#[test]
+fn the_geometry_is_part_of_the_configuration() {
+    let mut config = EmulatorConfig::default();
+    config.geometry.halves = 1;
+    config.geometry.neurons_per_half = 64;
+    config.geometry.rows_per_half = 64;
+    config.geometry.weight_bits = 4;
+    let mut small = backend(config.clone());
+    let caps = small.capabilities();
+    assert_eq!(caps.max_neurons, Some(64));
+    assert_eq!(caps.weight_bits, Some(4));
+    assert_eq!(caps.max_weight, Some(15.0 / 30.0));
+    let fits = Network {
+        n_inputs: 4,
+        layers: vec![layer(30, 4, vec![0.9], vec![0.3; 30 * 5])],
+    };
+    small
+        .configure(&fits)
+        .expect("30 neurons and 5 sources fit");
+    let too_wide = Network {
+        n_inputs: 4,
+        layers: vec![layer(100, 4, vec![0.9], vec![0.3; 100 * 5])],
+    };
+    let err = small
+        .configure(&too_wide)
+        .expect_err("100 neurons do not fit");
+    assert!(err.to_string().contains("64"), "{err}");
+
+    let parsed = EmulatorConfig::from_toml_str(
+        "[geometry]\nhalves = 1\nneurons_per_half = 64\nrows_per_half = 64\nweight_bits = 4\n",
+    )
+    .expect("geometry in TOML");
+    assert_eq!(parsed.geometry, config.geometry);
+    for (toml, key) in [
+        ("[geometry]\nrows_per_half = 63\n", "geometry.rows_per_half"),
+        ("[geometry]\nweight_bits = 8\n", "geometry.weight_bits"),
+        ("[geometry]\nhalves = 0\n", "geometry.halves"),
+    ] {
+        let err = EmulatorConfig::from_toml_str(toml).expect_err("out of range");
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}

@@ -178,14 +178,21 @@ pub fn open_port(
         .parity(tokio_serial::Parity::None)
         .stop_bits(tokio_serial::StopBits::One)
         .flow_control(tokio_serial::FlowControl::None);
-    tokio_serial::SerialStream::open(&builder).map_err(|e| {
+    let refused = |e: tokio_serial::Error| {
         let reason = e.description.clone();
         OpenError::Port {
             port: path.to_string(),
             problem: PortProblem::of(&e.kind, &reason),
             reason,
         }
-    })
+    };
+    #[allow(unused_mut)] // only Unix has exclusive access to set
+    let mut port = tokio_serial::SerialStream::open(&builder).map_err(refused)?;
+    // Exclusive access, set here rather than trusted to a library default: a second program
+    // opening the port while a host talks to the device would steal its answers.
+    #[cfg(unix)]
+    port.set_exclusive(true).map_err(refused)?;
+    Ok(port)
 }
 
 /// Runs the conformance suite ([`crate::conformance`]) against the device on the serial port at
