@@ -121,6 +121,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     outln!(
         "inference: runs of {EVAL_BATCH} samples recording the output layer only; forward: training batches recording every layer"
     );
+    if let Some(path) = &args.model {
+        // What the measured network is worth on this backend, beside how fast it runs.
+        let mut backend = args.backend.build()?;
+        backend.configure(&model.to_network())?;
+        // Where training's own test evaluation started, as `infer` does.
+        crate::infer::start_noise(backend.as_mut(), &model, None)?;
+        let loss = model.provenance.as_ref().map_or_else(
+            || LossParams::from(&config.training),
+            |p| LossParams::from(&p.config.training),
+        );
+        let eval = spikeloop_trainer::evaluate(backend.as_mut(), &model, &data.test, &loss, None)?;
+        outln!(
+            "{}: test accuracy {:.2} % ({} samples) on this backend",
+            path.display(),
+            100.0 * eval.accuracy,
+            data.test.len()
+        );
+    }
     if args.backend.kind() == BackendKind::Device {
         outln!("(the device computes with its own threads; --thread-counts sets only the host's)");
         wire_cost(&args, &config, &data, &model)?;
@@ -224,11 +242,7 @@ fn measure(
 
     let t = &config.training;
     let params = BackwardParams {
-        loss: LossParams {
-            xi: t.xi,
-            alpha: t.alpha,
-            beta: t.beta,
-        },
+        loss: LossParams::from(t),
         scale: 1.0 / batch_size as f64,
         max_dw_norm: t.max_dw_norm,
     };

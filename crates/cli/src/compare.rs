@@ -315,12 +315,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("could not create {}", args.out.display()))?;
     let data = load_data(&config)?;
-    let t = &config.training;
-    let loss = LossParams {
-        xi: t.xi,
-        alpha: t.alpha,
-        beta: t.beta,
-    };
+    let loss = LossParams::from(&config.training);
 
     let started = Instant::now();
     let (ideal, reused) = trained(

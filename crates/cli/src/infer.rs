@@ -37,7 +37,7 @@ pub struct InferArgs {
 
 /// Moves the backend's trial noise to `asked`, or else to where the model's test evaluation
 /// had it; returns where it starts.
-fn start_noise(
+pub(crate) fn start_noise(
     backend: &mut dyn spikeloop_backend::Backend,
     model: &Model,
     asked: Option<u64>,
@@ -105,20 +105,10 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
         .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
     backend.configure(&model.to_network())?;
     let noise_position = start_noise(backend.as_mut(), &model, args.noise_position)?;
-    let params = model.provenance.as_ref().map_or(
-        LossParams {
-            xi: 0.2,
-            alpha: 0.005,
-            beta: 1.0,
-        },
-        |p| {
-            let t = &p.config.training;
-            LossParams {
-                xi: t.xi,
-                alpha: t.alpha,
-                beta: t.beta,
-            }
-        },
+    // A hand-written model records no training: it is scored with the default loss.
+    let params = model.provenance.as_ref().map_or_else(
+        || LossParams::from(&spikeloop_trainer::TrainConfig::default().training),
+        |p| LossParams::from(&p.config.training),
     );
     let eval = evaluate(
         backend.as_mut(),

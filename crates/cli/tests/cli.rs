@@ -515,6 +515,28 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         report["accuracy"], model["provenance"]["test_accuracy"],
         "infer reproduces the test accuracy training reported"
     );
+    // bench measures the model and says what it is worth on the backend, by the same rule.
+    let o = spikeloop(&[
+        "bench",
+        "--model",
+        dir.join("model.json").to_str().expect("utf-8"),
+        "--chip-seed",
+        "3",
+        "--seconds",
+        "0.05",
+        "--thread-counts",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let accuracy = model["provenance"]["test_accuracy"]
+        .as_f64()
+        .expect("accuracy");
+    let said = format!("test accuracy {:.2} %", 100.0 * accuracy);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&said),
+        "bench lacks {said:?}: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     // Resuming on another noise preset or emulator configuration is refused, naming the
     // difference.
     let o = spikeloop(&[

@@ -82,9 +82,8 @@
 //! clock ticks, take their decay factors from per-neuron tables; the rises after the last event
 //! and the first Halley steps of all crossing searches are vectorised too (see the `neuron`
 //! module). `cargo bench -p spikeloop-emulator` measures the same paths with criterion, and
-//! `cargo run --release -p spikeloop-emulator --example throughput [-- model.json]` prints
-//! throughput and accuracy on the Yin-Yang test set next to the ideal backend, for several
-//! noise settings and the 2 us refractory time.
+//! `spikeloop bench [--model model.json] [--noise ...] [--backend ideal]` prints throughput
+//! (and, for a model, its test accuracy) on the Yin-Yang set for any backend and noise setting.
 //!
 //! # What is not modelled
 //!

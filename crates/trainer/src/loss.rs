@@ -20,6 +20,17 @@ pub struct LossParams {
     pub beta: f64,
 }
 
+impl From<&crate::config::TrainingConfig> for LossParams {
+    /// The loss a training configuration specifies.
+    fn from(t: &crate::config::TrainingConfig) -> Self {
+        Self {
+            xi: t.xi,
+            alpha: t.alpha,
+            beta: t.beta,
+        }
+    }
+}
+
 /// Loss of one sample; writes dL/dt_k into `grad` (zeros for a silent label neuron).
 pub fn loss_and_gradient(
     params: &LossParams,

@@ -307,15 +307,6 @@ pub fn start(
     })
 }
 
-fn loss_params(config: &TrainConfig) -> LossParams {
-    let t = &config.training;
-    LossParams {
-        xi: t.xi,
-        alpha: t.alpha,
-        beta: t.beta,
-    }
-}
-
 /// Trains from `state` (a fresh [`start`] or a loaded checkpoint) until `config.training.epochs`
 /// epochs are done, writing a checkpoint after every epoch when `checkpoint_path` is given.
 pub fn run(
@@ -343,7 +334,7 @@ pub fn run_with(
 ) -> Result<TrainOutcome, TrainError> {
     let checkpoint_path = checkpoints.path;
     let config = state.config.clone();
-    let loss = loss_params(&config);
+    let loss = LossParams::from(&config.training);
     check_compatible(&state.model, &data.train)?;
     match state.noise_position {
         Some(position) => backend.set_noise_position(position)?,
