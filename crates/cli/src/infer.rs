@@ -165,7 +165,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     });
     let text =
         serde_json::to_string(&report).context("could not serialise the inference report")?;
-    std::fs::write(&out, text).with_context(|| format!("could not write {}", out.display()))?;
+    spikeloop_trainer::io::write_atomic(&out, text.as_bytes(), "write the inference report")?;
     outln!(
         "{} {} split on {}: accuracy {:.2} % ({} samples) -> {}",
         model.dataset,

@@ -540,7 +540,8 @@ fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
             m.seconds
         );
     }
-    std::fs::write(path, csv).with_context(|| format!("could not write {}", path.display()))
+    spikeloop_trainer::io::write_atomic(path, csv.as_bytes(), "write the metrics")?;
+    Ok(())
 }
 
 /// The training figure of a run: what it says beside the curves.

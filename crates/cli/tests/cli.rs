@@ -847,6 +847,23 @@ fn the_training_figure_names_its_run_and_can_be_svg() {
         assert!(svg.contains(&needle), "training.svg lacks {needle:?}");
     }
     assert!(dir.join("training.png").exists());
+    // Written atomically through temporary files, but readable like any file the user writes.
+    #[cfg(unix)]
+    for name in [
+        "model.json",
+        "checkpoint.json",
+        "config.toml",
+        "metrics.csv",
+        "training.png",
+        "training.svg",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(name))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{name} has mode {:o}", mode & 0o777);
+    }
 }
 
 /// The software preset trains with batches of 50 where the reference takes 150, so it bumps

@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use plotters::coord::Shift;
 use plotters::prelude::{
@@ -42,7 +41,13 @@ enum Format {
 }
 
 impl Format {
-    fn of(path: &Path) -> Result<Self, PlotError> {
+    /// The format of `path`, which must name a file.
+    fn of_named(path: &Path) -> Result<Self, PlotError> {
+        if path.file_name().is_none() {
+            return Err(PlotError::InvalidPath {
+                path: path.to_path_buf(),
+            });
+        }
         let extension = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -100,46 +105,31 @@ pub(crate) fn render_error<E: std::error::Error + Send + Sync>(
 /// Renders `figure` as a PNG or SVG (by the extension of `path`) and moves it
 /// to `path` only once it is complete.
 pub(crate) fn write_figure(path: &Path, figure: &impl Figure) -> Result<(), PlotError> {
-    if path.file_name().is_none() {
-        return Err(PlotError::InvalidPath {
-            path: path.to_path_buf(),
-        });
-    }
-    let format = Format::of(path)?;
+    let format = Format::of_named(path)?;
     let font = font::dejavu_sans()?;
-    let temp = temp_path_for(path, format)?;
-
-    // Creating the file ourselves first turns a missing directory or a
-    // read-only location into a clear I/O error instead of an encoder message.
-    if let Err(source) = File::create(&temp) {
-        return Err(io_error(path, source));
-    }
+    // Created here, beside the figure, so that a missing directory or a read-only location is
+    // a clear I/O error instead of an encoder message; removed again when anything fails.
+    let temp = temp_file_for(path, format)?;
 
     let size = figure.size();
     let rendered = match format {
         Format::Png => render(
             path,
-            PngBackend::new(BitMapBackend::new(&temp, size), font).into_drawing_area(),
+            PngBackend::new(BitMapBackend::new(temp.path(), size), font).into_drawing_area(),
             figure,
         ),
         Format::Svg => render(
             path,
-            SVGBackend::new(&temp, size).into_drawing_area(),
+            SVGBackend::new(temp.path(), size).into_drawing_area(),
             figure,
         ),
     };
-    let result = rendered.and_then(|()| {
-        File::open(&temp)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&temp, path))
-            .map_err(|source| io_error(path, source))
-    });
-    if result.is_err() {
-        // Best effort: the temporary file is hidden and uniquely named, so a
-        // leftover one is harmless, but there is no reason to keep it.
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    rendered?;
+    File::open(temp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|source| io_error(path, source))?;
+    temp.persist(path).map_err(|e| io_error(path, e.error))?;
+    Ok(())
 }
 
 fn render<DB: DrawingBackend>(
@@ -152,17 +142,13 @@ fn render<DB: DrawingBackend>(
     canvas.present().map_err(render_error(path))
 }
 
-/// A hidden file in the destination's directory whose name is unique within
-/// this process and across processes. It ends in the format's extension
-/// because the PNG encoder picks the image format from it.
-fn temp_path_for(path: &Path, format: Format) -> Result<PathBuf, PlotError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let Some(name) = path.file_name() else {
-        return Err(PlotError::InvalidPath {
-            path: path.to_path_buf(),
-        });
-    };
+/// A hidden, uniquely named file in the destination's directory
+/// (`.fig.png.a8Xk2Q.tmp.png`). It ends in the format's extension because the PNG encoder
+/// picks the image format from it.
+fn temp_file_for(path: &Path, format: Format) -> Result<tempfile::NamedTempFile, PlotError> {
+    let name = path.file_name().ok_or_else(|| PlotError::InvalidPath {
+        path: path.to_path_buf(),
+    })?;
     let directory = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -173,14 +159,16 @@ fn temp_path_for(path: &Path, format: Format) -> Result<PathBuf, PlotError> {
             directory,
         });
     }
-    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp_name = format!(
-        ".{}.{}-{unique}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        format.extension()
-    );
-    Ok(directory.join(temp_name))
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let suffix = format!(".tmp.{}", format.extension());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(&suffix);
+    // Readable like any figure the user writes, not private like a temporary file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder
+        .tempfile_in(&directory)
+        .map_err(|source| io_error(path, source))
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> PlotError {
@@ -197,7 +185,8 @@ mod tests {
     #[test]
     fn temp_file_sits_next_to_the_destination() {
         let dir = std::env::temp_dir();
-        let temp = temp_path_for(&dir.join("fig.png"), Format::Png).expect("temp dir exists");
+        let temp = temp_file_for(&dir.join("fig.png"), Format::Png).expect("temp dir exists");
+        let temp = temp.path().to_path_buf();
         assert_eq!(temp.parent(), Some(dir.as_path()));
         let name = temp.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
@@ -207,14 +196,21 @@ mod tests {
 
     #[test]
     fn bare_file_name_goes_into_the_current_directory() {
-        let temp = temp_path_for(Path::new("fig.png"), Format::Png).expect("cwd exists");
-        assert_eq!(temp.parent(), Some(Path::new(".")));
+        let temp = temp_file_for(Path::new("fig.png"), Format::Png).expect("cwd exists");
+        let temp = temp.path().to_path_buf();
+        let cwd = std::env::current_dir().expect("cwd");
+        let parent = temp.parent().expect("parent");
+        assert!(
+            parent == Path::new(".") || parent == cwd,
+            "{} is not in the current directory",
+            temp.display()
+        );
     }
 
     #[test]
     fn root_is_not_a_file() {
         assert!(matches!(
-            temp_path_for(Path::new("/"), Format::Png),
+            temp_file_for(Path::new("/"), Format::Png),
             Err(PlotError::InvalidPath { .. })
         ));
     }

@@ -1,42 +1,48 @@
 //! File writing that never leaves a half-written file behind.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::TrainError;
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a reader
-/// (or a crash) sees either the old file or the complete new one.
+/// (or a crash) sees either the old file or the complete new one. A failed write (a full disk,
+/// a vanished directory) removes its temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8], what: &'static str) -> Result<(), TrainError> {
     let io_err = |source| TrainError::Io {
         what,
         path: path.to_path_buf(),
         source,
     };
-    let mut tmp = PathBuf::from(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    tmp.set_file_name(format!("{}{name}.tmp{}", TEMP_PREFIX, std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    });
-    if written.is_err() {
-        // A full disk or a vanished directory: leave no half-written temporary file behind.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(io_err)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let prefix = temp_prefix(&name);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    // Readable like any file the user writes, not private like a temporary file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut file = builder.tempfile_in(dir).map_err(io_err)?;
+    // Through the file itself, so that an error names the target, not the temporary name.
+    file.as_file_mut().write_all(bytes).map_err(io_err)?;
+    file.as_file().sync_all().map_err(io_err)?;
+    file.persist(path).map_err(|e| io_err(e.error))?;
+    Ok(())
 }
 
-/// Temporary files of [`write_atomic`] start with this.
-const TEMP_PREFIX: &str = ".";
+/// Temporary files of [`write_atomic`] for `name` start with this (`.checkpoint.json.tmp`).
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp")
+}
 
 /// Removes the temporary files [`write_atomic`] left in `dir` for the files named in `names`
-/// when a process was killed between writing and renaming (`.checkpoint.json.tmp4711`).
+/// when a process was killed between writing and renaming (`.checkpoint.json.tmpa8Xk2Q`).
 pub fn remove_stale_temporaries(dir: &Path, names: &[&str]) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -45,10 +51,9 @@ pub fn remove_stale_temporaries(dir: &Path, names: &[&str]) {
         let file = entry.file_name();
         let file = file.to_string_lossy();
         let stale = names.iter().any(|n| {
-            file.strip_prefix(TEMP_PREFIX)
-                .and_then(|f| f.strip_prefix(n))
-                .and_then(|f| f.strip_prefix(".tmp"))
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            file.strip_prefix(&temp_prefix(n)).is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
         });
         if stale {
             let _ = std::fs::remove_file(entry.path());
