@@ -72,7 +72,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let data = load_data(&config)?;
     let model = match &args.model {
-        Some(path) => Model::load(path)?,
+        Some(path) => crate::infer::load_model(path)?,
         None => Model::initialise(
             &config,
             data.train.n_features,

@@ -35,6 +35,31 @@ pub struct InferArgs {
     backend: BackendArgs,
 }
 
+/// Reads a model file given with `--model`; a checkpoint given instead is named as such, with
+/// the command that continues its run.
+pub(crate) fn load_model(path: &std::path::Path) -> anyhow::Result<Model> {
+    match Model::load(path) {
+        Err(
+            e @ spikeloop_trainer::TrainError::WrongKind {
+                found: spikeloop_trainer::FileKind::Checkpoint,
+                ..
+            },
+        ) => {
+            let dir = path
+                .parent()
+                .map_or_else(|| ".".into(), |d| d.display().to_string());
+            Err(anyhow::anyhow!(
+                "invalid model: {e}; give the run's model.json, or continue the run with `spikeloop train --resume --out {}`",
+                if dir.is_empty() { "." } else { &dir }
+            ))
+        }
+        Err(e @ spikeloop_trainer::TrainError::WrongKind { .. }) => Err(anyhow::anyhow!(
+            "invalid model: {e}; a model is the model.json a run writes"
+        )),
+        other => Ok(other?),
+    }
+}
+
 /// Moves the backend's trial noise to `asked`, or else to where the model's test evaluation
 /// had it; returns where it starts.
 pub(crate) fn start_noise(
@@ -94,7 +119,7 @@ struct LayerReport {
 }
 
 pub fn run(args: InferArgs) -> anyhow::Result<()> {
-    let model = Model::load(&args.model)?;
+    let model = load_model(&args.model)?;
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
     let substrate = backend.substrate();

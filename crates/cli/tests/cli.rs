@@ -246,7 +246,15 @@ fn damaged_or_hand_edited_models_and_checkpoints_are_refused() {
     );
 
     // Another kind of spikeloop file is named as what it is.
-    assert_clear_error(&infer(&dir.join("checkpoint.json")), "this is a checkpoint");
+    let o = infer(&dir.join("checkpoint.json"));
+    assert_clear_error(&o, "this is a checkpoint");
+    assert_clear_error(
+        &o,
+        &format!(
+            "continue the run with `spikeloop train --resume --out {}`",
+            dir.display()
+        ),
+    );
 
     // A damaged checkpoint is refused on resume, and the run is left as it was.
     let checkpoint = std::fs::read_to_string(dir.join("checkpoint.json")).expect("checkpoint");

@@ -29,6 +29,46 @@ pub use eval::{Evaluation, evaluate};
 pub use model::{Model, Provenance};
 pub use train::{Checkpoint, DataSplits, EpochMetrics, Observer, TrainOutcome};
 
+/// The kinds of file spikeloop writes, told apart by their `format` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// A trained model (`model.json` of a run).
+    Model,
+    /// A run's checkpoint (`checkpoint.json`), from which the run continues.
+    Checkpoint,
+    /// An inference report.
+    Inference,
+    /// A comparison report.
+    Comparison,
+    /// A document of another, named format.
+    Other(String),
+}
+
+impl FileKind {
+    /// The kind of a document whose `format` field is `format`.
+    pub fn of_format(format: &str) -> Self {
+        match format {
+            crate::model::MODEL_FORMAT => Self::Model,
+            crate::train::CHECKPOINT_FORMAT => Self::Checkpoint,
+            "spikeloop-inference" => Self::Inference,
+            "spikeloop-compare" => Self::Comparison,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// What the kind is, as a noun phrase ("a checkpoint (checkpoint.json of a run)").
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Model => "a model (model.json of a run)".into(),
+            Self::Checkpoint => "a checkpoint (checkpoint.json of a run)".into(),
+            Self::Inference => "an inference report".into(),
+            Self::Comparison => "a comparison report".into(),
+            Self::Other(f) => format!("a file of format \"{f}\""),
+        }
+    }
+}
+
 /// Why training, evaluation or a model file operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,6 +82,17 @@ pub enum TrainError {
     /// A checkpoint cannot be used.
     #[error("cannot resume: {0}")]
     Checkpoint(String),
+    /// A file that spikeloop wrote, of another kind than the one asked for (a checkpoint given
+    /// as a model, say).
+    #[error("{}: this is {}, not a {wanted} file", path.display(), found.describe())]
+    WrongKind {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        found: FileKind,
+        /// What was asked for (`model`, `checkpoint`).
+        wanted: &'static str,
+    },
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] spikeloop_backend::BackendError),
@@ -50,7 +101,7 @@ pub enum TrainError {
     Data(#[from] spikeloop_data::DataError),
     /// The training diverged: the loss or a weight stopped being a finite number.
     #[error(
-        "training diverged at epoch {epoch}, batch {batch}: {what} (learning rate {learning_rate:e}); lower the learning rate (--learning-rate), or raise the gradient chop's strictness (training.max_dw_norm)"
+        "training diverged at epoch {epoch}, batch {batch}: {what} (learning rate {learning_rate:e}); lower the learning rate (training.learning_rate), or raise the gradient chop's strictness (training.max_dw_norm)"
     )]
     Diverged {
         /// The epoch (1-based).
@@ -65,7 +116,7 @@ pub enum TrainError {
     /// The run was asked to stop (Ctrl-C) and did, between two batches, after writing its
     /// checkpoint; the state it stopped in is here, with the best epoch so far.
     #[error(
-        "stopped after epoch {} and {} batches of the next, as asked; the checkpoint is written (continue with --resume)",
+        "stopped after epoch {} and {} batches of the next, as asked; the checkpoint is written",
         .0.epoch,
         .0.partial.as_ref().map_or(0, |p| p.batches_done)
     )]

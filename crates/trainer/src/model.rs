@@ -18,7 +18,7 @@ use spikeloop_backend::{Layer, Network, Substrate};
 use spikeloop_data::DatasetKind;
 use spikeloop_lif::NeuronParams;
 
-use crate::{TrainConfig, TrainError, config::EncodingConfig, seeds};
+use crate::{FileKind, TrainConfig, TrainError, config::EncodingConfig, seeds};
 
 /// The identifier in the `format` field of every model file.
 pub const MODEL_FORMAT: &str = "spikeloop-model";
@@ -307,6 +307,11 @@ impl Model {
         })?;
         Self::from_json(&text).map_err(|e| match e {
             TrainError::Model(m) => TrainError::Model(format!("{}: {m}", path.display())),
+            TrainError::WrongKind { found, wanted, .. } => TrainError::WrongKind {
+                path: path.to_path_buf(),
+                found,
+                wanted,
+            },
             other => other,
         })
     }
@@ -318,7 +323,14 @@ impl Model {
                 "not a valid model file: not JSON ({e}); a model is the model.json a run writes"
             ))
         })?;
-        check_kind(&head, MODEL_FORMAT, MODEL_VERSION, "model").map_err(TrainError::Model)?;
+        check_kind(&head, MODEL_FORMAT, MODEL_VERSION, "model").map_err(|e| match e {
+            KindMismatch::Other(found) => TrainError::WrongKind {
+                path: std::path::PathBuf::new(),
+                found,
+                wanted: "model",
+            },
+            KindMismatch::Invalid(m) => TrainError::Model(m),
+        })?;
         let model: Self = serde_json::from_str(text)
             .map_err(|e| TrainError::Model(format!("not a valid model file: {e}")))?;
         match crate::io::verify_seal(&model) {
@@ -341,23 +353,6 @@ impl Model {
     }
 }
 
-/// The kinds of file spikeloop writes, by their `format` field, with what each one is for.
-const KNOWN_FORMATS: [(&str, &str); 4] = [
-    (MODEL_FORMAT, "a model (model.json of a run)"),
-    (
-        crate::train::CHECKPOINT_FORMAT,
-        "a checkpoint (checkpoint.json of a run; give the run's model.json, or continue the run with `spikeloop train --resume`)",
-    ),
-    (
-        "spikeloop-inference",
-        "an inference report of `spikeloop infer`",
-    ),
-    (
-        "spikeloop-compare",
-        "a comparison report of `spikeloop compare`",
-    ),
-];
-
 /// The two fields every spikeloop file opens with, read before the rest so that another kind of
 /// file, or another version, is named as such instead of failing on its first unexpected field.
 #[derive(Deserialize)]
@@ -366,27 +361,34 @@ pub(crate) struct Kind {
     version: Option<u64>,
 }
 
+/// Why a file is not the kind asked for.
+pub(crate) enum KindMismatch {
+    /// It is another kind of spikeloop file.
+    Other(FileKind),
+    /// It names no kind, or another version.
+    Invalid(String),
+}
+
 /// Checks that a file is a `want` file of `version`; another spikeloop file is named as what it
 /// is.
-pub(crate) fn check_kind(doc: &Kind, want: &str, version: u32, noun: &str) -> Result<(), String> {
+pub(crate) fn check_kind(
+    doc: &Kind,
+    want: &str,
+    version: u32,
+    noun: &str,
+) -> Result<(), KindMismatch> {
     match doc.format.as_deref() {
         Some(f) if f == want => {}
-        Some(f) => {
-            let what = KNOWN_FORMATS.iter().find(|(k, _)| *k == f).map_or_else(
-                || format!("a file of format \"{f}\""),
-                |(_, d)| (*d).to_string(),
-            );
-            return Err(format!("this is {what}, not a {noun} file"));
-        }
+        Some(f) => return Err(KindMismatch::Other(FileKind::of_format(f))),
         None => {
-            return Err(format!(
+            return Err(KindMismatch::Invalid(format!(
                 "not a {noun} file (no \"format\": \"{want}\" field)"
-            ));
+            )));
         }
     }
     let v = doc.version;
     if v != Some(u64::from(version)) {
-        return Err(format!(
+        return Err(KindMismatch::Invalid(format!(
             "{noun} file version {} is not supported; this build reads version {version}{}",
             v.map_or_else(|| "(missing)".to_string(), |v| v.to_string()),
             if v.is_some_and(|v| v < u64::from(version)) {
@@ -394,7 +396,7 @@ pub(crate) fn check_kind(doc: &Kind, want: &str, version: u32, noun: &str) -> Re
             } else {
                 ""
             }
-        ));
+        )));
     }
     Ok(())
 }

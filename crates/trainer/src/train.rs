@@ -181,7 +181,14 @@ impl Checkpoint {
         let head: crate::model::Kind = serde_json::from_str(&text)
             .map_err(|e| bad(format!("not a checkpoint: not JSON ({e})")))?;
         crate::model::check_kind(&head, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
-            .map_err(bad)?;
+            .map_err(|e| match e {
+                crate::model::KindMismatch::Other(found) => TrainError::WrongKind {
+                    path: path.to_path_buf(),
+                    found,
+                    wanted: "checkpoint",
+                },
+                crate::model::KindMismatch::Invalid(m) => bad(m),
+            })?;
         let c: Self =
             serde_json::from_str(&text).map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
         match crate::io::verify_seal(&c) {
