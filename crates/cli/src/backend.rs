@@ -297,13 +297,4 @@ impl BackendArgs {
             }
         })
     }
-
-    /// The training defaults that suit this backend: the chip preset for a chip, the software
-    /// preset for the ideal backend.
-    pub fn default_preset(&self) -> Preset {
-        match self.kind() {
-            BackendKind::Emulator | BackendKind::Device => Preset::Chip,
-            BackendKind::Ideal => Preset::Software,
-        }
-    }
 }

@@ -11,7 +11,7 @@ use spikeloop_trainer::eval::{EVAL_BATCH, encode_batch};
 use spikeloop_trainer::grad::BackwardParams;
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent, batch_gradient};
-use spikeloop_trainer::{Model, TrainConfig, load_data};
+use spikeloop_trainer::{Model, Preset, TrainConfig, load_data};
 
 use crate::backend::{BackendArgs, BackendKind};
 
@@ -66,7 +66,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(&n) = args.thread_counts.iter().find(|&&n| n > 1024) {
         anyhow::bail!("--thread-counts: {n} threads; allowed 1 to 1024");
     }
-    let mut config = args.backend.default_preset().config();
+    let backend = args.backend.build()?;
+    let mut config = Preset::suited_to(backend.capabilities()).config();
     if let Some(b) = args.batch_size {
         config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
     }
@@ -85,7 +86,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         config.dataset,
         model.n_inputs + model.layers[0].bias_times.len(),
         sizes.join("-"),
-        args.backend.build()?.capabilities().name,
+        backend.capabilities().name,
         config.training.batch_size,
         data.train.len()
     );

@@ -221,9 +221,11 @@ impl RunFiles {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let preset = args
-        .preset
-        .map_or_else(|| args.backend.default_preset(), Preset::from);
+    let mut backend = args.backend.build()?;
+    let preset = args.preset.map_or_else(
+        || Preset::suited_to(backend.capabilities()),
+        Preset::from,
+    );
     let mut config = match &args.config {
         Some(path) => TrainConfig::load_with_preset(path, preset)?,
         None => preset.config(),
@@ -239,7 +241,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )),
     };
     let files = RunFiles { dir };
-    let mut backend = args.backend.build()?;
     let substrate = backend.substrate();
 
     let mut replaced = None;

@@ -68,6 +68,17 @@ impl Preset {
             Preset::Chip => TrainConfig::chip_preset(),
         }
     }
+
+    /// The preset that suits a substrate, from what it says of itself: the chip preset for a
+    /// substrate with few-bit weights (its weights need the repeated inputs and the scaled
+    /// initialisation), the software preset for one with float weights.
+    pub fn suited_to(capabilities: &spikeloop_backend::Capabilities) -> Preset {
+        if capabilities.weight_bits.is_some() {
+            Preset::Chip
+        } else {
+            Preset::Software
+        }
+    }
 }
 
 /// Topology, neuron model and weight initialisation.
@@ -475,6 +486,14 @@ mod tests {
         assert_eq!(c, TrainConfig::default());
         assert_eq!(c.training.batch_size, 50);
         assert_eq!(c.network.hidden, vec![120]);
+    }
+
+    #[test]
+    fn the_preset_follows_what_the_substrate_says_of_itself() {
+        let mut caps = spikeloop_backend::Capabilities::unlimited("float");
+        assert_eq!(Preset::suited_to(&caps), Preset::Software);
+        caps.weight_bits = Some(6);
+        assert_eq!(Preset::suited_to(&caps), Preset::Chip);
     }
 
     #[test]
