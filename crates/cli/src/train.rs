@@ -222,10 +222,9 @@ impl RunFiles {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut backend = args.backend.build()?;
-    let preset = args.preset.map_or_else(
-        || Preset::suited_to(backend.capabilities()),
-        Preset::from,
-    );
+    let preset = args
+        .preset
+        .map_or_else(|| Preset::suited_to(backend.capabilities()), Preset::from);
     let mut config = match &args.config {
         Some(path) => TrainConfig::load_with_preset(path, preset)?,
         None => preset.config(),
