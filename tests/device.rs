@@ -39,7 +39,12 @@ fn flat(model: &Model) -> Vec<u64> {
 
 #[test]
 fn training_through_the_protocol_resumes_to_the_identical_result() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-device-resume-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-device-resume-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ckpt = dir.join("checkpoint.json");
     let config = small_config(3, 8);

@@ -43,7 +43,12 @@ fn same_seeds_same_result_other_chip_other_result() {
 
 #[test]
 fn resume_on_the_chip_is_bit_identical() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-chip-resume-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-chip-resume-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ckpt = dir.join("checkpoint.json");
     let config = small_config(3, 6);
@@ -119,7 +124,12 @@ impl Backend for FailsAfter {
 
 #[test]
 fn a_run_stopped_within_an_epoch_resumes_from_its_last_batch_checkpoint_bit_identically() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-batch-resume-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-batch-resume-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ckpt = dir.join("checkpoint.json");
     let config = small_config(5, 2);

@@ -89,7 +89,12 @@ fn thread_count_does_not_change_the_result() {
 
 #[test]
 fn resume_from_checkpoint_is_bit_identical() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-resume-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-resume-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ckpt = dir.join("checkpoint.json");
     let config = small_config(4, 8);

@@ -17,27 +17,29 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A fresh directory under the system's temporary directory, removed again when dropped.
-struct TempDir(PathBuf);
+/// A fresh directory under the system's temporary directory, removed again when dropped
+/// (when the test passes and when it fails).
+struct TempDir {
+    _guard: tempfile::TempDir,
+    path: PathBuf,
+}
 
 impl std::ops::Deref for TempDir {
     type Target = PathBuf;
     fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        &self.path
     }
 }
 
 fn temp_dir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("spikeloop-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    TempDir(d)
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("spikeloop-cli-{name}-"))
+        .tempdir()
+        .expect("temp dir");
+    TempDir {
+        path: guard.path().to_path_buf(),
+        _guard: guard,
+    }
 }
 
 /// Fails with a clear message: non-zero exit, no panic, and the message mentions `needle`.

@@ -207,7 +207,12 @@ fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
 #[test]
 fn training_on_a_device_that_goes_away_says_how_to_continue() {
     let mut device = DeviceProcess::start(&["--chip-seed", "2"]);
-    let dir = std::env::temp_dir().join(format!("spikeloop-gone-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-gone-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.to_str().expect("utf-8").to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
@@ -269,7 +274,12 @@ fn a_busy_port_is_named_as_in_use() {
 #[test]
 fn train_on_a_device_from_the_command_line() {
     let device = DeviceProcess::start(&["--chip-seed", "5"]);
-    let dir = std::env::temp_dir().join(format!("spikeloop-device-cli-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-device-cli-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let run = |extra: &[&str], out: &str| {
         let mut args = vec![
@@ -360,7 +370,12 @@ fn inference(path: &std::path::Path) -> serde_json::Value {
 /// and the train split came back with the validation split's spike times).
 #[test]
 fn no_answer_crosses_from_one_host_session_to_the_next() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-sessions-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-sessions-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let p = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
@@ -475,7 +490,12 @@ fn train_through(
 /// the line is noisy. No wrong result is ever accepted.
 #[test]
 fn training_over_a_noisy_line_between_processes_accepts_no_wrong_result() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-noisy-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-noisy-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let device = DeviceProcess::start(&["--chip-seed", "6"]);
     let (clean, _) = train_through(&device.path, &dir.join("clean"), "1", "8").expect("clean");
@@ -516,7 +536,12 @@ fn training_over_a_noisy_line_between_processes_accepts_no_wrong_result() {
 #[test]
 #[ignore = "a measurement of a few minutes; run on a release build"]
 fn noisy_line_report() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-noisy-report-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-noisy-report-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let device = DeviceProcess::start(&["--chip-seed", "1"]);
     let (direct, direct_s) =
@@ -568,7 +593,12 @@ fn noisy_line_report() {
 /// the link behind on exit, pointing later at a pseudo-terminal another program owns.
 #[test]
 fn the_device_link_replaces_only_stale_links_and_goes_away_on_exit() {
-    let dir = std::env::temp_dir().join(format!("spikeloop-link-{}", std::process::id()));
+    // Removed when the test ends, passed or failed.
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-link-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let link = dir.join("device");
