@@ -71,7 +71,7 @@ pub struct BarChart<'a> {
 }
 
 impl BarChart<'_> {
-    /// Width and height in pixels of the PNG [`bar_chart_png`] writes: at
+    /// Width and height in pixels of the figure [`write_bar_chart`] writes: at
     /// least 900 wide, wider when many bars or long labels need the room,
     /// and [`BAR_CHART_HEIGHT`] high.
     pub fn size_px(&self) -> (u32, u32) {
