@@ -385,6 +385,69 @@ impl Probe {
 }
 
 impl Engine {
+    /// The events of a sample as one half `block` receives them, into `times` and `sources`
+    /// in time order; returns how many were lost. The half's event buses pass one event per
+    /// dead time. Events the FPGA sends (inputs and bias spikes: every event of the `first`
+    /// layer, and every layer's bias spikes) wait in its queue for a free slot, as the FPGA
+    /// serialises them; events routed on chip from the previous layer's neurons are lost when
+    /// their bus is still busy. Tolerance keeps events exactly one tick apart.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn arbitrate(
+        &self,
+        block: &PreparedBlock,
+        layer: &PreparedLayer,
+        first: bool,
+        events: &[u128],
+        times: &mut Vec<f64>,
+        sources: &mut Vec<u32>,
+        resorted: &mut Vec<u128>,
+    ) -> u64 {
+        times.clear();
+        sources.clear();
+        let mut lost = 0;
+        let mut buses = [f64::NEG_INFINITY; MAX_EVENT_BUSES];
+        let last_on_bus = &mut buses[..self.event_buses];
+        let dead = self.dead_time * (1.0 - 1e-9);
+        let mut delayed = false;
+        for &key in events {
+            let (mut t, s) = event_of_key(key);
+            let bus = (block.first_driver + s as usize) % self.event_buses;
+            if self.dead_time > 0.0 && t - last_on_bus[bus] < dead {
+                let from_fpga = first || s as usize >= layer.n_prev;
+                if !from_fpga {
+                    lost += 1;
+                    continue;
+                }
+                t = last_on_bus[bus] + self.dead_time;
+                delayed = true;
+            }
+            last_on_bus[bus] = t;
+            times.push(t);
+            sources.push(s);
+        }
+        if delayed {
+            // Delays can reorder events of different buses: restore time order.
+            resorted.clear();
+            resorted.extend(
+                times
+                    .iter()
+                    .zip(sources.iter())
+                    .map(|(&t, &s)| event_key(t, s as usize)),
+            );
+            // (Each delay is a tick or a few: nearly in order already.)
+            insertion_sort(resorted);
+            times.clear();
+            sources.clear();
+            for &key in resorted.iter() {
+                let (t, s) = event_of_key(key);
+                times.push(t);
+                sources.push(s);
+            }
+        }
+        lost
+    }
+
     /// Runs sample `sample` of run `run` with input times `inputs` (validated: finite ones in
     /// `[0, window)`); writes the reported first-spike time of every neuron of every layer into
     /// `out` (`+inf` = none).
@@ -435,52 +498,8 @@ impl Engine {
             next_events.clear();
             let layer_out = &mut out[layer.offset..layer.offset + layer.size];
             for block in &layer.blocks {
-                // The half's event buses pass one event per dead time. Events the FPGA sends
-                // (inputs and bias spikes) wait in its queue for a free slot, as the FPGA
-                // serialises them; events routed on chip from the previous layer's neurons are
-                // lost when their bus is still busy. Tolerance keeps events exactly one tick
-                // apart.
-                times.clear();
-                sources.clear();
-                let mut buses = [f64::NEG_INFINITY; MAX_EVENT_BUSES];
-                let last_on_bus = &mut buses[..self.event_buses];
-                let dead = self.dead_time * (1.0 - 1e-9);
-                let mut delayed = false;
-                for &key in events.iter() {
-                    let (mut t, s) = event_of_key(key);
-                    let bus = (block.first_driver + s as usize) % self.event_buses;
-                    if self.dead_time > 0.0 && t - last_on_bus[bus] < dead {
-                        let from_fpga = l == 0 || s as usize >= layer.n_prev;
-                        if !from_fpga {
-                            stats.lost_events += 1;
-                            continue;
-                        }
-                        t = last_on_bus[bus] + self.dead_time;
-                        delayed = true;
-                    }
-                    last_on_bus[bus] = t;
-                    times.push(t);
-                    sources.push(s);
-                }
-                if delayed {
-                    // Delays can reorder events of different buses: restore time order.
-                    resorted.clear();
-                    resorted.extend(
-                        times
-                            .iter()
-                            .zip(sources.iter())
-                            .map(|(&t, &s)| event_key(t, s as usize)),
-                    );
-                    // (Each delay is a tick or a few: nearly in order already.)
-                    insertion_sort(resorted);
-                    times.clear();
-                    sources.clear();
-                    for &key in resorted.iter() {
-                        let (t, s) = event_of_key(key);
-                        times.push(t);
-                        sources.push(s);
-                    }
-                }
+                stats.lost_events +=
+                    self.arbitrate(block, layer, l == 0, events, times, sources, resorted);
                 // This sample's thresholds (trial noise).
                 let n_events = times.len();
                 thetas.clear();
