@@ -2,7 +2,6 @@
 //! event-free interval applied to all neurons in one vectorised loop, or, for small layers,
 //! each neuron's decay factors for many intervals at once.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Buffers of [`first_spikes`].

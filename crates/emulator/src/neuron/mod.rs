@@ -94,8 +94,7 @@ mod ticks;
 
 pub(crate) use lockstep::{Group, Lockstep, first_spikes};
 pub(crate) use runner::{Columns, FirstSpike, Runner};
-#[allow(unused_imports)]
-use {lockstep::*, runner::*, search::*, ticks::*};
+use {lockstep::*, search::*, ticks::*};
 
 /// Up to this `|x delta|` (a short interval `x`, or time constants close to each other) the
 /// kernel `K(x) = x e_s (e^z - 1) / z`, `z = x delta`, is evaluated by its series (truncation

@@ -1,7 +1,6 @@
 //! Neurons integrated step by step so that many can be interleaved ([`Runner`]), their first
 //! spikes ([`FirstSpike`]) and the column store that advances them together ([`Columns`]).
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A neuron integrated step by step (one interval, or one step of a crossing search, per call),

@@ -1,7 +1,6 @@
 //! Crossing searches: a bracketed Halley iteration per neuron ([`RootSearch`]) and the first
 //! steps of many searches together ([`SearchColumns`]).
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A Halley step at most this long ends a search (see [`NeuronConsts::root_step`]).

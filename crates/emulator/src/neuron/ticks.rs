@@ -1,7 +1,6 @@
 //! Decay factors of intervals that span whole clock ticks, from per-neuron tables
 //! ([`TickFactors`]).
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Decay factors of a group's neurons for whole numbers of clock ticks: an interval of `n`

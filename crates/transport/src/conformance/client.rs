@@ -1,7 +1,6 @@
 //! The suite's side of the link: one request at a time, its answer or refusal, and the
 //! damage notices a device may send in between.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A frame-level client: sends raw bytes, receives decoded frames.

@@ -1,7 +1,6 @@
 //! Checks of the handshake's version range, the state machine before configuration, and the
 //! framing: unknown types, malformed payloads, bad CRCs, garbage and oversized frames.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn version_range<L: Link>(c: &mut Client<L>) -> Outcome {

@@ -31,7 +31,6 @@ mod framing;
 mod running;
 mod sessions;
 
-#[allow(unused_imports)]
 use {client::*, framing::*, running::*, sessions::*};
 
 /// The frame limit the suite announces: the protocol's minimum, so that paging is exercised.

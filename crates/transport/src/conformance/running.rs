@@ -1,7 +1,6 @@
 //! Checks of configuration, runs and paging, out-of-range values, errors in the smallest
 //! frames, refused runs and the sample window.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn configuration<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {

@@ -1,7 +1,6 @@
 //! Checks of replay and sessions: duplicate request ids, new sessions, the noise position,
 //! membrane recording and reset.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn duplicates<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
