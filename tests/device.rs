@@ -8,8 +8,8 @@ use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_tests::{small_config, small_data};
 use spikeloop_trainer::Model;
 use spikeloop_trainer::train::{self, Checkpoint, Silent};
-use spikeloop_transport::serial::InProcessBackend;
-use spikeloop_transport::{DeviceConfig, HostConfig, SerialBackend};
+use spikeloop_transport::host::InProcessBackend;
+use spikeloop_transport::{DeviceBackend, DeviceConfig, HostConfig};
 
 fn chip(chip_seed: u64) -> EmulatorBackend {
     EmulatorBackend::new(EmulatorConfig {
@@ -20,7 +20,7 @@ fn chip(chip_seed: u64) -> EmulatorBackend {
 }
 
 fn device(chip_seed: u64) -> InProcessBackend {
-    SerialBackend::in_process(
+    DeviceBackend::in_process(
         chip(chip_seed),
         DeviceConfig::default(),
         HostConfig::default(),

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use spikeloop_backend::{Backend, IdealBackend, Substrate};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig, NoiseConfig};
 use spikeloop_trainer::Preset;
-use spikeloop_transport::{HostConfig, SerialBackend};
+use spikeloop_transport::{DeviceBackend, HostConfig};
 
 /// The substrates the command line can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -152,7 +152,7 @@ impl EmulatorArgs {
 /// transport's advice and, where it helps, the command that lists the ports; anything later
 /// (the handshake) as a failure to connect to `place`.
 pub fn open_error(e: spikeloop_transport::OpenError, place: &str) -> anyhow::Error {
-    use spikeloop_transport::serial::PortProblem;
+    use spikeloop_transport::host::PortProblem;
     match e {
         spikeloop_transport::OpenError::Port {
             port,
@@ -263,7 +263,7 @@ impl BackendArgs {
     }
 
     /// Opens the device named by --device and shakes hands with it.
-    pub fn open_device(&self) -> anyhow::Result<SerialBackend> {
+    pub fn open_device(&self) -> anyhow::Result<DeviceBackend> {
         let Some(path) = self.device.as_deref() else {
             bail!("no --device PATH given (`spikeloop ports` lists the serial ports)");
         };
@@ -278,7 +278,7 @@ impl BackendArgs {
             retries: self.retries,
             ..HostConfig::default()
         };
-        SerialBackend::open(path, self.baud, config).map_err(|e| open_error(e, &place))
+        DeviceBackend::open(path, self.baud, config).map_err(|e| open_error(e, &place))
     }
 
     /// A short name of the substrate for default file and directory names: `ideal`,

@@ -7,7 +7,6 @@
 //! network, the noise position) stays across hosts like a powered board's; a host's `Hello`
 //! resets the protocol as on a real device.
 
-use std::fs::File;
 use std::io::Write;
 
 use anyhow::Context;
@@ -15,10 +14,10 @@ use clap::Args;
 use spikeloop_backend::Backend;
 use spikeloop_emulator::EmulatorBackend;
 use spikeloop_transport::DeviceConfig;
-use spikeloop_transport::device::VirtualDevice;
+use spikeloop_transport::device::{Hangup, VirtualDevice, serve};
 
 use crate::backend::EmulatorArgs;
-use crate::pty::{HostRead, IDLE_POLL, Terminal, read_host};
+use crate::pty::{IDLE_POLL, Terminal};
 
 /// Options of `spikeloop device`.
 #[derive(Debug, Args)]
@@ -76,57 +75,24 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
         terminal.path.display(),
         terminal.name().display()
     );
-    let master = terminal
-        .master
-        .try_clone()
-        .context("could not duplicate the terminal")?;
-    serve_terminal(&mut device, master)
-}
-
-/// Serves hosts on the controller side of the pseudo-terminal, one after another, until an
-/// I/O error other than "no host has the terminal open".
-fn serve_terminal<B: spikeloop_backend::Backend>(
-    device: &mut VirtualDevice<B>,
-    mut reader: File,
-) -> anyhow::Result<()> {
-    let mut writer = reader
-        .try_clone()
-        .context("could not duplicate the terminal")?;
-    let mut out = Vec::new();
-    device.boot(&mut out);
-    writer.write_all(&out)?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut connected = false;
-    loop {
-        match read_host(&mut reader, &mut buf)? {
-            HostRead::Data(n) => {
-                if !connected {
-                    tracing::info!("a host opened the terminal");
-                    connected = true;
-                }
-                out.clear();
-                device.receive(&buf[..n], &mut out);
-                if !out.is_empty() {
-                    writer
-                        .write_all(&out)
-                        .context("could not write to the terminal")?;
-                }
-            }
-            HostRead::NoHost => {
-                if connected {
-                    tracing::info!("the host closed the terminal");
-                    connected = false;
-                    device.line_reset();
-                }
-                std::thread::sleep(IDLE_POLL);
-            }
-        }
-    }
+    // Hosts come and go on the terminal; the device serves one after another until it is
+    // stopped, as a board that stays powered.
+    let runtime = spikeloop_transport::host::runtime()?;
+    let _entered = runtime.enter();
+    let mut controller = tokio_serial::SerialStream::try_from(terminal.controller()?)
+        .context("could not serve the terminal")?;
+    runtime
+        .block_on(serve(
+            &mut device,
+            &mut controller,
+            Hangup::AwaitNextHost { poll: IDLE_POLL },
+        ))
+        .context("could not serve the terminal")
 }
 
 /// `spikeloop ports`.
 pub fn ports() -> anyhow::Result<()> {
-    let ports = spikeloop_transport::serial::available_ports()
+    let ports = spikeloop_transport::host::available_ports()
         .map_err(|e| anyhow::anyhow!("could not list serial ports: {e}"))?;
     if ports.is_empty() {
         outln!(
@@ -152,7 +118,7 @@ pub struct ConformanceArgs {
 
 /// `spikeloop conformance`: prints the report; fails when any check failed.
 pub fn conformance(args: ConformanceArgs) -> anyhow::Result<()> {
-    let report = spikeloop_transport::serial::conformance_on_port(&args.device, args.baud)
+    let report = spikeloop_transport::conformance::run_on_port(&args.device, args.baud)
         .map_err(|e| crate::backend::open_error(e, &args.device))?;
     outln!("{report}");
     if !report.all_passed() {

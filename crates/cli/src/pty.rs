@@ -7,13 +7,12 @@
 //! where nothing of value is, and removed again on every way out (return, Ctrl-C, SIGTERM,
 //! SIGHUP), so it never outlives the process to point at another program's terminal.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nix::sys::termios;
+use serialport::{SerialPort, TTYPort};
 
 /// How long to wait before looking again when no host has the terminal open.
 pub const IDLE_POLL: Duration = Duration::from_millis(10);
@@ -22,7 +21,7 @@ pub const IDLE_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub struct Terminal {
     /// The controller side.
-    pub master: File,
+    pub master: TTYPort,
     /// The terminal a host opens.
     pub path: PathBuf,
     link: Option<PathBuf>,
@@ -35,18 +34,22 @@ impl Terminal {
         link: Option<&Path>,
         on_exit: impl Fn() + Send + 'static,
     ) -> anyhow::Result<Terminal> {
-        let pty = nix::pty::openpty(None, None).context("could not open a pseudo-terminal")?;
-        // Raw mode from the start: no echo, no line editing, no XON/XOFF (0x11 and 0x13 occur
-        // in frames), so that even a host that does not set it up sees the bytes unchanged.
-        let mut mode =
-            termios::tcgetattr(&pty.slave).context("could not read the terminal mode")?;
-        termios::cfmakeraw(&mut mode);
-        termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &mode)
-            .context("could not put the terminal in raw mode")?;
-        let path = nix::unistd::ttyname(&pty.slave).context("could not name the terminal")?;
+        // The pair comes in raw mode: no echo, no line editing, no XON/XOFF (0x11 and 0x13
+        // occur in frames), so that even a host that does not set it up sees the bytes
+        // unchanged.
+        let (mut master, terminal) = TTYPort::pair().context("could not open a pseudo-terminal")?;
+        let path = PathBuf::from(
+            terminal
+                .name()
+                .context("could not name the pseudo-terminal")?,
+        );
         // Only the controller side is kept: a host closing the terminal is then visible, and
         // the terminal's exclusive-access flag is cleared with the host's last descriptor.
-        drop(pty.slave);
+        drop(terminal);
+        // A read waits this long for a host's bytes before it reports that none came.
+        master
+            .set_timeout(Duration::from_secs(1))
+            .context("could not set the terminal's read timeout")?;
         if let Some(link) = link {
             make_link(link, &path)?;
         }
@@ -60,10 +63,17 @@ impl Terminal {
         })
         .context("could not install the handler for Ctrl-C and SIGTERM")?;
         Ok(Terminal {
-            master: File::from(pty.master),
+            master,
             path,
             link: link.map(Path::to_path_buf),
         })
+    }
+
+    /// A second handle on the controller side (one thread reads, another writes).
+    pub fn controller(&self) -> anyhow::Result<TTYPort> {
+        self.master
+            .try_clone_native()
+            .context("could not duplicate the terminal")
     }
 
     /// The name to give hosts: the link if there is one, else the terminal.
@@ -88,15 +98,18 @@ pub enum HostRead {
     NoHost,
 }
 
-/// Reads what the host sent; EIO (no host has the terminal open) and an empty read are
-/// [`HostRead::NoHost`], interrupted reads are retried, anything else is an error.
-pub fn read_host(master: &mut File, buf: &mut [u8]) -> anyhow::Result<HostRead> {
+/// Reads what the host sent. No host holding the terminal (the controller side polls as hung
+/// up: a broken pipe), an empty read and a read that timed out are [`HostRead::NoHost`];
+/// interrupted reads are retried; anything else is an error.
+pub fn read_host(master: &mut TTYPort, buf: &mut [u8]) -> anyhow::Result<HostRead> {
     loop {
         match master.read(buf) {
             Ok(0) => return Ok(HostRead::NoHost),
             Ok(n) => return Ok(HostRead::Data(n)),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => return Ok(HostRead::NoHost),
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::TimedOut) => {
+                return Ok(HostRead::NoHost);
+            }
             Err(e) => return Err(e).context("could not read from the terminal"),
         }
     }

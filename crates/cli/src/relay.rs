@@ -9,16 +9,17 @@
 //! to a 0x00 delimiter), by the same [`LineFaults`] as the in-process faulty link, so the frame
 //! damage rate is exactly what is asked for and what is reported.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use nix::sys::termios;
-use spikeloop_transport::fault::{Delivery, Fault, FaultConfig, FaultCounts, LineFaults};
+use serialport::TTYPort;
+use spikeloop_transport::conformance::fault::{
+    Delivery, Fault, FaultConfig, FaultCounts, LineFaults,
+};
 
 use crate::pty::{HostRead, IDLE_POLL, Terminal, read_host};
 
@@ -96,7 +97,7 @@ impl Direction {
     }
 
     /// Sends one frame through both stages of faults to `to`.
-    fn carry(&mut self, frame: &mut Vec<u8>, to: &mut File) -> std::io::Result<()> {
+    fn carry(&mut self, frame: &mut Vec<u8>, to: &mut TTYPort) -> std::io::Result<()> {
         // The damaging stage changes the frame's bytes in place or loses the frame.
         if self.damage.pass(frame) == Delivery::Drop {
             return Ok(());
@@ -133,24 +134,29 @@ fn check_fraction(name: &str, x: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the device's terminal or serial port raw, for reading and writing.
-fn open_device(path: &PathBuf) -> anyhow::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .with_context(|| {
-            format!(
-                "could not open the device at {} (the path `spikeloop device` prints, or a serial port)",
-                path.display()
-            )
-        })?;
-    if let Ok(mut mode) = termios::tcgetattr(&file) {
-        termios::cfmakeraw(&mut mode);
-        termios::tcsetattr(&file, termios::SetArg::TCSANOW, &mode)
-            .context("could not put the device's line in raw mode")?;
-    }
-    Ok(file)
+/// Opens the device's terminal or serial port for reading and writing: raw 8N1 without flow
+/// control, exclusive access.
+fn open_device(path: &std::path::Path) -> anyhow::Result<TTYPort> {
+    let name = path.to_string_lossy();
+    let context = || {
+        format!(
+            "could not open the device at {} (the path `spikeloop device` prints, or a serial port)",
+            path.display()
+        )
+    };
+    let mut port = serialport::new(name, 115_200)
+        .data_bits(serialport::DataBits::Eight)
+        .parity(serialport::Parity::None)
+        .stop_bits(serialport::StopBits::One)
+        .flow_control(serialport::FlowControl::None)
+        // Reads wait for the device this long before looking again.
+        .timeout(Duration::from_secs(1))
+        .open_native()
+        .with_context(context)?;
+    // Set here rather than trusted to a library default: another program on the line would
+    // take the device's answers.
+    port.set_exclusive(true).with_context(context)?;
+    Ok(port)
 }
 
 /// Splits what arrives into frames (up to and including each 0x00) and hands each to `emit`.
@@ -188,12 +194,9 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
 
     // Device to host, on a thread of its own.
     let mut from_device = device
-        .try_clone()
+        .try_clone_native()
         .context("could not duplicate the device")?;
-    let mut to_host = terminal
-        .master
-        .try_clone()
-        .context("could not duplicate the terminal")?;
+    let mut to_host = terminal.controller()?;
     let mut upstream = Direction::new(&args, 0xAAAA_AAAA, &tally);
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
@@ -205,7 +208,9 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
                     continue;
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::TimedOut) => {
+                    continue;
+                }
                 Err(e) => {
                     errln!("relay: the device's line failed: {e}");
                     std::process::exit(1);
@@ -219,10 +224,7 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
     });
 
     // Host to device, here.
-    let mut from_host = terminal
-        .master
-        .try_clone()
-        .context("could not duplicate the terminal")?;
+    let mut from_host = terminal.controller()?;
     let mut to_device = device;
     let mut downstream = Direction::new(&args, 0x5555_5555, &tally);
     let mut buf = vec![0u8; 1 << 16];

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_trainer::train::{self, Silent};
 use spikeloop_trainer::{DataSplits, Preset, TrainConfig, load_data};
-use spikeloop_transport::{HostConfig, SerialBackend};
+use spikeloop_transport::{DeviceBackend, HostConfig};
 
 /// A `spikeloop device` (or `relay`) process, killed when dropped.
 pub struct DeviceProcess {
@@ -118,7 +118,7 @@ fn training_through_the_virtual_device_is_bit_identical_to_training_in_process()
     let (config, data) = small_config();
     let device = DeviceProcess::start(&["--chip-seed", "2"]);
     let mut serial =
-        SerialBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
+        DeviceBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
     let state = train::start(
         &config,
         &data,
@@ -163,7 +163,7 @@ fn a_device_that_goes_away_is_reported_as_a_disconnect() {
     let (config, data) = small_config();
     let mut device = DeviceProcess::start(&["--chip-seed", "1"]);
     let mut serial =
-        SerialBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
+        DeviceBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
     let network = spikeloop_trainer::Model::initialise(
         &config,
         data.train.n_features,
@@ -188,7 +188,7 @@ fn a_device_that_goes_away_is_reported_as_a_disconnect() {
 fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
     let device = DeviceProcess::start(&["--chip-seed", "3"]);
     let report =
-        spikeloop_transport::serial::conformance_on_port(&device.path, 115_200).expect("open");
+        spikeloop_transport::conformance::run_on_port(&device.path, 115_200).expect("open");
     assert!(report.all_passed(), "{report}");
     assert!(report.device_id.contains("chip 3,"), "{}", report.device_id);
     // The command line prints the same report and succeeds.
@@ -258,8 +258,8 @@ fn training_on_a_device_that_goes_away_says_how_to_continue() {
 #[test]
 fn a_busy_port_is_named_as_in_use() {
     let device = DeviceProcess::start(&[]);
-    let runtime = spikeloop_transport::serial::runtime().expect("runtime");
-    let _held = spikeloop_transport::serial::open_port(&runtime, &device.path, 115_200)
+    let runtime = spikeloop_transport::host::runtime().expect("runtime");
+    let _held = spikeloop_transport::host::open_port(&runtime, &device.path, 115_200)
         .expect("open the port");
     let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
         .args(["conformance", "--device", &device.path])
@@ -654,14 +654,14 @@ fn the_device_link_replaces_only_stale_links_and_goes_away_on_exit() {
 /// that owns its device process, so that every backend the conformance suite makes has a
 /// fresh device.
 struct OverPty {
-    backend: SerialBackend,
+    backend: DeviceBackend,
     _device: DeviceProcess,
 }
 
 impl OverPty {
     fn start(args: &[&str]) -> Self {
         let device = DeviceProcess::start(args);
-        let backend = SerialBackend::open(&device.path, 115_200, HostConfig::default())
+        let backend = DeviceBackend::open(&device.path, 115_200, HostConfig::default())
             .unwrap_or_else(|e| panic!("connect to {}: {e}", device.path));
         Self {
             backend,

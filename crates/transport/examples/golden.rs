@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use spikeloop_transport::golden::golden_frames;
+use spikeloop_transport::conformance::golden::golden_frames;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args_os().nth(1).map_or_else(

@@ -3,7 +3,7 @@
 //! The one idea: the host's protocol code and the device's server see only an asynchronous byte
 //! stream ([`Link`]), never a serial port, so the very code that drives a real device over USB
 //! runs in the tests over an in-memory pipe ([`memory_link`]), through a faulty line
-//! ([`crate::fault::FaultyLink`]) or over a pseudo-terminal. A link has one duty beyond reading
+//! ([`crate::conformance::fault::FaultyLink`]) or over a pseudo-terminal. A link has one duty beyond reading
 //! and writing: dropping stale input when a host connects ([`Link::discard_input`]), which a
 //! serial port does in its driver and an in-memory pipe need not do at all.
 

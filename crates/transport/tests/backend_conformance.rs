@@ -3,15 +3,15 @@
 
 use spikeloop_backend_testkit::backend_conformance;
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig, NoiseConfig};
-use spikeloop_transport::{DeviceConfig, HostConfig, SerialBackend};
+use spikeloop_transport::{DeviceBackend, DeviceConfig, HostConfig};
 
-fn device(noise: NoiseConfig) -> SerialBackend<tokio::io::DuplexStream> {
+fn device(noise: NoiseConfig) -> DeviceBackend<tokio::io::DuplexStream> {
     let chip = EmulatorBackend::new(EmulatorConfig {
         noise,
         ..EmulatorConfig::default()
     })
     .unwrap_or_else(|e| panic!("emulator: {e}"));
-    SerialBackend::in_process(chip, DeviceConfig::default(), HostConfig::default())
+    DeviceBackend::in_process(chip, DeviceConfig::default(), HostConfig::default())
         .unwrap_or_else(|e| panic!("in-process device: {e}"))
 }
 

@@ -3,7 +3,7 @@
 
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_transport::conformance::{self, Report};
-use spikeloop_transport::device::{Defects, DeviceConfig, VirtualDevice, serve};
+use spikeloop_transport::device::{Defects, DeviceConfig, Hangup, VirtualDevice, serve};
 use spikeloop_transport::link::memory_link;
 
 fn chip() -> EmulatorBackend {
@@ -14,7 +14,7 @@ async fn suite_against(config: DeviceConfig) -> Report {
     let (host_end, mut device_end) = memory_link();
     let mut device = VirtualDevice::new(chip(), config).expect("device");
     let server = tokio::spawn(async move {
-        let _ = serve(&mut device, &mut device_end).await;
+        let _ = serve(&mut device, &mut device_end, Hangup::Stop).await;
     });
     let report = conformance::run(host_end, 1_000_000).await;
     server.await.expect("device task");

@@ -9,13 +9,13 @@ use spikeloop_backend::{
     BackendError, InputBatch, Layer, MembraneRequest, MembraneTrace, Network, NeuronParams, Record,
     RunOutput, RunStats, SpikeTimes,
 };
+use spikeloop_transport::conformance::fault::SplitMix64 as SplitMix;
+use spikeloop_transport::conformance::golden::golden_frames;
 use spikeloop_transport::convert::{
     AssemblyLimits, ConvertError, DeviceInfo, EncodedRun, EncodedTrace, NetworkAssembler,
     RunResultAssembler, TraceAssembler, backend_error, batch_from_request, configure_messages,
     membrane_request, membrane_request_from, network_from_messages, recorded_layers, run_requests,
 };
-use spikeloop_transport::fault::SplitMix64 as SplitMix;
-use spikeloop_transport::golden::golden_frames;
 use spikeloop_transport::{Message, TickScale, encode_message, pb};
 
 fn scale() -> TickScale {

@@ -5,13 +5,13 @@ use spikeloop_backend::{
     Backend, BackendError, InputBatch, Layer, MembraneRequest, Network, NeuronParams, Record,
 };
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
+use spikeloop_transport::conformance::fault::SplitMix64 as SplitMix;
 use spikeloop_transport::device::{DeviceConfig, VirtualDevice};
-use spikeloop_transport::fault::SplitMix64 as SplitMix;
 use spikeloop_transport::frame::{Flags, Frame, FrameDecoder, Header, encode_frame};
+use spikeloop_transport::host::DeviceBackend;
 use spikeloop_transport::host::{HostConfig, HostCore, HostError};
 use spikeloop_transport::link::memory_link;
 use spikeloop_transport::messages::{Message, MessageType, decode_message, encode_message, pb};
-use spikeloop_transport::serial::SerialBackend;
 
 fn chip(chip_seed: u64) -> EmulatorBackend {
     EmulatorBackend::new(EmulatorConfig {
@@ -60,7 +60,7 @@ fn bits(times: &[f64]) -> Vec<u64> {
 fn runs_through_the_device_are_bit_identical_to_the_backend_in_process() {
     let mut local = chip(3);
     let mut remote =
-        SerialBackend::in_process(chip(3), DeviceConfig::default(), HostConfig::default())
+        DeviceBackend::in_process(chip(3), DeviceConfig::default(), HostConfig::default())
             .expect("in-process device");
     assert_eq!(
         remote.capabilities().max_weight,
@@ -123,7 +123,7 @@ fn small_frames_split_configurations_and_page_results() {
         max_frame_size: 256,
         ..HostConfig::default()
     };
-    let mut remote = SerialBackend::in_process(chip(1), device, host).expect("device");
+    let mut remote = DeviceBackend::in_process(chip(1), device, host).expect("device");
     let net = network(4);
     remote.configure(&net).expect("configure");
     let inputs = batch(8, 12);
@@ -142,7 +142,7 @@ fn small_frames_split_configurations_and_page_results() {
 #[test]
 fn errors_map_onto_backend_errors() {
     let mut remote =
-        SerialBackend::in_process(chip(1), DeviceConfig::default(), HostConfig::default())
+        DeviceBackend::in_process(chip(1), DeviceConfig::default(), HostConfig::default())
             .expect("device");
     // Before any configuration: not configured (the host knows, and so does the device).
     assert!(matches!(
@@ -538,7 +538,7 @@ fn the_device_describes_the_backend_it_serves() {
     assert_eq!(device.sample_window_us, 4.0 * 6.0);
     assert_eq!(device.batch_overhead_us, 40.0);
     assert_eq!(device.synapse_rows, Some(512));
-    let remote = SerialBackend::in_process(chip, device, HostConfig::default()).expect("device");
+    let remote = DeviceBackend::in_process(chip, device, HostConfig::default()).expect("device");
     let caps = remote.capabilities();
     assert_eq!(caps.batch_overhead_us, Some(40.0));
     assert!(caps.features.noise_position && caps.features.membrane_recording);

@@ -14,9 +14,9 @@ use spikeloop_backend::{
     Backend, InputBatch, Layer, MembraneRequest, Network, NeuronParams, Record,
 };
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
-use spikeloop_transport::device::{DeviceConfig, VirtualDevice, serve};
-use spikeloop_transport::fault::SplitMix64 as SplitMix;
-use spikeloop_transport::fault::{FaultConfig, FaultCounts, FaultyLink};
+use spikeloop_transport::conformance::fault::SplitMix64 as SplitMix;
+use spikeloop_transport::conformance::fault::{FaultConfig, FaultCounts, FaultyLink};
+use spikeloop_transport::device::{DeviceConfig, Hangup, VirtualDevice, serve};
 use spikeloop_transport::frame::max_wire_len;
 use spikeloop_transport::host::{HostConfig, HostCore, LinkCounts};
 use spikeloop_transport::link::memory_link;
@@ -84,7 +84,7 @@ async fn run_through_faults(calls: u64, rate: f64, seed: u64) -> Outcome {
     let (host_end, mut device_end) = memory_link();
     let mut device = VirtualDevice::new(chip(), device_config).expect("device");
     let server = tokio::spawn(async move {
-        let _ = serve(&mut device, &mut device_end).await;
+        let _ = serve(&mut device, &mut device_end, Hangup::Stop).await;
         device
     });
     let link = FaultyLink::wrap(

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use spikeloop_backend::Record;
+use spikeloop_transport::conformance::golden::{
+    GOLDEN_SPIKE_TICKS, golden_batch, golden_frames, golden_network, golden_scale, parse_hex_file,
+};
 use spikeloop_transport::convert::{
     AssemblyLimits, DeviceInfo, RunResultAssembler, batch_from_request, network_from_messages,
-};
-use spikeloop_transport::golden::{
-    GOLDEN_SPIKE_TICKS, golden_batch, golden_frames, golden_network, golden_scale, parse_hex_file,
 };
 use spikeloop_transport::{Frame, Message, decode_message, encode_message};
 

@@ -11,7 +11,12 @@
 //!
 //! [`run`] returns a [`Report`] with one line per check; it needs a device that holds the
 //! 2-input 2-2-2 network of the golden frames (weights up to 2.0 threshold distances, times
-//! within 2 `tau_s`). The suite leaves the device in state READY.
+//! within 2 `tau_s`). The suite leaves the device in state READY. [`run_on_port`] runs it on a
+//! serial port.
+//!
+//! Beside the suite: the golden frames ([`golden`]), the worked examples every firmware must
+//! reproduce byte for byte (built from backend types through [`crate::convert`], hence here and
+//! not in `spikeloop-wire`), and the faulty line of the fault-injection tests ([`fault`]).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -22,14 +27,18 @@ use tokio::time::Instant;
 
 use crate::convert::{DeviceInfo, configure_messages, hello, run_requests};
 use crate::frame::{Flags, Frame, FrameDecoder, Header, MIN_MAX_FRAME_SIZE, encode_frame};
-use crate::golden::{golden_batch, golden_network};
 use crate::link::Link;
 use crate::messages::{Message, MessageType, PROTOCOL_VERSION, decode_message, encode_message, pb};
+
+pub mod fault;
+pub mod golden;
 
 mod client;
 mod framing;
 mod running;
 mod sessions;
+
+use golden::{golden_batch, golden_network};
 
 use {client::*, framing::*, running::*, sessions::*};
 
@@ -245,4 +254,11 @@ async fn handshake<L: Link>(c: &mut Client<L>) -> Result<DeviceInfo, String> {
         ));
     }
     DeviceInfo::from_hello_reply(&reply).map_err(|e| e.to_string())
+}
+
+/// Runs the conformance suite against the device on the serial port at `path`.
+pub fn run_on_port(path: &str, baud: u32) -> Result<Report, crate::host::OpenError> {
+    let runtime = crate::host::runtime()?;
+    let port = crate::host::open_port(&runtime, path, baud)?;
+    Ok(runtime.block_on(run(port, baud)))
 }

@@ -3,12 +3,12 @@
 //! exerciser that feeds decoded messages to every conversion a peer's input reaches.
 #![allow(dead_code)]
 
+use spikeloop_transport::conformance::golden::{golden_frames, golden_scale};
 use spikeloop_transport::convert::{
     AssemblyLimits, DeviceInfo, NetworkAssembler, RunResultAssembler, TraceAssembler,
     backend_error, batch_from_request, membrane_request_from, negotiate_version,
 };
 use spikeloop_transport::frame::{crc32, parse_raw_frame};
-use spikeloop_transport::golden::{golden_frames, golden_scale};
 use spikeloop_transport::{
     Flags, Frame, FrameDecoder, FrameError, Header, Message, MessageError, MessageType, TickScale,
     decode_message, encode_message, pb,

@@ -1,0 +1,345 @@
+//! The requests a virtual device executes, each checked against the state, the announced
+//! limits and the configured network before the backend sees it.
+
+use super::*;
+
+impl<B: Backend> VirtualDevice<B> {
+    pub(super) fn execute(&mut self, frame: &Frame) -> Answer {
+        let byte = frame.header.message_type;
+        let ty = match MessageType::from_byte(byte) {
+            Some(t) if t.is_request() => t,
+            _ => {
+                return Err(error(
+                    pb::ErrorCode::UnknownMessageType,
+                    byte,
+                    format!(
+                        "message type {byte:#04x} is not a request; requests are 0x01, 0x10-0x12, 0x20, 0x22, 0x30, 0x32, 0x40, 0x50, 0x60"
+                    ),
+                ));
+            }
+        };
+        if frame.header.request_id == 0 {
+            let mut e = error(
+                pb::ErrorCode::OutOfRange,
+                byte,
+                "request id 0 is reserved for device frames; use 1 to 4294967295",
+            );
+            e.field = "request_id".into();
+            e.value = Some(0.0);
+            e.min = Some(1.0);
+            e.max = Some(f64::from(u32::MAX));
+            return Err(e);
+        }
+        let message = decode_message(frame).map_err(|e| {
+            error(
+                e.error_code(),
+                byte,
+                crate::convert::truncate_utf8(&e.to_string(), 200),
+            )
+        })?;
+        use pb::DeviceState as S;
+        match (self.state, message) {
+            (_, Message::Hello(h)) => self.hello(&h, ty),
+            (S::PowerOn, _) => Err(self.bad_state(ty)),
+            (_, Message::StatsRequest(_)) => Ok(Message::DeviceStats(self.stats())),
+            (_, Message::ResetRequest(_)) => {
+                self.reset();
+                self.cache.clear();
+                Ok(Message::ResetReply(pb::ResetReply {
+                    state: self.state as i32,
+                }))
+            }
+            (_, Message::SetNoisePosition(m)) => self.set_noise_position(m.position, ty),
+            (_, Message::ConfigureBegin(m)) => {
+                self.drop_network();
+                let ack = self
+                    .assembler
+                    .begin(&m)
+                    .map_err(|e| self.convert_error(&e, ty))?;
+                self.state = S::Configuring;
+                Ok(Message::ConfigureAck(ack))
+            }
+            (S::Configuring, Message::ConfigureChunk(m)) => self
+                .assembler
+                .chunk(&m)
+                .map(Message::ConfigureAck)
+                .map_err(|e| self.convert_error(&e, ty)),
+            (S::Configuring, Message::ConfigureCommit(m)) => self.commit(&m, ty),
+            (S::Configured, Message::RunRequest(m)) => self.run(&m, ty),
+            (S::Configured, Message::ReadRunResult(m)) if self.run.is_some() => {
+                let page = self
+                    .run
+                    .as_ref()
+                    .map(|r| r.page(m.first_sample, self.host_max_frame_size));
+                self.page_answer(page, Message::RunResult, ty)
+            }
+            (S::Configured, Message::MembraneRequest(m)) => self.record(&m, ty),
+            (S::Configured, Message::ReadMembraneTrace(m)) if self.trace.is_some() => {
+                let page = self
+                    .trace
+                    .as_ref()
+                    .map(|t| t.page(m.first_value, self.host_max_frame_size));
+                self.page_answer(page, Message::MembraneTrace, ty)
+            }
+            _ => Err(self.bad_state(ty)),
+        }
+    }
+
+    fn drop_network(&mut self) {
+        self.assembler.abort();
+        self.loaded = None;
+        self.run = None;
+        self.trace = None;
+        if self.state != pb::DeviceState::PowerOn {
+            self.state = pb::DeviceState::Ready;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.drop_network();
+        self.state = pb::DeviceState::Ready;
+    }
+
+    fn hello(&mut self, h: &pb::Hello, ty: MessageType) -> Answer {
+        let version = negotiate_version(h, self.info.min_version, self.info.max_version)
+            .map_err(|e| self.convert_error(&e, ty))?;
+        if (h.host_max_frame_size as usize) < MIN_MAX_FRAME_SIZE {
+            return Err(self.convert_error(
+                &ConvertError::out_of_range(
+                    "host_max_frame_size",
+                    h.host_max_frame_size,
+                    Some(MIN_MAX_FRAME_SIZE as f64),
+                    Some(f64::from(u32::MAX)),
+                ),
+                ty,
+            ));
+        }
+        if h.session_nonce == 0 {
+            return Err(self.convert_error(
+                &ConvertError::out_of_range("session_nonce", 0, Some(1.0), Some(u64::MAX as f64)),
+                ty,
+            ));
+        }
+        self.reset();
+        if !self.defects.keep_cache_on_hello {
+            self.cache.clear();
+        }
+        self.host_max_frame_size = h.host_max_frame_size as usize;
+        self.info.version = version;
+        self.info.noise_position = self.backend.noise_position();
+        self.info.session_nonce = h.session_nonce;
+        Ok(Message::HelloReply(self.info.to_hello_reply()))
+    }
+
+    fn stats(&self) -> pb::DeviceStats {
+        let c = &self.counters;
+        pb::DeviceStats {
+            uptime_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            state: self.state as i32,
+            frames_received: c.frames_received,
+            frames_rejected: c.frames_rejected,
+            requests_replayed: c.requests_replayed,
+            errors_sent: c.errors_sent,
+            runs: c.runs,
+            samples: c.samples,
+            spikes: c.spikes,
+            hardware_time_us: c.hardware_time_us,
+            lost_events: c.lost_events,
+            later_spikes: c.later_spikes,
+            noise_position: self.backend.noise_position(),
+        }
+    }
+
+    fn unsupported(&self, ty: MessageType, feature: &str) -> Box<pb::Error> {
+        let mut e = error(
+            pb::ErrorCode::UnsupportedFeature,
+            ty.byte(),
+            format!("{feature} is not supported by {}", self.info.device_id),
+        );
+        e.feature = feature.into();
+        e
+    }
+
+    fn set_noise_position(&mut self, position: u64, ty: MessageType) -> Answer {
+        if !self.info.capabilities.features.noise_position {
+            return Err(self.unsupported(ty, "noise position"));
+        }
+        self.backend
+            .set_noise_position(position)
+            .map_err(|e| Box::new(error_from_backend(&e, ty.byte())))?;
+        Ok(Message::NoisePosition(pb::NoisePosition {
+            position: self.backend.noise_position().unwrap_or(position),
+        }))
+    }
+
+    fn commit(&mut self, m: &pb::ConfigureCommit, ty: MessageType) -> Answer {
+        let (network, mut ack) = self
+            .assembler
+            .commit(m)
+            .map_err(|e| self.convert_error(&e, ty))?;
+        if let Err(e) = self.backend.configure(&network) {
+            // The configuration is consumed; the host starts again with ConfigureBegin.
+            self.state = pb::DeviceState::Ready;
+            return Err(Box::new(error_from_backend(&e, ty.byte())));
+        }
+        ack.clipped_weights = self.max_weight.map_or(0, |max| {
+            network
+                .layers
+                .iter()
+                .flat_map(|l| &l.weights)
+                .filter(|w| w.abs() > max)
+                .count() as u64
+        });
+        self.loaded = Some(Loaded {
+            n_inputs: network.n_inputs,
+            layer_sizes: network.layer_sizes(),
+        });
+        self.state = pb::DeviceState::Configured;
+        Ok(Message::ConfigureAck(ack))
+    }
+
+    fn loaded(&self, ty: MessageType) -> Result<Loaded, Box<pb::Error>> {
+        self.loaded.clone().ok_or_else(|| self.bad_state(ty))
+    }
+
+    fn run(&mut self, m: &pb::RunRequest, ty: MessageType) -> Answer {
+        let loaded = self.loaded(ty)?;
+        if let Some(max) = self
+            .info
+            .max_samples_per_run
+            .filter(|&max| m.n_samples > max)
+        {
+            return Err(self.convert_error(
+                &ConvertError::out_of_range(
+                    "n_samples",
+                    m.n_samples,
+                    Some(1.0),
+                    Some(f64::from(max)),
+                ),
+                ty,
+            ));
+        }
+        let window = self.checked_window();
+        let (batch, record) = batch_from_request(m, &self.scale, window, loaded.n_inputs)
+            .map_err(|e| self.convert_error(&e, ty))?;
+        let sizes = match record {
+            Record::AllLayers => loaded.layer_sizes.clone(),
+            Record::OutputOnly => loaded.layer_sizes.last().copied().into_iter().collect(),
+        };
+        // A refused request leaves the state unchanged: decide whether one sample's page fits
+        // the host's frames before anything runs (the noise must not move for a refusal).
+        let needed = one_sample_page_bound(&sizes, window);
+        let too_large = needed > self.host_max_frame_size;
+        if too_large && !self.defects.run_before_page_check {
+            return Err(self.frame_too_small(needed, ty));
+        }
+        self.run = None;
+        self.trace = None;
+        let output = self
+            .backend
+            .run(&batch, record)
+            .map_err(|e| self.backend_error(&e, ty))?;
+        let c = &mut self.counters;
+        c.runs += 1;
+        if too_large {
+            // Only a device with the defect gets here.
+            return Err(self.frame_too_small(needed, ty));
+        }
+        c.samples += output.stats.samples as u64;
+        c.spikes += output.stats.spikes;
+        c.hardware_time_us += output.stats.hardware_time_us.unwrap_or(0.0);
+        c.lost_events += output.stats.lost_events;
+        c.later_spikes += output.stats.later_spikes;
+        let encoded = EncodedRun::new(&output, &sizes, &self.scale, self.backend.noise_position())
+            .map_err(|e| self.convert_error(&e, ty))?;
+        let page = encoded
+            .page(0, self.host_max_frame_size)
+            .map_err(|e| self.convert_error(&e, ty))?;
+        self.run = Some(encoded);
+        Ok(Message::RunResult(page))
+    }
+
+    /// The sample window the device checks times against, in ticks (0: none).
+    fn checked_window(&self) -> u64 {
+        if self.defects.window_unchecked {
+            0
+        } else {
+            self.info.sample_window_ticks
+        }
+    }
+
+    /// `OUT_OF_RANGE` on `host_max_frame_size`: an answer needs `needed`-byte frames.
+    fn frame_too_small(&self, needed: usize, ty: MessageType) -> Box<pb::Error> {
+        let mut e = error(
+            pb::ErrorCode::OutOfRange,
+            ty.byte(),
+            format!(
+                "one sample of the recorded layers may need a {needed}-byte RunResult frame; the host accepts {} (Hello.host_max_frame_size): raise it, or record the output layer only",
+                self.host_max_frame_size
+            ),
+        );
+        e.field = "host_max_frame_size".into();
+        e.value = Some(self.host_max_frame_size as f64);
+        e.min = Some(needed as f64);
+        e.max = Some(f64::from(u32::MAX));
+        e
+    }
+
+    fn backend_error(&self, e: &BackendError, ty: MessageType) -> Box<pb::Error> {
+        match e {
+            BackendError::NotConfigured => self.bad_state(ty),
+            // Every input the device documents as valid has been checked against the sample
+            // window already; a substrate that still refuses one contradicts the device.
+            BackendError::InvalidInput(m) => error(
+                pb::ErrorCode::Internal,
+                ty.byte(),
+                format!("the substrate refused inputs the device accepted: {m}"),
+            ),
+            other => Box::new(error_from_backend(other, ty.byte())),
+        }
+    }
+
+    fn record(&mut self, m: &pb::MembraneRequest, ty: MessageType) -> Answer {
+        let loaded = self.loaded(ty)?;
+        if !self.backend.capabilities().features.membrane_recording {
+            return Err(self.unsupported(ty, "membrane recording"));
+        }
+        let mut request =
+            membrane_request_from(m, &self.scale, self.checked_window(), loaded.n_inputs)
+                .map_err(|e| self.convert_error(&e, ty))?;
+        // W ticks may exceed the window by a rounding error; the recording is the whole window.
+        if let Some(w) = self.info.capabilities.sample_window {
+            request.duration = request.duration.min(w);
+        }
+        let n_layers = loaded.layer_sizes.len();
+        let Some(&size) = loaded.layer_sizes.get(request.layer) else {
+            return Err(self.convert_error(
+                &ConvertError::out_of_range(
+                    "layer",
+                    m.layer,
+                    Some(0.0),
+                    Some(n_layers.saturating_sub(1) as f64),
+                ),
+                ty,
+            ));
+        };
+        if request.neuron >= size {
+            return Err(self.convert_error(
+                &ConvertError::out_of_range("neuron", m.neuron, Some(0.0), Some((size - 1) as f64)),
+                ty,
+            ));
+        }
+        self.run = None;
+        self.trace = None;
+        let trace = self
+            .backend
+            .record_membrane(&request)
+            .map_err(|e| self.backend_error(&e, ty))?;
+        let encoded = EncodedTrace::new(&trace, self.backend.noise_position());
+        let page = encoded
+            .page(0, self.host_max_frame_size)
+            .map_err(|e| self.convert_error(&e, ty))?;
+        self.trace = Some(encoded);
+        Ok(Message::MembraneTrace(page))
+    }
+}
