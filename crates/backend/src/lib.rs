@@ -69,6 +69,12 @@ pub struct Features {
     /// exactly.
     #[serde(default)]
     pub noise_position: bool,
+    /// [`Backend::update_weights`] does less than [`Backend::configure`]: it sends or maps only
+    /// the weights (a device with 6-bit weights receives one byte per weight instead of the
+    /// whole network: for the Yin-Yang network 3.5 kB instead of 27 kB). Without it an update
+    /// is a configure, which is always correct.
+    #[serde(default)]
+    pub weight_update: bool,
 }
 
 /// What a substrate is and what it can hold; constant for the lifetime of a backend.
@@ -85,6 +91,12 @@ pub struct Capabilities {
     /// clipped by it, so a trainer keeps its float weights within this range. `None` for no
     /// limit.
     pub max_weight: Option<f64>,
+    /// Weight codes per model unit, for a substrate whose weights are integer codes: a weight
+    /// `w` is realised as `round(w * weight_scale)` clipped to `+-(2^weight_bits - 1)`, so that a
+    /// weight update can send codes instead of floats with the same result. `None` for float
+    /// weights or an unstated rule.
+    #[serde(default)]
+    pub weight_scale: Option<f64>,
     /// Timestamp resolution of recorded spikes, in nanoseconds of hardware time; `None` when
     /// spike times are exact.
     pub time_resolution_ns: Option<f64>,
@@ -134,6 +146,7 @@ impl Capabilities {
             max_neurons: None,
             weight_bits: None,
             max_weight: None,
+            weight_scale: None,
             time_resolution_ns: None,
             acceleration: None,
             tau_s_us: None,
@@ -185,6 +198,14 @@ pub trait Backend: Send {
     /// [`BackendError::DoesNotFit`] for one larger than the substrate.
     fn configure(&mut self, network: &Network) -> Result<(), BackendError>;
 
+    /// Loads `network`, which differs from the configured network at most in its weights: what
+    /// a trainer does after every batch. A backend may then send or map only the weights
+    /// ([`Features::weight_update`]); the result is the same as [`Backend::configure`]'s, which
+    /// the default calls (and which a backend calls itself for a network that differs in more).
+    fn update_weights(&mut self, network: &Network) -> Result<(), BackendError> {
+        self.configure(network)
+    }
+
     /// Runs every sample of `inputs` through the configured network and returns the measured
     /// first-spike times of the layers asked for by `record`.
     fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError>;
@@ -231,6 +252,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
         (**self).configure(network)
+    }
+    fn update_weights(&mut self, network: &Network) -> Result<(), BackendError> {
+        (**self).update_weights(network)
     }
     fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
         (**self).run(inputs, record)

@@ -47,6 +47,23 @@ impl Network {
         self.layers.iter().map(|l| l.size).sum()
     }
 
+    /// True when `other` differs from this network at most in its weights: the same inputs,
+    /// layer sizes, neurons and bias times (bit for bit) and as many weights per layer, so that
+    /// [`crate::Backend::update_weights`] turns one into the other.
+    pub fn differs_only_in_weights(&self, other: &Network) -> bool {
+        let same_bits = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        self.n_inputs == other.n_inputs
+            && self.layers.len() == other.layers.len()
+            && self.layers.iter().zip(&other.layers).all(|(a, b)| {
+                a.size == b.size
+                    && a.neuron == b.neuron
+                    && a.weights.len() == b.weights.len()
+                    && same_bits(&a.bias_times, &b.bias_times)
+            })
+    }
+
     /// The sizes of all layers, first to last.
     pub fn layer_sizes(&self) -> Vec<usize> {
         self.layers.iter().map(|l| l.size).collect()

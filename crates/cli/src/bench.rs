@@ -66,8 +66,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(&n) = args.thread_counts.iter().find(|&&n| n > 1024) {
         anyhow::bail!("--thread-counts: {n} threads; allowed 1 to 1024");
     }
-    let backend = args.backend.build()?;
-    let mut config = Preset::suited_to(backend.capabilities()).config();
+    // Only what the backend is; every measurement opens its own (a device takes one host at a
+    // time).
+    let capabilities = args.backend.build()?.capabilities().clone();
+    let mut config = Preset::suited_to(&capabilities).config();
     if let Some(b) = args.batch_size {
         config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
     }
@@ -86,7 +88,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         config.dataset,
         model.n_inputs + model.layers[0].bias_times.len(),
         sizes.join("-"),
-        backend.capabilities().name,
+        capabilities.name,
         config.training.batch_size,
         data.train.len()
     );
@@ -161,6 +163,22 @@ fn wire_cost(
     let after = device.link_counts();
     outln!(
         "wire cost of configuring the network: {} requests, {} bytes to the device, {} bytes back",
+        after.requests - before.requests,
+        after.bytes_sent - before.bytes_sent,
+        after.bytes_received - before.bytes_received
+    );
+    // What a trainer sends after every batch: the same network with changed weights.
+    let mut next = model.to_network();
+    for layer in &mut next.layers {
+        for w in &mut layer.weights {
+            *w *= 0.99;
+        }
+    }
+    let before = device.link_counts();
+    device.update_weights(&next)?;
+    let after = device.link_counts();
+    outln!(
+        "wire cost of a weight update (after every training batch): {} requests, {} bytes to the device, {} bytes back",
         after.requests - before.requests,
         after.bytes_sent - before.bytes_sent,
         after.bytes_received - before.bytes_received

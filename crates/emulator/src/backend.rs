@@ -82,6 +82,8 @@ impl EmulatorBackend {
         capabilities.max_neurons = Some(geometry.neurons());
         capabilities.weight_bits = Some(geometry.weight_bits);
         capabilities.max_weight = Some(f64::from(geometry.max_weight()) / config.weight_scale);
+        // The rule of `mapping::quantise_weight`.
+        capabilities.weight_scale = Some(config.weight_scale);
         capabilities.time_resolution_ns = (config.noise.timestamp_resolution_ns > 0.0)
             .then_some(config.noise.timestamp_resolution_ns);
         capabilities.acceleration = Some(ACCELERATION);

@@ -509,8 +509,9 @@ fn train_epoch(
     });
     let skip = progress.batches_done;
     for (b, indices) in batches.iter().enumerate().skip(skip) {
+        // Every batch after the first changes only the weights.
         let network = state.model.to_network();
-        backend.configure(&network)?;
+        backend.update_weights(&network)?;
         let inputs = batch_inputs(
             &state.model,
             train,
@@ -606,7 +607,7 @@ fn train_epoch(
         ..
     } = progress;
 
-    backend.configure(&state.model.to_network())?;
+    backend.update_weights(&state.model.to_network())?;
     let val = evaluate(backend, &state.model, &data.validation, loss, None)?;
     Ok(EpochMetrics {
         epoch: state.epoch,

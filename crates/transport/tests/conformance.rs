@@ -181,3 +181,12 @@ async fn a_device_that_counts_damaged_frames_as_received_fails() {
     };
     fails_only(defects, "bad CRC", "frames_received went from").await;
 }
+
+#[tokio::test]
+async fn a_device_that_takes_an_update_for_a_new_network_fails() {
+    let defects = Defects {
+        update_drops_network: true,
+        ..Defects::default()
+    };
+    fails_only(defects, "weight update", "another output layer size").await;
+}

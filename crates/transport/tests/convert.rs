@@ -196,6 +196,7 @@ fn huge_declared_networks_are_refused_before_allocation() {
             };
             3
         ],
+        update: false,
     };
     let mut a = NetworkAssembler::new(AssemblyLimits::default());
     assert!(matches!(
@@ -216,6 +217,7 @@ fn huge_declared_networks_are_refused_before_allocation() {
             };
             1
         ],
+        update: false,
     };
     let err = NetworkAssembler::new(limited)
         .begin(&begin)
@@ -232,6 +234,7 @@ fn huge_declared_networks_are_refused_before_allocation() {
     let no_layers = pb::ConfigureBegin {
         n_inputs: 4,
         layers: vec![],
+        update: false,
     };
     assert!(NetworkAssembler::new(limited).begin(&no_layers).is_err());
 }

@@ -44,6 +44,7 @@ pub(super) async fn states_before_configuration<L: Link>(c: &mut Client<L>) -> O
             target: pb::ChunkTarget::Weights as i32,
             offset: 0,
             values: vec![0.5],
+            weight_codes: Vec::new(),
         }),
         Message::ConfigureCommit(pb::ConfigureCommit { value_count: 0 }),
         Message::ReadRunResult(pb::ReadRunResult { first_sample: 0 }),

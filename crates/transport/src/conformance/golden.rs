@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use spikeloop_backend::{InputBatch, Layer, Network, NeuronParams, Record};
 
-use crate::convert::{configure_messages, run_requests};
+use crate::convert::{WeightCodes, configure_messages, run_requests, update_messages};
 use crate::frame::{CRC_LEN, HEADER_LEN, MIN_MAX_FRAME_SIZE};
 use crate::messages::{Message, MessageError, encode_message, pb};
 use crate::timecode::{self, TickScale};
@@ -62,6 +62,13 @@ pub fn golden_network() -> Network {
         ],
     }
 }
+
+/// The golden device's weight rule: 30 codes per threshold distance, 6 bits (the announced
+/// `max_weight` 2.1 is 63 codes).
+pub const GOLDEN_WEIGHT_CODES: WeightCodes = WeightCodes {
+    scale: 30.0,
+    max_code: 63,
+};
 
 /// The two samples of the golden run: `[0.2, 1.0]` and `[silent, 0.5]` (model units).
 pub fn golden_batch() -> InputBatch {
@@ -129,6 +136,7 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
                 features: vec![
                     pb::Feature::MembraneRecording as i32,
                     pb::Feature::NoisePosition as i32,
+                    pb::Feature::WeightUpdate as i32,
                 ],
                 max_samples_per_run: 0,
                 sample_window_us: 48.0,
@@ -146,6 +154,7 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
                     scale: 1.171875,
                     offset: 0.0,
                 }),
+                weight_scale: Some(GOLDEN_WEIGHT_CODES.scale),
             }),
             noise_position: Some(0),
             session_nonce: GOLDEN_SESSION_NONCE,
@@ -247,6 +256,43 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
             min: Some(2.0),
             max: Some(2.0),
             ..Default::default()
+        }),
+    );
+
+    // A trainer's next batch: the same network with new weights, as a weight update.
+    let mut updated = golden_network();
+    updated.layers[0].weights = vec![1.2, -0.5, 0.5, 0.8, 1.7, -1.0];
+    updated.layers[1].weights = vec![1.0, 0.7, -0.2, -0.5, 1.3, 0.1];
+    let update = match update_messages(&updated, MIN_MAX_FRAME_SIZE, Some(GOLDEN_WEIGHT_CODES)) {
+        Ok(m) => m,
+        Err(e) => unreachable!("the golden network is valid and small: {e}"),
+    };
+    let mut last_id = id + 2;
+    for (id, m) in (id + 2..).zip(update) {
+        let description = match &m {
+            Message::ConfigureBegin(_) => {
+                "host starts a weight update of the loaded 2-2-2 network (update = true, the same shape)"
+                    .to_string()
+            }
+            Message::ConfigureChunk(c) => format!(
+                "host writes layer {} weights from offset {} as {} codes of 1/30 threshold distance",
+                c.layer,
+                c.offset,
+                c.weight_codes.len()
+            ),
+            _ => "host commits the update (12 weights sent; the bias times stay)".to_string(),
+        };
+        add(id, &description, m);
+        last_id = id;
+    }
+    add(
+        last_id,
+        "device acknowledges the update's commit: 12 of 12 weights, the new weights in effect",
+        Message::ConfigureAck(pb::ConfigureAck {
+            values_received: 12,
+            values_expected: 12,
+            committed: true,
+            clipped_weights: 0,
         }),
     );
     frames

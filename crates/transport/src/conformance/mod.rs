@@ -204,6 +204,10 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
             let r = membrane(&mut client, &info).await;
             report.add("membrane recording", r);
         }
+        if info.capabilities.features.weight_update {
+            let r = weight_update(&mut client, &info).await;
+            report.add("weight update", r);
+        }
     }
     let r = reset(&mut client, &info).await;
     report.add("reset", r);

@@ -227,6 +227,7 @@ pub(super) async fn errors_fit<L: Link>(c: &mut Client<L>, info: &DeviceInfo) ->
                     neuron,
                 })
                 .collect(),
+            update: false,
         })
     };
     let mut cases = vec![(
@@ -412,4 +413,174 @@ pub(super) async fn sample_window<L: Link>(c: &mut Client<L>, info: &DeviceInfo)
         ));
     }
     Ok(detail)
+}
+
+/// The golden network with strong excitatory weights (1.5 to 2.0 threshold distances) where
+/// it has mixed ones: what the weight update check loads, and what spikes where the golden
+/// network may be silent (on an uncalibrated chip, say).
+fn strengthened_golden() -> spikeloop_backend::Network {
+    let mut n = golden_network();
+    for layer in &mut n.layers {
+        for (i, w) in layer.weights.iter_mut().enumerate() {
+            *w = 2.0 - 0.25 * (i % 3) as f64;
+        }
+    }
+    n
+}
+
+/// Sends a configure sequence and returns the acknowledgement of its commit.
+async fn send_sequence<L: Link>(
+    c: &mut Client<L>,
+    messages: &[Message],
+) -> Result<pb::ConfigureAck, String> {
+    let mut last = None;
+    for m in messages {
+        let Message::ConfigureAck(ack) = c.call(m).await? else {
+            return Err(format!("{} was not acknowledged", m.message_type()));
+        };
+        last = Some(ack);
+    }
+    last.ok_or_else(|| "an empty configure sequence".into())
+}
+
+/// One run of the golden batch from noise position 7 (where the device has one), as codes.
+async fn golden_codes<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Result<Vec<u64>, String> {
+    if info.capabilities.features.noise_position {
+        c.call(&Message::SetNoisePosition(pb::SetNoisePosition {
+            position: 7,
+        }))
+        .await?;
+    }
+    match c
+        .call(&Message::RunRequest(run_request(info, 1, false)?))
+        .await?
+    {
+        Message::RunResult(r) => Ok(r.spike_codes),
+        _ => Err("RunRequest was not answered with RunResult".into()),
+    }
+}
+
+/// A weight update (`ConfigureBegin.update`) replaces the weights only: it expects and counts
+/// weights only, refuses bias chunks and another shape (the loaded network staying in effect)
+/// and runs as the same network loaded whole would; without a loaded network it is refused.
+pub(super) async fn weight_update<L: Link>(c: &mut Client<L>, info: &DeviceInfo) -> Outcome {
+    let strong = strengthened_golden();
+    let codes = crate::convert::WeightCodes::of(&info.capabilities);
+    let update = crate::convert::update_messages(&strong, info.max_frame_size, codes)
+        .map_err(|e| e.to_string())?;
+    let Some(Message::ConfigureBegin(begin)) = update.first().cloned() else {
+        return Err("an update sequence without ConfigureBegin".into());
+    };
+    let weights: u64 = strong.layers.iter().map(|l| l.weights.len() as u64).sum();
+
+    // Another shape is refused and the loaded network stays in effect.
+    load_golden(c, info).await?;
+    let before = golden_codes(c, info).await?;
+    let mut reshaped = begin.clone();
+    reshaped.layers[1].size = 3;
+    c.refused(
+        &Message::ConfigureBegin(reshaped),
+        pb::ErrorCode::InvalidNetwork,
+        "an update declaring another output layer size",
+    )
+    .await?;
+    if golden_codes(c, info).await? != before {
+        return Err("after a refused update the loaded network ran differently".into());
+    }
+
+    // A bias chunk within an update is refused (OUT_OF_RANGE on target).
+    let Message::ConfigureAck(ack) = c.call(&Message::ConfigureBegin(begin.clone())).await? else {
+        return Err("an update's ConfigureBegin was not acknowledged".into());
+    };
+    if ack.values_expected != weights {
+        return Err(format!(
+            "an update's ConfigureBegin expects {} values, the network has {weights} weights",
+            ack.values_expected
+        ));
+    }
+    let bias = Message::ConfigureChunk(pb::ConfigureChunk {
+        layer: 0,
+        target: pb::ChunkTarget::BiasTimes as i32,
+        offset: 0,
+        values: vec![0.5],
+        weight_codes: Vec::new(),
+    });
+    let e = c
+        .refused(
+            &bias,
+            pb::ErrorCode::OutOfRange,
+            "a bias chunk within an update",
+        )
+        .await?;
+    complete_range("a bias chunk within an update", &e, "target")?;
+    // A code beyond the announced weight bits is refused (OUT_OF_RANGE on the entry).
+    if let Some(rule) = codes {
+        let beyond = Message::ConfigureChunk(pb::ConfigureChunk {
+            layer: 0,
+            target: pb::ChunkTarget::Weights as i32,
+            offset: 0,
+            values: Vec::new(),
+            weight_codes: vec![rule.max_code + 1],
+        });
+        let e = c
+            .refused(
+                &beyond,
+                pb::ErrorCode::OutOfRange,
+                "a weight code beyond weight_bits",
+            )
+            .await?;
+        complete_range("a weight code beyond weight_bits", &e, "weight_codes[0]")?;
+    }
+
+    // The whole update, then the same network loaded whole: the same run.
+    let ack = send_sequence(c, &update).await?;
+    if !ack.committed || ack.values_received != weights {
+        return Err(format!(
+            "the update's commit was acknowledged with committed = {}, {} of {weights} values",
+            ack.committed, ack.values_received
+        ));
+    }
+    let updated = golden_codes(c, info).await?;
+    let whole = configure_messages(&strong, info.max_frame_size).map_err(|e| e.to_string())?;
+    send_sequence(c, &whole).await?;
+    let reference = golden_codes(c, info).await?;
+    let compared = if !info.capabilities.features.noise_position {
+        "ran (not compared: without a noise position runs cannot be replayed)"
+    } else if updated != reference {
+        return Err(format!(
+            "after the update the run gave codes {updated:?}, the same network loaded whole {reference:?}"
+        ));
+    } else if reference == before {
+        "ran as the network loaded whole (which runs as the golden network does on this device)"
+    } else {
+        "ran exactly as the network loaded whole"
+    };
+    // Without a loaded network an update is refused.
+    if !matches!(
+        c.call(&Message::ResetRequest(pb::ResetRequest {})).await?,
+        Message::ResetReply(_)
+    ) {
+        return Err("ResetRequest was not answered with ResetReply".into());
+    }
+    c.refused(
+        &Message::ConfigureBegin(begin),
+        pb::ErrorCode::BadState,
+        "an update without a loaded network",
+    )
+    .await?;
+    load_golden(c, info).await?;
+    Ok(format!(
+        "an update of {weights} weights ({}) in {} requests {compared}; another shape, a bias chunk{} and an update in READY were refused",
+        if codes.is_some() {
+            "as codes"
+        } else {
+            "as floats"
+        },
+        update.len(),
+        if codes.is_some() {
+            ", a code out of range"
+        } else {
+            ""
+        }
+    ))
 }

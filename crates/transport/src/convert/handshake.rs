@@ -163,6 +163,7 @@ impl DeviceInfo {
             match pb::Feature::try_from(*f) {
                 Ok(pb::Feature::MembraneRecording) => features.membrane_recording = true,
                 Ok(pb::Feature::NoisePosition) => features.noise_position = true,
+                Ok(pb::Feature::WeightUpdate) => features.weight_update = true,
                 _ => {} // unknown features are ignored
             }
         }
@@ -171,6 +172,7 @@ impl DeviceInfo {
         capabilities.max_neurons = c.max_neurons.map(|n| n as usize);
         capabilities.weight_bits = c.weight_bits;
         capabilities.max_weight = positive("max_weight", c.max_weight)?;
+        capabilities.weight_scale = positive("weight_scale", c.weight_scale)?;
         capabilities.time_resolution_ns = Some(scale.tick_ns());
         capabilities.acceleration = positive("acceleration", c.acceleration)?;
         capabilities.tau_s_us = Some(scale.tau_s_us());
@@ -242,6 +244,9 @@ impl DeviceInfo {
         if caps.features.noise_position {
             features.push(pb::Feature::NoisePosition as i32);
         }
+        if caps.features.weight_update {
+            features.push(pb::Feature::WeightUpdate as i32);
+        }
         pb::HelloReply {
             version: self.version,
             min_version: self.min_version,
@@ -277,6 +282,7 @@ impl DeviceInfo {
                     scale: r.scale,
                     offset: r.offset,
                 }),
+                weight_scale: caps.weight_scale,
             }),
             noise_position: self.noise_position,
             session_nonce: self.session_nonce,

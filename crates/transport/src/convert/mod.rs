@@ -25,7 +25,8 @@ pub use errors::{MAX_ERROR_NAME_LEN, backend_error, error_from_backend, fit_erro
 pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce, window_ticks};
 pub use membrane::{EncodedTrace, TraceAssembler, membrane_request, membrane_request_from};
 pub use network::{
-    AssemblyLimits, NetworkAssembler, configure_messages, network_from_messages, neuron_message,
+    AssemblyLimits, NetworkAssembler, WeightCodes, configure_messages, network_from_messages,
+    neuron_message, update_messages,
 };
 pub use run::{
     EncodedRun, RunResultAssembler, batch_from_request, decode_inputs, largest_spike_code,

@@ -1,7 +1,7 @@
 //! A network as `ConfigureBegin`, `ConfigureChunk`s and `ConfigureCommit`, and back.
 
 use spikeloop_backend::ChipGeometry;
-use spikeloop_backend::{Layer, Network, NeuronParams};
+use spikeloop_backend::{Capabilities, Layer, Network, NeuronParams};
 
 use super::{ConvertError, packed_field_len, payload_budget, to_u32};
 use crate::messages::{Message, pb};
@@ -34,6 +34,67 @@ pub fn configure_messages(
     network: &Network,
     max_frame_size: usize,
 ) -> Result<Vec<Message>, ConvertError> {
+    sequence(network, max_frame_size, false, None)
+}
+
+/// The messages that replace the weights of a loaded network by `network`'s on a device that
+/// announces `FEATURE_WEIGHT_UPDATE`: `ConfigureBegin` with `update` set, the weights of each
+/// layer in as few `ConfigureChunk`s as fit (no bias times), and `ConfigureCommit`. With
+/// `codes` (a device announcing its weight code rule) the chunks carry the weights as the
+/// device's integer codes, one byte each. The caller makes sure that the loaded network differs
+/// from `network` only in its weights.
+pub fn update_messages(
+    network: &Network,
+    max_frame_size: usize,
+    codes: Option<WeightCodes>,
+) -> Result<Vec<Message>, ConvertError> {
+    sequence(network, max_frame_size, true, codes)
+}
+
+/// How a device with integer weights realises a weight: `round(w * scale)` (halves away from
+/// zero) clipped to `+-max_code`; the rule announced by `Capabilities.weight_scale` and
+/// `weight_bits`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WeightCodes {
+    /// Codes per model unit.
+    pub scale: f64,
+    /// Largest code magnitude, `2^weight_bits - 1`.
+    pub max_code: i32,
+}
+
+impl WeightCodes {
+    /// The rule of a substrate that states one (both `weight_scale` and `weight_bits`).
+    pub fn of(capabilities: &Capabilities) -> Option<Self> {
+        let scale = capabilities
+            .weight_scale
+            .filter(|s| s.is_finite() && *s > 0.0)?;
+        let bits = capabilities.weight_bits.filter(|b| (1..=30).contains(b))?;
+        Some(WeightCodes {
+            scale,
+            max_code: (1 << bits) - 1,
+        })
+    }
+
+    /// The code that realises weight `w` (finite).
+    pub fn code(&self, w: f64) -> i32 {
+        let limit = f64::from(self.max_code);
+        (w * self.scale).round().clamp(-limit, limit) as i32
+    }
+
+    /// The weight that code `c` stands for.
+    pub fn weight(&self, c: i32) -> f64 {
+        f64::from(c) / self.scale
+    }
+}
+
+/// A configure sequence: the whole network, or (`update`) only its weights, as floats or as
+/// `codes`.
+fn sequence(
+    network: &Network,
+    max_frame_size: usize,
+    update: bool,
+    codes: Option<WeightCodes>,
+) -> Result<Vec<Message>, ConvertError> {
     network
         .validate()
         .map_err(|e| ConvertError::InvalidNetwork(e.to_string()))?;
@@ -52,6 +113,7 @@ pub fn configure_messages(
                 })
             })
             .collect::<Result<_, ConvertError>>()?,
+        update,
     };
     let begin = Message::ConfigureBegin(begin);
     if begin.payload_len() > budget {
@@ -68,7 +130,17 @@ pub fn configure_messages(
             (pb::ChunkTarget::Weights, &layer.weights),
             (pb::ChunkTarget::BiasTimes, &layer.bias_times),
         ];
-        for (target, values) in targets {
+        for (target, values) in targets.into_iter().take(if update { 1 } else { 2 }) {
+            let as_codes = codes.filter(|_| target == pb::ChunkTarget::Weights);
+            let encoded: Vec<i32> = match as_codes {
+                Some(rule) => values.iter().map(|&w| rule.code(w)).collect(),
+                None => Vec::new(),
+            };
+            // Bytes of the packed field body that values[i] takes.
+            let width = |i: usize| match as_codes {
+                Some(_) => prost::encoding::encoded_len_varint(u64::from(zigzag(encoded[i]))),
+                None => 8,
+            };
             let mut offset = 0usize;
             while offset < values.len() {
                 let mut chunk = pb::ConfigureChunk {
@@ -76,21 +148,31 @@ pub fn configure_messages(
                     target: target as i32,
                     offset: to_u32("offset", offset)?,
                     values: Vec::new(),
+                    weight_codes: Vec::new(),
                 };
                 let base = prost::Message::encoded_len(&chunk);
-                let remaining = values.len() - offset;
-                let mut n = (budget.saturating_sub(base + 1) / 8).min(remaining);
-                while n > 0 && base + packed_field_len(8 * n) > budget {
-                    n -= 1;
+                let mut n = 0;
+                let mut body = 0;
+                while offset + n < values.len()
+                    && base + packed_field_len(body + width(offset + n)) <= budget
+                {
+                    body += width(offset + n);
+                    n += 1;
                 }
                 if n == 0 {
                     return Err(ConvertError::FrameTooSmall {
                         what: "ConfigureChunk with one value",
-                        needed: crate::frame::MIN_FRAME_LEN + base + packed_field_len(8),
+                        needed: crate::frame::MIN_FRAME_LEN
+                            + base
+                            + packed_field_len(width(offset)),
                         limit: max_frame_size,
                     });
                 }
-                chunk.values = values[offset..offset + n].to_vec();
+                if as_codes.is_some() {
+                    chunk.weight_codes = encoded[offset..offset + n].to_vec();
+                } else {
+                    chunk.values = values[offset..offset + n].to_vec();
+                }
                 messages.push(Message::ConfigureChunk(chunk));
                 offset += n;
                 value_count += n as u64;
@@ -103,8 +185,13 @@ pub fn configure_messages(
     Ok(messages)
 }
 
+/// Protobuf's zigzag encoding of a `sint32`.
+fn zigzag(c: i32) -> u32 {
+    ((c << 1) ^ (c >> 31)) as u32
+}
+
 /// Limits a [`NetworkAssembler`] enforces before reserving memory for a declared network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AssemblyLimits {
     /// Most layers a network may have.
     pub max_layers: usize,
@@ -115,6 +202,8 @@ pub struct AssemblyLimits {
     /// The fit rules of the chip, if it has them: a shape they refuse is refused at
     /// `ConfigureBegin`, before any weight is sent.
     pub geometry: Option<ChipGeometry>,
+    /// The device's weight code rule, if it accepts weight codes in updates.
+    pub weight_codes: Option<WeightCodes>,
 }
 
 impl Default for AssemblyLimits {
@@ -125,6 +214,7 @@ impl Default for AssemblyLimits {
             max_values: 1 << 22,
             max_neurons: None,
             geometry: None,
+            weight_codes: None,
         }
     }
 }
@@ -134,6 +224,8 @@ struct Pending {
     network: Network,
     received: u64,
     expected: u64,
+    /// A weight update: only weights may be written.
+    update: bool,
 }
 
 /// The device side of loading a network: checks each configure message and assembles the
@@ -159,6 +251,11 @@ impl NetworkAssembler {
         self.pending.is_some()
     }
 
+    /// True while a weight update is in progress.
+    pub fn is_update(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.update)
+    }
+
     /// Abandons a configuration in progress.
     pub fn abort(&mut self) {
         self.pending = None;
@@ -181,6 +278,12 @@ impl NetworkAssembler {
     /// configuration (abandoning any in progress).
     pub fn begin(&mut self, msg: &pb::ConfigureBegin) -> Result<pb::ConfigureAck, ConvertError> {
         self.pending = None;
+        if msg.update {
+            return Err(ConvertError::BadState(
+                "a weight update (ConfigureBegin.update) needs a loaded network; load one first"
+                    .into(),
+            ));
+        }
         let n_layers = msg.layers.len();
         if n_layers == 0 || n_layers > self.limits.max_layers {
             return Err(ConvertError::out_of_range(
@@ -276,12 +379,63 @@ impl NetworkAssembler {
             },
             received: 0,
             expected: values,
+            update: false,
+        });
+        Ok(self.ack())
+    }
+
+    /// Handles a `ConfigureBegin` with `update` set: checks that it declares exactly the shape
+    /// and neurons of `loaded`, then starts an update that keeps `loaded`'s bias times and needs
+    /// every weight (abandoning any configuration in progress). On error nothing is in
+    /// progress and `loaded` is untouched.
+    pub fn begin_update(
+        &mut self,
+        msg: &pb::ConfigureBegin,
+        loaded: &Network,
+    ) -> Result<pb::ConfigureAck, ConvertError> {
+        self.pending = None;
+        let declared: Vec<(u32, u32, Option<pb::NeuronParams>)> = msg
+            .layers
+            .iter()
+            .map(|l| (l.size, l.n_bias, l.neuron))
+            .collect();
+        let current: Vec<(u32, u32, Option<pb::NeuronParams>)> = loaded
+            .layers
+            .iter()
+            .map(|l| {
+                (
+                    u32::try_from(l.size).unwrap_or(u32::MAX),
+                    u32::try_from(l.bias_times.len()).unwrap_or(u32::MAX),
+                    Some(neuron_message(&l.neuron)),
+                )
+            })
+            .collect();
+        if usize::try_from(msg.n_inputs).ok() != Some(loaded.n_inputs) || declared != current {
+            return Err(ConvertError::InvalidNetwork(format!(
+                "a weight update keeps the loaded network's inputs, layers and neurons: it declares {} inputs and layer sizes {:?}, the loaded network has {} inputs and layer sizes {:?} (neurons and biases must match too); load a new network instead",
+                msg.n_inputs,
+                msg.layers.iter().map(|l| l.size).collect::<Vec<_>>(),
+                loaded.n_inputs,
+                loaded.layer_sizes()
+            )));
+        }
+        let mut network = loaded.clone();
+        for layer in &mut network.layers {
+            layer.weights.fill(f64::NAN);
+        }
+        let expected = network.layers.iter().map(|l| l.weights.len() as u64).sum();
+        self.pending = Some(Pending {
+            network,
+            received: 0,
+            expected,
+            update: true,
         });
         Ok(self.ack())
     }
 
     /// Handles `ConfigureChunk`: checks layer, target, offset and values, then stores them.
     pub fn chunk(&mut self, msg: &pb::ConfigureChunk) -> Result<pb::ConfigureAck, ConvertError> {
+        let rule = self.limits.weight_codes;
         let Some(p) = &mut self.pending else {
             return Err(ConvertError::BadState(
                 "ConfigureChunk without ConfigureBegin: start a configuration first".into(),
@@ -298,23 +452,61 @@ impl NetworkAssembler {
         };
         let (array, is_weight) = match pb::ChunkTarget::try_from(msg.target) {
             Ok(pb::ChunkTarget::Weights) => (&mut layer.weights, true),
-            Ok(pb::ChunkTarget::BiasTimes) => (&mut layer.bias_times, false),
+            Ok(pb::ChunkTarget::BiasTimes) if !p.update => (&mut layer.bias_times, false),
             _ => {
+                // A weight update writes weights only.
+                let last = if p.update { 1.0 } else { 2.0 };
                 return Err(ConvertError::out_of_range(
                     "target",
                     msg.target,
                     Some(1.0),
-                    Some(2.0),
+                    Some(last),
                 ));
             }
         };
-        if msg.values.is_empty() {
+        let decoded: Vec<f64>;
+        let values: &[f64] = if msg.weight_codes.is_empty() {
+            &msg.values
+        } else {
+            let Some(rule) = rule.filter(|_| p.update && is_weight) else {
+                return Err(ConvertError::InvalidNetwork(format!(
+                    "weight_codes are accepted only in a weight update's weight chunks{}; send values",
+                    if rule.is_none() {
+                        " to a device announcing weight_scale"
+                    } else {
+                        ""
+                    }
+                )));
+            };
+            if !msg.values.is_empty() {
+                return Err(ConvertError::InvalidNetwork(
+                    "a ConfigureChunk carries values or weight_codes, not both".into(),
+                ));
+            }
+            let limit = rule.max_code;
+            if let Some((i, &c)) = msg
+                .weight_codes
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.abs() > limit)
+            {
+                return Err(ConvertError::out_of_range(
+                    format!("weight_codes[{i}]"),
+                    c,
+                    Some(f64::from(-limit)),
+                    Some(f64::from(limit)),
+                ));
+            }
+            decoded = msg.weight_codes.iter().map(|&c| rule.weight(c)).collect();
+            &decoded
+        };
+        if values.is_empty() {
             return Err(ConvertError::out_of_range("values", 0, Some(1.0), None));
         }
         let offset = msg.offset as usize;
         let len = array.len();
         let Some(dest) = offset
-            .checked_add(msg.values.len())
+            .checked_add(values.len())
             .filter(|&end| end <= len)
             .and_then(|end| array.get_mut(offset..end))
         else {
@@ -322,11 +514,11 @@ impl NetworkAssembler {
                 "offset",
                 msg.offset,
                 Some(0.0),
-                Some(len.saturating_sub(msg.values.len()) as f64),
+                Some(len.saturating_sub(values.len()) as f64),
             ));
         };
         let field = if is_weight { "weights" } else { "bias_times" };
-        if let Some((i, &v)) = msg.values.iter().enumerate().find(|(_, v)| {
+        if let Some((i, &v)) = values.iter().enumerate().find(|(_, v)| {
             if is_weight {
                 !v.is_finite()
             } else {
@@ -344,8 +536,8 @@ impl NetworkAssembler {
                 }
             )));
         }
-        dest.copy_from_slice(&msg.values);
-        p.received += msg.values.len() as u64;
+        dest.copy_from_slice(values);
+        p.received += values.len() as u64;
         Ok(self.ack())
     }
 

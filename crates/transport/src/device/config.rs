@@ -80,6 +80,10 @@ pub struct Defects {
     /// Counts damaged frames in `frames_received` too (the counter's definition is intact
     /// frames only).
     pub count_damaged_as_received: bool,
+    /// Treats a weight update (`ConfigureBegin.update`) as a new network, as a firmware that
+    /// predates the flag would, while still announcing `FEATURE_WEIGHT_UPDATE`: the update's
+    /// commit is refused, since the bias times were never sent.
+    pub update_drops_network: bool,
 }
 
 impl Default for DeviceConfig {

@@ -32,7 +32,7 @@ mod serve;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use spikeloop_backend::{Backend, BackendError, Record};
+use spikeloop_backend::{Backend, BackendError, Network, Record};
 
 pub use config::{Defects, DeviceConfig, DeviceCounters, DeviceError};
 pub use serve::{Hangup, serve};
@@ -75,6 +75,8 @@ pub struct VirtualDevice<B> {
     decoder: FrameDecoder,
     assembler: NetworkAssembler,
     loaded: Option<Loaded>,
+    /// The loaded network as committed, which a weight update starts from.
+    committed: Option<Network>,
     run: Option<EncodedRun>,
     trace: Option<EncodedTrace>,
     cache: VecDeque<CacheEntry>,
@@ -152,6 +154,8 @@ impl<B: Backend> VirtualDevice<B> {
         capabilities.name = crate::convert::truncate_utf8(&config.device_id, 64);
         capabilities.time_resolution_ns = Some(tick_ns);
         capabilities.tau_s_us = Some(tau_s_us);
+        // The device takes weight updates whatever it serves: only the weights cross the line.
+        capabilities.features.weight_update = true;
         let noise_position = backend.noise_position();
         let info = DeviceInfo {
             version: PROTOCOL_VERSION,
@@ -180,6 +184,7 @@ impl<B: Backend> VirtualDevice<B> {
             geometry: caps
                 .geometry
                 .filter(|_| !config.defects.fit_checked_at_commit),
+            weight_codes: crate::convert::WeightCodes::of(&caps),
             ..AssemblyLimits::default()
         };
         Ok(VirtualDevice {
@@ -194,6 +199,7 @@ impl<B: Backend> VirtualDevice<B> {
             decoder: FrameDecoder::new(config.max_frame_size),
             assembler: NetworkAssembler::new(limits),
             loaded: None,
+            committed: None,
             run: None,
             trace: None,
             cache: VecDeque::new(),

@@ -50,7 +50,11 @@ impl<B: Backend> VirtualDevice<B> {
                 }))
             }
             (_, Message::SetNoisePosition(m)) => self.set_noise_position(m.position, ty),
-            (_, Message::ConfigureBegin(m)) => {
+            (_, Message::ConfigureBegin(m)) if m.update && !self.defects.update_drops_network => {
+                self.begin_update(&m, ty)
+            }
+            (_, Message::ConfigureBegin(mut m)) => {
+                m.update = false;
                 self.drop_network();
                 let ack = self
                     .assembler
@@ -85,8 +89,30 @@ impl<B: Backend> VirtualDevice<B> {
         }
     }
 
+    /// A weight update of the loaded network: refused without one (the state stays) or with
+    /// another shape (the loaded network stays in effect).
+    fn begin_update(&mut self, m: &pb::ConfigureBegin, ty: MessageType) -> Answer {
+        let Some(network) = &self.committed else {
+            return Err(self.bad_state(ty));
+        };
+        match self.assembler.begin_update(m, network) {
+            Ok(ack) => {
+                self.run = None;
+                self.trace = None;
+                self.state = pb::DeviceState::Configuring;
+                Ok(Message::ConfigureAck(ack))
+            }
+            Err(e) => {
+                // An update abandoned by this refusal leaves the loaded network in effect.
+                self.state = pb::DeviceState::Configured;
+                Err(self.convert_error(&e, ty))
+            }
+        }
+    }
+
     fn drop_network(&mut self) {
         self.assembler.abort();
+        self.committed = None;
         self.loaded = None;
         self.run = None;
         self.trace = None;
@@ -173,13 +199,19 @@ impl<B: Backend> VirtualDevice<B> {
     }
 
     fn commit(&mut self, m: &pb::ConfigureCommit, ty: MessageType) -> Answer {
+        let update = self.assembler.is_update();
         let (network, mut ack) = self
             .assembler
             .commit(m)
             .map_err(|e| self.convert_error(&e, ty))?;
-        if let Err(e) = self.backend.configure(&network) {
+        let loaded = if update {
+            self.backend.update_weights(&network)
+        } else {
+            self.backend.configure(&network)
+        };
+        if let Err(e) = loaded {
             // The configuration is consumed; the host starts again with ConfigureBegin.
-            self.state = pb::DeviceState::Ready;
+            self.drop_network();
             return Err(Box::new(error_from_backend(&e, ty.byte())));
         }
         ack.clipped_weights = self.max_weight.map_or(0, |max| {
@@ -194,6 +226,7 @@ impl<B: Backend> VirtualDevice<B> {
             n_inputs: network.n_inputs,
             layer_sizes: network.layer_sizes(),
         });
+        self.committed = Some(network);
         self.state = pb::DeviceState::Configured;
         Ok(Message::ConfigureAck(ack))
     }

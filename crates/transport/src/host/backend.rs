@@ -170,6 +170,11 @@ impl<L: Link> Backend for DeviceBackend<L> {
         self.block(async |core| core.configure(network).await)
     }
 
+    fn update_weights(&mut self, network: &Network) -> Result<(), BackendError> {
+        network.validate()?;
+        self.block(async |core| core.update_weights(network).await)
+    }
+
     fn run(&mut self, inputs: &InputBatch, record: Record) -> Result<RunOutput, BackendError> {
         // Refused here with the message every backend gives, before anything is sent.
         if let Some(network) = self.core.network() {

@@ -44,7 +44,7 @@ use tokio::time::Instant;
 
 use crate::convert::{
     ConvertError, DeviceInfo, RunResultAssembler, TraceAssembler, backend_error,
-    configure_messages, hello, membrane_request, run_requests,
+    configure_messages, hello, membrane_request, run_requests, update_messages,
 };
 use crate::frame::{Flags, Frame, FrameDecoder, FrameError, max_wire_len};
 use crate::link::Link;

@@ -6,14 +6,37 @@ use super::*;
 impl<L: Link> HostCore<L> {
     /// Loads `network`: `ConfigureBegin`, chunks sized for the device's frames, `ConfigureCommit`.
     pub async fn configure(&mut self, network: &Network) -> Result<(), HostError> {
+        self.load(network, false).await
+    }
+
+    /// Loads `network` as a weight update (only its weights cross the line) when the device
+    /// announced `FEATURE_WEIGHT_UPDATE` and the loaded network differs from `network` only in
+    /// its weights; otherwise as [`HostCore::configure`] does.
+    pub async fn update_weights(&mut self, network: &Network) -> Result<(), HostError> {
+        let update = self.info.capabilities.features.weight_update
+            && self
+                .network
+                .as_ref()
+                .is_some_and(|loaded| loaded.differs_only_in_weights(network));
+        self.load(network, update).await
+    }
+
+    /// One configure sequence, whole (`update` false) or weights only. The host forgets the
+    /// loaded network first: if the sequence fails part-way, the device's is unknown.
+    async fn load(&mut self, network: &Network, update: bool) -> Result<(), HostError> {
         self.network = None;
         self.check_fits(network)?;
-        let messages = configure_messages(network, self.info.max_frame_size)?;
+        let messages = if update {
+            let codes = crate::convert::WeightCodes::of(&self.info.capabilities);
+            update_messages(network, self.info.max_frame_size, codes)?
+        } else {
+            configure_messages(network, self.info.max_frame_size)?
+        };
         let expected = messages
             .iter()
             .filter(|m| matches!(m, Message::ConfigureChunk(_)))
             .map(|m| match m {
-                Message::ConfigureChunk(c) => c.values.len() as u64,
+                Message::ConfigureChunk(c) => (c.values.len() + c.weight_codes.len()) as u64,
                 _ => 0,
             })
             .sum::<u64>();

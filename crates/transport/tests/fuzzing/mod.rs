@@ -142,12 +142,16 @@ pub fn random_message(rng: &mut Rng) -> Message {
                     neuron: rng.chance(90).then(|| neuron(rng)),
                 })
                 .collect(),
+            update: rng.chance(30),
         }),
         MessageType::ConfigureChunk => Message::ConfigureChunk(pb::ConfigureChunk {
             layer: rng.count(),
             target: rng.below(4) as i32,
             offset: rng.count(),
             values: (0..rng.below(20)).map(|_| rng.float()).collect(),
+            weight_codes: (0..rng.below(20))
+                .map(|_| (rng.count() as i32).wrapping_sub(64))
+                .collect(),
         }),
         MessageType::ConfigureCommit => Message::ConfigureCommit(pb::ConfigureCommit {
             value_count: u64::from(rng.count()),
@@ -333,6 +337,10 @@ impl Default for Exerciser {
                 max_values: 1 << 16,
                 max_neurons: Some(512),
                 geometry: Some(spikeloop_backend::ChipGeometry::BRAINSCALES2),
+                weight_codes: Some(spikeloop_transport::convert::WeightCodes {
+                    scale: 30.0,
+                    max_code: 63,
+                }),
             }),
             accepted: 0,
             refused: 0,
