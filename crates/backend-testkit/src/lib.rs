@@ -372,6 +372,52 @@ pub mod check {
         assert_eq!(b.noise_position(), after, "{}", s.name);
     }
 
+    /// A backend describes itself: a name, a substrate of some kind whose settings include its
+    /// capabilities' limits where it has them, a file tag safe in a file name, and timing that
+    /// comes together (a substrate with physical time states `tau_s_us`).
+    pub fn describes_itself(s: &Subject) {
+        let b = s.backend();
+        let caps = b.capabilities();
+        assert!(!caps.name.is_empty(), "{}: no capabilities name", s.name);
+        let substrate = b.substrate();
+        assert!(!substrate.kind.is_empty(), "{}: no substrate kind", s.name);
+        assert!(
+            !substrate.summary.is_empty(),
+            "{}: no substrate summary",
+            s.name
+        );
+        assert_eq!(
+            substrate.mismatch(&b.substrate()),
+            None,
+            "{}: the substrate description changes between calls",
+            s.name
+        );
+        let tag = b.file_tag();
+        assert!(
+            !tag.is_empty()
+                && tag.len() <= 64
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{}: file tag {tag:?} is not safe in a file name",
+            s.name
+        );
+        if caps.acceleration.is_some() || caps.batch_overhead_us.is_some() {
+            assert!(
+                caps.tau_s_us.is_some(),
+                "{}: physical timing without tau_s_us",
+                s.name
+            );
+        }
+        if let Some(scale) = caps.weight_scale {
+            assert!(
+                scale.is_finite() && scale > 0.0 && caps.weight_bits.is_some(),
+                "{}: weight_scale {scale} needs weight_bits and must be positive",
+                s.name
+            );
+        }
+    }
+
     /// A weight update gives what configuring the updated network on a fresh backend gives
     /// (at the same noise position, where the backend has one), and an "update" that changes
     /// more than the weights (here the bias times and a layer's size) is a configure.
@@ -485,6 +531,7 @@ macro_rules! backend_conformance {
             }
 
             $crate::backend_conformance!(@tests
+                describes_itself,
                 not_configured,
                 invalid_networks_name_the_problem,
                 invalid_inputs_name_the_problem,

@@ -236,6 +236,13 @@ pub trait Backend: Send {
         Substrate::from_capabilities(self.capabilities())
     }
 
+    /// A short name of this substrate for default file and directory names (a run directory,
+    /// a report): ASCII letters, digits, `-` and `_` only, e.g. `ideal`, `chip1-run2`, `device`.
+    /// The default is the capabilities' name with every other character replaced by `_`.
+    fn file_tag(&self) -> String {
+        file_tag_of(&self.capabilities().name)
+    }
+
     /// Moves the trial-to-trial noise to a position returned by [`Backend::noise_position`].
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
         let _ = position;
@@ -273,5 +280,29 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn substrate(&self) -> Substrate {
         (**self).substrate()
+    }
+    fn file_tag(&self) -> String {
+        (**self).file_tag()
+    }
+}
+
+/// `name` as a file-name tag: ASCII letters, digits, `-` and `_` kept, everything else `_`,
+/// at most 64 characters, `substrate` when nothing is left.
+pub fn file_tag_of(name: &str) -> String {
+    let tag: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if tag.is_empty() {
+        "substrate".into()
+    } else {
+        tag
     }
 }

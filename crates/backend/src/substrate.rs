@@ -111,6 +111,37 @@ impl Substrate {
         out
     }
 
+    /// Why a result recorded on this substrate cannot be continued or reused on `now`: `None`
+    /// when the two are the same substrate, else both summaries and every differing setting
+    /// (the first ten).
+    pub fn mismatch(&self, now: &Substrate) -> Option<String> {
+        let differences = self.differences(now);
+        if differences.is_empty() {
+            return None;
+        }
+        if self.kind != now.kind {
+            // Settings of different kinds of substrate have nothing to compare.
+            return Some(format!(
+                "it ran on {} (backend kind {}), this is {} (backend kind {})",
+                self.summary, self.kind, now.summary, now.kind
+            ));
+        }
+        let mut named: Vec<String> = differences
+            .iter()
+            .take(10)
+            .map(ToString::to_string)
+            .collect();
+        if differences.len() > 10 {
+            named.push(format!("and {} more", differences.len() - 10));
+        }
+        Some(format!(
+            "it ran on {}, this is {}: {}",
+            self.summary,
+            now.summary,
+            named.join("; ")
+        ))
+    }
+
     /// A short fingerprint of the kind and every setting (16 hex digits, CRC-64/XZ), for names
     /// that must identify a configuration without listing it.
     pub fn fingerprint(&self) -> String {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use spikeloop_backend::{Backend, IdealBackend, Substrate};
+use spikeloop_backend::{Backend, IdealBackend};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig, NoiseConfig};
 use spikeloop_trainer::Preset;
 use spikeloop_transport::{DeviceBackend, HostConfig};
@@ -174,35 +174,52 @@ pub fn open_error(e: spikeloop_transport::OpenError, place: &str) -> anyhow::Err
     }
 }
 
-/// Why a result recorded on `recorded` cannot be continued or reused on `now`: `None` when the
-/// two are the same substrate, else the summaries and every differing setting (the first ten).
-pub fn substrate_mismatch(recorded: &Substrate, now: &Substrate) -> Option<String> {
-    let differences = recorded.differences(now);
-    if differences.is_empty() {
-        return None;
-    }
-    if recorded.kind != now.kind {
-        // Settings of different kinds of substrate have nothing to compare.
-        return Some(format!(
-            "it ran on {} (backend kind {}), this is {} (backend kind {})",
-            recorded.summary, recorded.kind, now.summary, now.kind
-        ));
-    }
-    let mut named: Vec<String> = differences
-        .iter()
-        .take(10)
-        .map(ToString::to_string)
-        .collect();
-    if differences.len() > 10 {
-        named.push(format!("and {} more", differences.len() - 10));
-    }
-    Some(format!(
-        "it ran on {}, this is {}: {}",
-        recorded.summary,
-        now.summary,
-        named.join("; ")
-    ))
+/// One backend the command line builds: which options it takes and how it is made.
+struct Constructor {
+    kind: BackendKind,
+    /// Takes --device PATH, and needs it.
+    device: bool,
+    /// Why the emulated chip's options are refused, for a backend that does not take them.
+    refuses_emulator_options: Option<&'static str>,
+    build: fn(&BackendArgs) -> anyhow::Result<Box<dyn Backend>>,
 }
+
+/// Every backend of the command line. A new backend is one more row (and a [`BackendKind`]).
+const CONSTRUCTORS: [Constructor; 3] = [
+    Constructor {
+        kind: BackendKind::Emulator,
+        device: false,
+        refuses_emulator_options: None,
+        build: |args| Ok(Box::new(args.emulator.build()?)),
+    },
+    Constructor {
+        kind: BackendKind::Ideal,
+        device: false,
+        refuses_emulator_options: Some(
+            "do nothing with --backend ideal (the exact model has no chip and no noise); drop them, or drop --backend ideal",
+        ),
+        build: |_| Ok(Box::new(IdealBackend::new())),
+    },
+    Constructor {
+        kind: BackendKind::Device,
+        device: true,
+        refuses_emulator_options: Some(
+            "for a device they go to `spikeloop device` (or the firmware)",
+        ),
+        build: |args| {
+            let mut device = args.open_device()?;
+            // A device's pseudo-random trial noise goes on from wherever the last host left
+            // it; every command starts it where a freshly made emulated chip starts, so that a
+            // command gives the same result on the device as in process.
+            if device.noise_position().is_some_and(|p| p != 0) {
+                device
+                    .set_noise_position(0)
+                    .context("could not rewind the device's trial noise")?;
+            }
+            Ok(Box::new(device))
+        },
+    },
+];
 
 impl BackendArgs {
     /// The backend kind these options select.
@@ -214,52 +231,33 @@ impl BackendArgs {
         }
     }
 
-    /// The emulator configuration these options describe.
-    pub fn emulator_config(&self) -> anyhow::Result<EmulatorConfig> {
-        self.emulator.emulator_config()
-    }
-
-    /// Builds the chosen backend (for a device: opens the port and shakes hands).
+    /// Builds the chosen backend (for a device: opens the port and shakes hands), after
+    /// refusing options the backend does not take.
     pub fn build(&self) -> anyhow::Result<Box<dyn Backend>> {
         let kind = self.kind();
-        match (kind, &self.device) {
-            (BackendKind::Device, None) => {
+        let Some(c) = CONSTRUCTORS.iter().find(|c| c.kind == kind) else {
+            bail!("the {kind:?} backend has no constructor");
+        };
+        let name = kind
+            .to_possible_value()
+            .map_or_else(|| format!("{kind:?}"), |v| v.get_name().to_string());
+        match (&self.device, c.device) {
+            (None, true) => {
                 bail!(
-                    "--backend device needs --device PATH (`spikeloop ports` lists the serial ports)"
+                    "--backend {name} needs --device PATH (`spikeloop ports` lists the serial ports)"
                 )
             }
-            (BackendKind::Ideal | BackendKind::Emulator, Some(path)) => bail!(
-                "--device {path} selects the device backend; drop --backend {}",
-                if kind == BackendKind::Ideal {
-                    "ideal"
-                } else {
-                    "emulator"
-                }
-            ),
-            (BackendKind::Device, Some(_)) if self.emulator.any() => bail!(
-                "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip; for a device they go to `spikeloop device` (or the firmware)"
-            ),
-            (BackendKind::Ideal, _) if self.emulator.any() => bail!(
-                "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip and do nothing with --backend ideal (the exact model has no chip and no noise); drop them, or drop --backend ideal"
-            ),
+            (Some(path), false) => {
+                bail!("--device {path} selects the device backend; drop --backend {name}")
+            }
             _ => {}
         }
-        Ok(match (kind, &self.device) {
-            (BackendKind::Ideal, _) => Box::new(IdealBackend::new()),
-            (BackendKind::Emulator, _) => Box::new(self.emulator.build()?),
-            (BackendKind::Device, _) => {
-                let mut device = self.open_device()?;
-                // A device's pseudo-random trial noise goes on from wherever the last host
-                // left it; every command starts it where a freshly made emulated chip starts,
-                // so that a command gives the same result on the device as in process.
-                if device.noise_position().is_some_and(|p| p != 0) {
-                    device
-                        .set_noise_position(0)
-                        .context("could not rewind the device's trial noise")?;
-                }
-                Box::new(device)
-            }
-        })
+        if let Some(why) = c.refuses_emulator_options.filter(|_| self.emulator.any()) {
+            bail!(
+                "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip; {why}"
+            );
+        }
+        (c.build)(self)
     }
 
     /// Opens the device named by --device and shakes hands with it.
@@ -279,22 +277,5 @@ impl BackendArgs {
             ..HostConfig::default()
         };
         DeviceBackend::open(path, self.baud, config).map_err(|e| open_error(e, &place))
-    }
-
-    /// A short name of the substrate for default file and directory names: `ideal`,
-    /// `chip<N>` (with `-run<M>` for a run seed other than the default), `device`.
-    pub fn run_tag(&self) -> anyhow::Result<String> {
-        Ok(match self.kind() {
-            BackendKind::Ideal => "ideal".into(),
-            BackendKind::Device => "device".into(),
-            BackendKind::Emulator => {
-                let c = self.emulator_config()?;
-                if c.run_seed == EmulatorConfig::default().run_seed {
-                    format!("chip{}", c.chip_seed)
-                } else {
-                    format!("chip{}-run{}", c.chip_seed, c.run_seed)
-                }
-            }
-        })
     }
 }

@@ -18,7 +18,7 @@ use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent};
 use spikeloop_trainer::{DataSplits, Model, Preset, TrainConfig, evaluate, load_data};
 
-use crate::backend::{EmulatorArgs, PresetArg, substrate_mismatch};
+use crate::backend::{EmulatorArgs, PresetArg};
 
 /// Arguments of `spikeloop compare`.
 #[derive(Debug, Args)]
@@ -227,7 +227,7 @@ fn trained(
                 path.display()
             )
         })?;
-        if let Some(why) = substrate_mismatch(&p.substrate, &substrate) {
+        if let Some(why) = p.substrate.mismatch(&substrate) {
             bail!(
                 "{} cannot be reused: {why}; resume with the same options, or start anew with --force",
                 path.display()

@@ -123,7 +123,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
     let substrate = backend.substrate();
-    let file_tag = args.backend.run_tag()?;
+    let file_tag = backend.file_tag();
     let model_name = args
         .model
         .file_stem()

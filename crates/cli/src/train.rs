@@ -15,7 +15,7 @@ use spikeloop_data::DatasetKind;
 use spikeloop_trainer::train::{self, Checkpoint};
 use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, TrainError, load_data};
 
-use crate::backend::{BackendArgs, PresetArg, substrate_mismatch};
+use crate::backend::{BackendArgs, PresetArg};
 use crate::progress::Progress;
 
 /// Arguments of `spikeloop train`.
@@ -235,7 +235,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         None => PathBuf::from(format!(
             "runs/{}-{}-seed{}",
             config.dataset,
-            args.backend.run_tag()?,
+            backend.file_tag(),
             config.seed
         )),
     };
@@ -451,7 +451,7 @@ fn resume_state(
         );
     }
     let mut state = Checkpoint::load(&path)?;
-    if let Some(why) = substrate_mismatch(&state.substrate, substrate) {
+    if let Some(why) = state.substrate.mismatch(substrate) {
         bail!(
             "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace; its config.toml lists them), or start a new run with --out",
             files.dir.display(),

@@ -239,6 +239,15 @@ impl Backend for EmulatorBackend {
         Substrate::new("emulator", self.config.summary()).with_settings("", &self.config)
     }
 
+    /// `chip<N>`, with `-run<M>` for a run seed other than the default.
+    fn file_tag(&self) -> String {
+        if self.config.run_seed == EmulatorConfig::default().run_seed {
+            format!("chip{}", self.config.chip_seed)
+        } else {
+            format!("chip{}-run{}", self.config.chip_seed, self.config.run_seed)
+        }
+    }
+
     fn configure(&mut self, network: &Network) -> Result<(), BackendError> {
         network.validate()?;
         let placement = place(network, self.config.weight_scale, &self.config.geometry)?;

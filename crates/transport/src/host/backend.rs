@@ -203,6 +203,12 @@ impl<L: Link> Backend for DeviceBackend<L> {
     /// The device's identity (identifier, firmware, protocol version), its capabilities and its
     /// timing as the handshake reported them. Not the port: the same device may appear under
     /// another path.
+    /// `device`, whichever device it is: a run directory stays the same when the device is
+    /// replaced (its substrate, recorded inside, tells them apart).
+    fn file_tag(&self) -> String {
+        "device".into()
+    }
+
     fn substrate(&self) -> Substrate {
         let info = self.core.info();
         Substrate::new(
