@@ -18,7 +18,6 @@ pub fn small_config(epochs: u32, seed: u64) -> TrainConfig {
 pub fn small_data(config: &TrainConfig, n_train: usize) -> DataSplits {
     let mut data = load_data(config).expect("data set");
     let t = &mut data.train;
-    t.features.truncate(n_train * t.n_features);
-    t.labels.truncate(n_train);
+    t.truncate(n_train);
     data
 }

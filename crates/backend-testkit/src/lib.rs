@@ -3,7 +3,8 @@
 //! only the output layer gives the last layer of a full recording, that a sample's result does
 //! not depend on its batch or the thread count, that silence is `+inf` and never NaN, that its
 //! `Unsupported` answers agree with its [`Features`](spikeloop_backend::Features), that a saved
-//! noise position replays exactly, and, on a noise-free substrate, that it agrees with the
+//! noise position replays exactly, that a weight update equals a configure, that it describes
+//! itself, and, on a noise-free substrate, that it agrees with the
 //! [`IdealBackend`] within its time resolution. A backend instantiates the whole suite with one
 //! [`backend_conformance!`] invocation, so a new backend inherits the tests instead of writing
 //! them again; the checks are plain functions of a [`Subject`] and panic with a message that
@@ -16,9 +17,10 @@ pub use spikeloop_backend::Backend;
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use spikeloop_backend::ndarray::{Array2, s};
 use spikeloop_backend::{
     BackendError, IdealBackend, InputBatch, Layer, MembraneRequest, Network, NeuronParams, Record,
-    RunOutput,
+    RunOutput, weight_matrix,
 };
 
 /// The seeded random number generator of tests and benchmarks (PCG-64 MCG, pinned so that
@@ -58,6 +60,11 @@ fn on_chip_grid(w: f64) -> f64 {
     (w * 30.0).round().clamp(-63.0, 63.0) / 30.0
 }
 
+/// Row-major `weights` as a matrix of `size` rows (the fixtures' shapes always divide).
+pub fn matrix(size: usize, weights: Vec<f64>) -> Array2<f64> {
+    weight_matrix(size, weights).unwrap_or_else(|e| panic!("fixture weights: {e}"))
+}
+
 /// The fixture network: 3 inputs, a hidden layer of 8 and an output layer of 2, each with a
 /// bias spike at 0.9; reference neurons; weights drawn from [`TestRng`] and rounded to the
 /// 6-bit grid. Its output neurons spike for the inputs of [`batch`] well away from threshold.
@@ -67,9 +74,12 @@ pub fn network() -> Network {
         size,
         neuron: NeuronParams::REFERENCE,
         bias_times: vec![0.9],
-        weights: (0..size * (n_in + 1))
-            .map(|_| on_chip_grid(mean + rng.uniform(-0.3, 0.3)))
-            .collect(),
+        weights: matrix(
+            size,
+            (0..size * (n_in + 1))
+                .map(|_| on_chip_grid(mean + rng.uniform(-0.3, 0.3)))
+                .collect(),
+        ),
     };
     Network {
         n_inputs: N_INPUTS,
@@ -80,11 +90,7 @@ pub fn network() -> Network {
 /// The fixture network with output neuron 1 made silent (every incoming weight negative).
 pub fn network_with_a_silent_neuron() -> Network {
     let mut n = network();
-    let out = &mut n.layers[1];
-    let width = out.weights.len() / out.size;
-    for w in &mut out.weights[width..] {
-        *w = -1.0;
-    }
+    n.layers[1].weights.row_mut(1).fill(-1.0);
     n
 }
 
@@ -192,10 +198,10 @@ pub mod check {
             ),
         };
         let mut n = network();
-        n.layers[1].weights.pop();
+        n.layers[1].weights = n.layers[1].weights.slice(s![.., ..8]).to_owned();
         refused(n, &["layer 1", "expected 18"]);
         let mut n = network();
-        n.layers[0].weights[5] = f64::NAN;
+        n.layers[0].weights[[1, 1]] = f64::NAN;
         refused(n, &["layer 0, neuron 1, input 1", "finite"]);
         let mut n = network();
         n.layers[0].neuron.tau_m = -1.0;
@@ -448,7 +454,10 @@ pub mod check {
         let mut b = s.configured(&network());
         let mut grown = network();
         grown.layers[1].size = 3;
-        grown.layers[1].weights.extend_from_within(..9);
+        grown.layers[1]
+            .weights
+            .push_row(network().layers[1].weights.row(0))
+            .unwrap_or_else(|e| panic!("a row of the fixture's width: {e}"));
         if let Err(e) = b.update_weights(&grown) {
             panic!("{}: an update to another shape failed: {e}", s.name);
         }

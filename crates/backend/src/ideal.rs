@@ -65,7 +65,7 @@ pub fn forward_sample(
         layer_spike_times(
             &layer.neuron,
             &scratch.volley,
-            &layer.weights,
+            layer.weights_flat(),
             &mut out[offset..offset + layer.size],
         );
         offset += layer.size;

@@ -46,6 +46,7 @@ mod error;
 pub mod geometry;
 pub mod ideal;
 mod network;
+pub mod rows;
 mod spikes;
 pub mod substrate;
 
@@ -53,7 +54,8 @@ pub use error::BackendError;
 pub use geometry::{ChipGeometry, FitError};
 
 pub use ideal::IdealBackend;
-pub use network::{Layer, Network};
+pub use ndarray;
+pub use network::{Layer, Network, weight_matrix};
 pub use spikeloop_lif::NeuronParams;
 pub use spikes::{InputBatch, Record, RunOutput, RunStats, SpikeTimes};
 pub use substrate::{Difference, Substrate};

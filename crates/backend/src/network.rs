@@ -1,5 +1,6 @@
 //! The network a backend runs: layers of identical neurons, all-to-all between adjacent layers.
 
+use ndarray::Array2;
 use spikeloop_lif::NeuronParams;
 
 use crate::BackendError;
@@ -14,22 +15,43 @@ pub struct Layer {
     /// Fixed extra input spikes (bias spikes) fed to this layer in every sample, in model time
     /// units. They are appended after the previous layer's neurons.
     pub bias_times: Vec<f64>,
-    /// Incoming weights, row-major `[size][n_in]` (one row per neuron of this layer), where
-    /// `n_in` = size of the previous layer (or the number of input channels) + number of biases.
-    pub weights: Vec<f64>,
+    /// Incoming weights, `size x n_in` (one row per neuron of this layer), where `n_in` = size
+    /// of the previous layer (or the number of input channels) + number of biases; in standard
+    /// (row-major) layout. Serialised as a list of rows.
+    #[serde(with = "crate::rows")]
+    pub weights: Array2<f64>,
 }
 
 impl Layer {
     /// Number of inputs each neuron of this layer receives, biases included.
     pub fn n_in(&self) -> usize {
-        self.weights.len().checked_div(self.size).unwrap_or(0)
+        self.weights.ncols()
     }
 
-    /// The incoming weights of neuron `j` (previous layer first, then biases).
+    /// The incoming weights of neuron `j` (previous layer first, then biases); empty for a
+    /// layer whose weights are not in standard layout (which [`Network::validate`] refuses).
     pub fn weights_of(&self, j: usize) -> &[f64] {
-        let n_in = self.n_in();
-        &self.weights[j * n_in..(j + 1) * n_in]
+        self.weights.row(j).to_slice().unwrap_or_default()
     }
+
+    /// All weights, row-major; empty for weights not in standard layout (which
+    /// [`Network::validate`] refuses).
+    pub fn weights_flat(&self) -> &[f64] {
+        self.weights.as_slice().unwrap_or_default()
+    }
+}
+
+/// `weights` (row-major, `size` rows) as a layer's weight matrix, or an error naming the shape.
+pub fn weight_matrix(size: usize, weights: Vec<f64>) -> Result<Array2<f64>, BackendError> {
+    let n = weights.len();
+    let n_in = n.checked_div(size).unwrap_or(0);
+    if size == 0 || n != size * n_in {
+        return Err(BackendError::InvalidNetwork(format!(
+            "{n} weights do not divide into {size} rows"
+        )));
+    }
+    Array2::from_shape_vec((size, n_in), weights)
+        .map_err(|e| BackendError::InvalidNetwork(format!("weights of {size} rows: {e}")))
 }
 
 /// A layered feed-forward network of first-spike neurons.
@@ -59,7 +81,7 @@ impl Network {
             && self.layers.iter().zip(&other.layers).all(|(a, b)| {
                 a.size == b.size
                     && a.neuron == b.neuron
-                    && a.weights.len() == b.weights.len()
+                    && a.weights.dim() == b.weights.dim()
                     && same_bits(&a.bias_times, &b.bias_times)
             })
     }
@@ -127,6 +149,19 @@ impl Network {
                     layer.size,
                     n_prev,
                     layer.bias_times.len()
+                ));
+            }
+            if layer.weights.dim() != (layer.size, n_in) {
+                return bad(format!(
+                    "layer {l}'s weights are {} x {}, expected {} x {n_in} (one row per neuron)",
+                    layer.weights.nrows(),
+                    layer.weights.ncols(),
+                    layer.size
+                ));
+            }
+            if !layer.weights.is_standard_layout() {
+                return bad(format!(
+                    "layer {l}'s weights are not in row-major (standard) layout; pass `weights.as_standard_layout().into_owned()`"
                 ));
             }
             if let Some((i, w)) = layer

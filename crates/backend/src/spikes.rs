@@ -2,13 +2,23 @@
 
 use std::time::Duration;
 
+use ndarray::{Array2, ArrayView2};
+
 use crate::BackendError;
 
-/// A batch of samples: one spike time per input channel per sample, in model time units.
+/// A batch of samples: one spike time per input channel per sample, in model time units; an
+/// `n_samples x n_inputs` matrix.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InputBatch {
-    n_inputs: usize,
-    times: Vec<f64>,
+    times: Array2<f64>,
+}
+
+/// `data` (row-major, rows of `width`) as a standard-layout matrix; `width` is at least 1 and
+/// divides the length (both checked by the callers).
+fn by_rows(width: usize, data: Vec<f64>) -> Array2<f64> {
+    let n = data.len() / width.max(1);
+    Array2::from_shape_vec((n, width), data)
+        .unwrap_or_else(|_| unreachable!("{width} divides the data, checked before"))
 }
 
 impl InputBatch {
@@ -32,17 +42,26 @@ impl InputBatch {
                 i % n_inputs
             )));
         }
-        Ok(Self { n_inputs, times })
+        Ok(Self {
+            times: by_rows(n_inputs, times),
+        })
+    }
+
+    /// Wraps a `n_samples x n_inputs` matrix of times (checked as [`InputBatch::new`] does).
+    pub fn from_array(times: Array2<f64>) -> Result<Self, BackendError> {
+        let n_inputs = times.ncols();
+        let flat = times.as_standard_layout().iter().copied().collect();
+        Self::new(n_inputs, flat)
     }
 
     /// Number of input channels per sample.
     pub fn n_inputs(&self) -> usize {
-        self.n_inputs
+        self.times.ncols()
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.times.len() / self.n_inputs
+        self.times.nrows()
     }
 
     /// True when the batch holds no sample.
@@ -52,23 +71,28 @@ impl InputBatch {
 
     /// The input times of sample `s`.
     pub fn sample(&self, s: usize) -> &[f64] {
-        &self.times[s * self.n_inputs..(s + 1) * self.n_inputs]
+        self.times.row(s).to_slice().unwrap_or_default()
     }
 
     /// All times, row-major.
     pub fn as_slice(&self) -> &[f64] {
-        &self.times
+        self.times.as_slice().unwrap_or_default()
+    }
+
+    /// The times as an `n_samples x n_inputs` matrix.
+    pub fn view(&self) -> ArrayView2<'_, f64> {
+        self.times.view()
     }
 
     /// Checks that the samples have the `expected` number of input channels of the configured
     /// network: every backend refuses a batch of another width with this message.
     pub fn check_width(&self, expected: usize) -> Result<(), BackendError> {
-        if self.n_inputs == expected {
+        if self.n_inputs() == expected {
             Ok(())
         } else {
             Err(BackendError::InvalidInput(format!(
                 "samples have {} input channels, the network expects {expected}",
-                self.n_inputs
+                self.n_inputs()
             )))
         }
     }
@@ -84,14 +108,14 @@ pub enum Record {
     OutputOnly,
 }
 
-/// Measured first-spike times: per sample, the recorded layers one after another.
+/// Measured first-spike times: an `n_samples x n_recorded_neurons` matrix, the recorded layers
+/// one after another in every row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpikeTimes {
     layers: Vec<usize>,
     sizes: Vec<usize>,
     offsets: Vec<usize>,
-    stride: usize,
-    data: Vec<f64>,
+    data: Array2<f64>,
 }
 
 impl SpikeTimes {
@@ -125,8 +149,7 @@ impl SpikeTimes {
             layers,
             sizes,
             offsets,
-            stride,
-            data,
+            data: by_rows(stride, data),
         })
     }
 
@@ -156,7 +179,7 @@ impl SpikeTimes {
 
     /// Number of samples.
     pub fn n_samples(&self) -> usize {
-        self.data.len() / self.stride
+        self.data.nrows()
     }
 
     /// The network layers that were recorded, in order.
@@ -167,25 +190,41 @@ impl SpikeTimes {
     /// The spike times of network layer `layer` in sample `s`, if that layer was recorded.
     pub fn layer(&self, s: usize, layer: usize) -> Option<&[f64]> {
         let k = self.layers.iter().position(|&l| l == layer)?;
-        let start = s * self.stride + self.offsets[k];
-        Some(&self.data[start..start + self.sizes[k]])
+        let start = self.offsets[k];
+        Some(&self.sample(s)[start..start + self.sizes[k]])
     }
 
     /// The spike times of the last recorded layer in sample `s` (the output layer).
     pub fn output(&self, s: usize) -> &[f64] {
         let k = self.sizes.len() - 1;
-        let start = s * self.stride + self.offsets[k];
-        &self.data[start..start + self.sizes[k]]
+        let start = self.offsets[k];
+        &self.sample(s)[start..start + self.sizes[k]]
     }
 
     /// All recorded spike times of sample `s`, recorded layers one after another.
     pub fn sample(&self, s: usize) -> &[f64] {
-        &self.data[s * self.stride..(s + 1) * self.stride]
+        self.data.row(s).to_slice().unwrap_or_default()
     }
 
     /// All data, row-major by sample.
     pub fn as_slice(&self) -> &[f64] {
-        &self.data
+        self.data.as_slice().unwrap_or_default()
+    }
+
+    /// Every recorded time as an `n_samples x n_recorded_neurons` matrix.
+    pub fn view(&self) -> ArrayView2<'_, f64> {
+        self.data.view()
+    }
+
+    /// The times of recorded network layer `layer` as an `n_samples x size` matrix, if that
+    /// layer was recorded.
+    pub fn layer_view(&self, layer: usize) -> Option<ArrayView2<'_, f64>> {
+        let k = self.layers.iter().position(|&l| l == layer)?;
+        let start = self.offsets[k];
+        Some(
+            self.data
+                .slice(ndarray::s![.., start..start + self.sizes[k]]),
+        )
     }
 }
 

@@ -78,7 +78,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(path) => crate::infer::load_model(path)?,
         None => Model::initialise(
             &config,
-            data.train.n_features,
+            data.train.n_features(),
             data.train.class_names.clone(),
         )?,
     };

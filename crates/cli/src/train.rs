@@ -261,7 +261,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
     let topology = format!(
         "{}-{}-{}",
-        (data.train.n_features + config.network.bias_times.len()) * config.encoding.repeat,
+        (data.train.n_features() + config.network.bias_times.len()) * config.encoding.repeat,
         config
             .network
             .hidden
@@ -275,7 +275,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         errln!(
             "training {} {topology} ({} inputs + {} bias{}) on {} for {} epochs (seed {}) -> {}",
             config.dataset,
-            data.train.n_features,
+            data.train.n_features(),
             config.network.bias_times.len(),
             if config.encoding.repeat > 1 {
                 format!(", each fed {} times", config.encoding.repeat)
@@ -386,9 +386,11 @@ fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str, svg: bool) -> S
         return Stopped(text);
     };
     let mut model = state.model.clone();
-    model.set_weights(&best.weights);
     model.provenance = Some(state.provenance(best.epoch, best.validation_accuracy, None));
-    match model.save(&files.model()) {
+    match model
+        .set_weights(&best.weights)
+        .and_then(|()| model.save(&files.model()))
+    {
         Ok(()) => {
             let _ = write!(
                 text,

@@ -98,8 +98,7 @@ fn small_config() -> (TrainConfig, DataSplits) {
     config.training.max_missing_spikes.truncate(2);
     let mut data = load_data(&config).expect("data");
     let t = &mut data.train;
-    t.features.truncate(300 * t.n_features);
-    t.labels.truncate(300);
+    t.truncate(300);
     (config, data)
 }
 
@@ -166,7 +165,7 @@ fn a_device_that_goes_away_is_reported_as_a_disconnect() {
         DeviceBackend::open(&device.path, 115_200, HostConfig::default()).expect("connect");
     let network = spikeloop_trainer::Model::initialise(
         &config,
-        data.train.n_features,
+        data.train.n_features(),
         data.train.class_names.clone(),
     )
     .expect("model")

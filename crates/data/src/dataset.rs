@@ -3,25 +3,26 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ndarray::{Array2, s};
+
 use crate::DataError;
 
-/// A labelled data set held in memory: one row of `n_features` values per sample.
+/// A labelled data set held in memory: one row of features per sample.
 ///
-/// Features are stored row-major in one vector, so a sample is a plain slice
-/// ([`sample`](Self::sample)). By convention every feature lies in `[0, 1]`, ready to be encoded
-/// as spike times; [`validate`](Self::validate) checks this and the other invariants.
+/// Features are an `n_samples x n_features` matrix in standard (row-major) layout, so a sample
+/// is a plain slice ([`sample`](Self::sample)). By convention every feature lies in `[0, 1]`,
+/// ready to be encoded as spike times; [`validate`](Self::validate) checks this and the other
+/// invariants.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// Name of the data set, e.g. `"yin-yang"`.
     pub name: String,
-    /// Number of features per sample.
-    pub n_features: usize,
     /// Number of classes; labels lie in `0..n_classes`.
     pub n_classes: usize,
     /// Human-readable class names, indexed by label.
     pub class_names: Vec<String>,
-    /// Features, row-major: `len() * n_features` values in `[0, 1]`.
-    pub features: Vec<f64>,
+    /// Features, one row per sample, values in `[0, 1]`.
+    pub features: Array2<f64>,
     /// One label per sample.
     pub labels: Vec<u32>,
 }
@@ -30,6 +31,18 @@ impl Dataset {
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()
+    }
+
+    /// Number of features per sample.
+    pub fn n_features(&self) -> usize {
+        self.features.ncols()
+    }
+
+    /// Keeps only the first `n` samples (all of them when there are fewer).
+    pub fn truncate(&mut self, n: usize) {
+        let n = n.min(self.len()).min(self.features.nrows());
+        self.features = self.features.slice(s![..n, ..]).to_owned();
+        self.labels.truncate(n);
     }
 
     /// Whether the data set holds no samples.
@@ -41,10 +54,11 @@ impl Dataset {
     ///
     /// # Panics
     ///
-    /// Panics if `i` is not below [`len`](Self::len) (or the features vector is shorter than
-    /// [`validate`](Self::validate) requires).
+    /// Panics if `i` is not below [`len`](Self::len) (or the features have fewer rows than
+    /// [`validate`](Self::validate) requires). Empty for features not in standard layout, which
+    /// [`validate`](Self::validate) refuses.
     pub fn sample(&self, i: usize) -> &[f64] {
-        &self.features[i * self.n_features..(i + 1) * self.n_features]
+        self.features.row(i).to_slice().unwrap_or_default()
     }
 
     /// Number of samples per class, indexed by label (length `n_classes`).
@@ -63,8 +77,8 @@ impl Dataset {
         counts
     }
 
-    /// Checks that the parts fit together: one name per class, `len() * n_features` features,
-    /// every feature in `[0, 1]` and every label below `n_classes`.
+    /// Checks that the parts fit together: one name per class, one row of features per label
+    /// (in standard layout), every feature in `[0, 1]` and every label below `n_classes`.
     pub fn validate(&self) -> Result<(), DataError> {
         let malformed = |reason: String| DataError::Malformed {
             name: self.name.clone(),
@@ -77,26 +91,26 @@ impl Dataset {
                 self.n_classes
             )));
         }
-        let expected = self.len().checked_mul(self.n_features);
-        if expected != Some(self.features.len()) {
+        if self.features.nrows() != self.len() {
             return Err(malformed(format!(
                 "{} feature values for {} samples of {} features",
                 self.features.len(),
                 self.len(),
-                self.n_features
+                self.n_features()
             )));
         }
-        if let Some(index) = self
+        if !self.features.is_standard_layout() {
+            return Err(malformed(
+                "the features are not in row-major (standard) layout".into(),
+            ));
+        }
+        if let Some(((sample, feature), value)) = self
             .features
-            .iter()
-            .position(|value| !(0.0..=1.0).contains(value))
+            .indexed_iter()
+            .find(|(_, value)| !(0.0..=1.0).contains(*value))
         {
-            let n_features = self.n_features.max(1);
             return Err(malformed(format!(
-                "feature {} of sample {} is {}, outside [0, 1]",
-                index % n_features,
-                index / n_features,
-                self.features[index]
+                "feature {feature} of sample {sample} is {value}, outside [0, 1]"
             )));
         }
         if let Some((index, label)) = self

@@ -14,7 +14,7 @@
 //!
 //! let kind: DatasetKind = "yin-yang".parse()?;
 //! let test = kind.load("test".parse::<Split>()?)?;
-//! assert_eq!((test.len(), test.n_features, test.n_classes), (1000, 4, 3));
+//! assert_eq!((test.len(), test.n_features(), test.n_classes), (1000, 4, 3));
 //! # Ok::<(), spikeloop_data::DataError>(())
 //! ```
 

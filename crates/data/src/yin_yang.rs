@@ -108,9 +108,10 @@ pub fn yin_yang_with(size: usize, seed: u32, r_small: f64, r_big: f64) -> Datase
         features.extend_from_slice(&[x, y, 1.0 - x, 1.0 - y]);
         labels.push(class);
     }
+    let features = ndarray::Array2::from_shape_vec((size, N_FEATURES), features)
+        .unwrap_or_else(|_| unreachable!("{N_FEATURES} features were drawn for each sample"));
     Dataset {
         name: NAME.to_owned(),
-        n_features: N_FEATURES,
         n_classes: CLASS_NAMES.len(),
         class_names: CLASS_NAMES.iter().map(|&name| name.to_owned()).collect(),
         features,

@@ -13,7 +13,7 @@
 
 use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
 use spikeloop_backend::{Backend, InputBatch, Layer, Network, NeuronParams, Record};
-use spikeloop_backend_testkit::TestRng;
+use spikeloop_backend_testkit::{TestRng, matrix};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 
 const BATCH: usize = 1000;
@@ -26,13 +26,13 @@ fn yin_yang_network(rng: &mut TestRng) -> Network {
                 size: 120,
                 neuron: NeuronParams::REFERENCE,
                 bias_times: vec![0.9],
-                weights: (0..120 * 5).map(|_| rng.normal(1.5, 0.8)).collect(),
+                weights: matrix(120, (0..120 * 5).map(|_| rng.normal(1.5, 0.8)).collect()),
             },
             Layer {
                 size: 3,
                 neuron: NeuronParams::REFERENCE,
                 bias_times: vec![],
-                weights: (0..3 * 120).map(|_| rng.normal(0.5, 0.8)).collect(),
+                weights: matrix(3, (0..3 * 120).map(|_| rng.normal(0.5, 0.8)).collect()),
             },
         ],
     }

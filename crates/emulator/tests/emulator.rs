@@ -20,7 +20,7 @@ fn layer(size: usize, n_in: usize, bias_times: Vec<f64>, weights: Vec<f64>) -> L
         size,
         neuron: NeuronParams::REFERENCE,
         bias_times,
-        weights,
+        weights: spikeloop_backend_testkit::matrix(size, weights),
     }
 }
 

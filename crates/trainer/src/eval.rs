@@ -79,12 +79,12 @@ pub fn evaluate(
 
 /// Checks that a data set fits a model (feature and class counts).
 pub fn check_compatible(model: &Model, data: &Dataset) -> Result<(), TrainError> {
-    if data.n_features != model.n_features() {
+    if data.n_features() != model.n_features() {
         return Err(TrainError::Model(format!(
             "the model takes {} features but the {} data set has {} features",
             model.n_features(),
             data.name,
-            data.n_features
+            data.n_features()
         )));
     }
     if data.n_classes != model.n_classes() {

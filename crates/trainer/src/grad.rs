@@ -6,6 +6,7 @@
 //! (`spikeloop_lif::gradients_at`), using the host's float shadow weights. Errors flow backwards
 //! as `delta_pre = sum_post dT_post/dt_pre * delta_post`, and `dL/dw = dT/dw * delta_post`.
 
+use ndarray::Array2;
 use spikeloop_backend::Network;
 use spikeloop_lif::{Volley, gradients_at};
 
@@ -41,7 +42,7 @@ pub struct BackwardParams {
     pub max_dw_norm: f64,
 }
 
-/// Adds one sample's weight gradient to `grads` (one flat vector per layer).
+/// Adds one sample's weight gradient to `grads` (one matrix per layer, of its weights' shape).
 ///
 /// `inputs` are the sample's input spike times as fed to the backend, `measured` the measured
 /// first-spike times of all layers one after another.
@@ -52,7 +53,7 @@ pub fn accumulate_sample(
     label: usize,
     params: &BackwardParams,
     scratch: &mut GradScratch,
-    grads: &mut [Vec<f64>],
+    grads: &mut [Array2<f64>],
 ) -> SampleOutcome {
     let n_layers = network.layers.len();
     let offsets = network.layer_offsets();
@@ -99,7 +100,7 @@ pub fn accumulate_sample(
             if slope.is_nan() || slope <= 0.0 {
                 continue;
             }
-            let row = &mut grads[l][j * n_in..(j + 1) * n_in];
+            let mut row = grads[l].row_mut(j);
             let largest = scratch
                 .d_t_d_w
                 .iter()
@@ -141,7 +142,7 @@ mod tests {
             size,
             neuron: NeuronParams::REFERENCE,
             bias_times: vec![0.9],
-            weights: (0..size * (n_in + 1)).map(|_| next(mean)).collect(),
+            weights: Array2::from_shape_simple_fn((size, n_in + 1), || next(mean)),
         };
         Network {
             n_inputs: 4,
@@ -191,10 +192,10 @@ mod tests {
                 "outputs {:?}",
                 &measured[12..]
             );
-            let mut grads: Vec<Vec<f64>> = network
+            let mut grads: Vec<Array2<f64>> = network
                 .layers
                 .iter()
-                .map(|l| vec![0.0; l.weights.len()])
+                .map(|l| Array2::zeros(l.weights.dim()))
                 .collect();
             accumulate_sample(
                 &network,
@@ -208,10 +209,11 @@ mod tests {
             for (l, layer_grads) in grads.iter().enumerate() {
                 for (i, &g) in layer_grads.iter().enumerate() {
                     let h = 1e-6;
+                    let at = (i / layer_grads.ncols(), i % layer_grads.ncols());
                     let mut up = network.clone();
-                    up.layers[l].weights[i] += h;
+                    up.layers[l].weights[at] += h;
                     let mut down = network.clone();
-                    down.layers[l].weights[i] -= h;
+                    down.layers[l].weights[at] -= h;
                     let fd =
                         (loss_of(&up, &inputs, label) - loss_of(&down, &inputs, label)) / (2.0 * h);
                     // Skip weights whose perturbation changes the causal set (a kink).

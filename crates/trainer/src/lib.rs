@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod eval;
+mod flat;
 pub mod grad;
 pub mod io;
 pub mod loss;

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use rand_pcg::Pcg64Mcg;
@@ -35,8 +36,10 @@ pub struct ModelLayer {
     pub neuron: NeuronParams,
     /// Bias spike times fed to this layer, in tau_s; appended after the previous layer's neurons.
     pub bias_times: Vec<f64>,
-    /// Incoming weights, one row per neuron: previous layer (or inputs) first, then biases.
-    pub weights: Vec<Vec<f64>>,
+    /// Incoming weights, `size x n_in`, one row per neuron: previous layer (or inputs) first,
+    /// then biases. In the file: a list of rows.
+    #[serde(with = "spikeloop_backend::rows")]
+    pub weights: Array2<f64>,
 }
 
 /// How the model was made.
@@ -143,9 +146,9 @@ impl Model {
                 net.bias_times.clone()
             };
             let n_in = n_prev + bias_times.len();
-            let weights = (0..size)
-                .map(|_| (0..n_in).map(|_| normal.sample(&mut rng)).collect())
-                .collect();
+            let draws = (0..size * n_in).map(|_| normal.sample(&mut rng)).collect();
+            let weights = Array2::from_shape_vec((size, n_in), draws)
+                .map_err(|e| TrainError::Config(format!("layer {l}: {e}")))?;
             layers.push(ModelLayer {
                 size,
                 neuron: net.neuron,
@@ -167,7 +170,7 @@ impl Model {
         })
     }
 
-    /// The network in the form backends take (flat row-major weights).
+    /// The network in the form backends take.
     pub fn to_network(&self) -> Network {
         Network {
             n_inputs: self.n_inputs,
@@ -178,25 +181,57 @@ impl Model {
                     size: l.size,
                     neuron: l.neuron,
                     bias_times: l.bias_times.clone(),
-                    weights: l.weights.concat(),
+                    weights: l.weights.clone(),
                 })
                 .collect(),
         }
     }
 
-    /// Writes the flat weights of `network` back into this model (same topology).
-    pub fn set_weights(&mut self, flat: &[Vec<f64>]) {
-        for (layer, w) in self.layers.iter_mut().zip(flat) {
-            let n_in = w.len() / layer.size.max(1);
-            for (row, chunk) in layer.weights.iter_mut().zip(w.chunks(n_in)) {
-                row.copy_from_slice(chunk);
-            }
+    /// Replaces every layer's weights by `weights` (one matrix per layer, of the layer's shape);
+    /// an error names the first layer of another shape, and then nothing is changed.
+    pub fn set_weights(&mut self, weights: &[Array2<f64>]) -> Result<(), TrainError> {
+        if weights.len() != self.layers.len() {
+            return Err(TrainError::Model(format!(
+                "{} weight matrices for {} layers",
+                weights.len(),
+                self.layers.len()
+            )));
         }
+        if let Some((l, (layer, w))) = self
+            .layers
+            .iter()
+            .zip(weights)
+            .enumerate()
+            .find(|(_, (layer, w))| layer.weights.dim() != w.dim())
+        {
+            return Err(TrainError::Model(format!(
+                "layer {l}: weights of shape {:?} for a layer of shape {:?}",
+                w.dim(),
+                layer.weights.dim()
+            )));
+        }
+        for (layer, w) in self.layers.iter_mut().zip(weights) {
+            layer.weights.assign(w);
+        }
+        Ok(())
     }
 
-    /// The weights of every layer, flattened row-major.
+    /// The shape of every layer's weights (`size x n_in`).
+    pub fn weight_shapes(&self) -> Vec<(usize, usize)> {
+        self.layers.iter().map(|l| l.weights.dim()).collect()
+    }
+
+    /// The weights of every layer.
+    pub fn weights(&self) -> Vec<Array2<f64>> {
+        self.layers.iter().map(|l| l.weights.clone()).collect()
+    }
+
+    /// The weights of every layer, each flattened row-major (for comparing two models).
     pub fn flat_weights(&self) -> Vec<Vec<f64>> {
-        self.layers.iter().map(|l| l.weights.concat()).collect()
+        self.layers
+            .iter()
+            .map(|l| l.weights.iter().copied().collect())
+            .collect()
     }
 
     /// Number of output classes.
@@ -266,14 +301,14 @@ impl Model {
                     "layer {l}, bias {i}: time {t}; bias times must be finite and >= 0"
                 ));
             }
-            if layer.weights.len() != layer.size {
+            if layer.weights.nrows() != layer.size {
                 return err(format!(
                     "layer {l} has size {} but {} weight rows",
                     layer.size,
-                    layer.weights.len()
+                    layer.weights.nrows()
                 ));
             }
-            for (j, row) in layer.weights.iter().enumerate() {
+            for (j, row) in layer.weights.rows().into_iter().enumerate() {
                 if row.len() != n_in {
                     return err(format!(
                         "layer {l}, neuron {j} has {} weights, expected {n_in} ({n_prev} inputs + {} biases)",
@@ -417,9 +452,9 @@ mod tests {
         assert_eq!(model.n_inputs, 20);
         assert_eq!(model.n_features(), 4);
         assert_eq!(model.layers[0].bias_times, vec![0.9; 5]);
-        assert_eq!(model.layers[0].weights[0].len(), 25);
+        assert_eq!(model.layers[0].weights.ncols(), 25);
         assert_eq!(model.layers[1].bias_times, vec![0.9]);
-        assert_eq!(model.layers[1].weights[0].len(), 121);
+        assert_eq!(model.layers[1].weights.ncols(), 121);
         let mut times = Vec::new();
         model.encode_into(&[0.0, 1.0, 0.5, 0.25], &mut times);
         assert_eq!(times.len(), 20);

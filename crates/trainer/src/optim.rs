@@ -1,9 +1,13 @@
 //! Adam with a step learning-rate schedule, as the reference trainer uses them (PyTorch's
 //! `Adam` and `StepLR` semantics).
 
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-/// Adam's state for a list of parameter tensors (flat vectors).
+/// Adam's state for a list of parameter matrices (a network's weights, layer by layer), each
+/// moment of the shape of its parameters. In a checkpoint every matrix is written flat
+/// (row-major), as the checkpoint format has always had it; [`Adam::reshape`] restores the
+/// shapes after reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Adam {
     /// First-moment decay.
@@ -14,27 +18,43 @@ pub struct Adam {
     pub eps: f64,
     /// Steps taken so far.
     pub step: u64,
-    /// First moments, one vector per parameter tensor.
-    pub m: Vec<Vec<f64>>,
+    /// First moments, one matrix per parameter matrix.
+    #[serde(with = "crate::flat")]
+    pub m: Vec<Array2<f64>>,
     /// Second moments.
-    pub v: Vec<Vec<f64>>,
+    #[serde(with = "crate::flat")]
+    pub v: Vec<Array2<f64>>,
 }
 
 impl Adam {
-    /// Fresh state for tensors of the given lengths.
-    pub fn new(lengths: &[usize], beta1: f64, beta2: f64, eps: f64) -> Self {
+    /// Fresh state for parameter matrices of the given shapes.
+    pub fn new(shapes: &[(usize, usize)], beta1: f64, beta2: f64, eps: f64) -> Self {
         Self {
             beta1,
             beta2,
             eps,
             step: 0,
-            m: lengths.iter().map(|&n| vec![0.0; n]).collect(),
-            v: lengths.iter().map(|&n| vec![0.0; n]).collect(),
+            m: shapes.iter().map(|&s| Array2::zeros(s)).collect(),
+            v: shapes.iter().map(|&s| Array2::zeros(s)).collect(),
         }
     }
 
-    /// One update of `params` against gradients `grads` with learning rate `lr`.
-    pub fn step(&mut self, params: &mut [Vec<f64>], grads: &[Vec<f64>], lr: f64) {
+    /// Gives the moments the parameters' `shapes` (after reading a checkpoint, whose matrices
+    /// are flat); an error names the first that holds another number of values.
+    pub fn reshape(&mut self, shapes: &[(usize, usize)]) -> Result<(), String> {
+        crate::flat::reshape(&mut self.m, shapes)
+            .map_err(|e| format!("Adam's first moments: {e}"))?;
+        crate::flat::reshape(&mut self.v, shapes).map_err(|e| format!("Adam's second moments: {e}"))
+    }
+
+    /// One update of `params` against gradients `grads` (matrices of the same shapes) with
+    /// learning rate `lr`.
+    pub fn step<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = &'a mut Array2<f64>>,
+        grads: &[Array2<f64>],
+        lr: f64,
+    ) {
         self.step += 1;
         let t = self.step as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
@@ -42,7 +62,7 @@ impl Adam {
         let step_size = lr / bias1;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         for (((p, g), m), v) in params
-            .iter_mut()
+            .into_iter()
             .zip(grads)
             .zip(&mut self.m)
             .zip(&mut self.v)
@@ -69,22 +89,22 @@ mod tests {
     #[test]
     fn first_step_moves_by_lr() {
         // With bias correction, Adam's first step is lr * sign(g) (up to eps).
-        let mut adam = Adam::new(&[2], 0.9, 0.999, 1e-8);
-        let mut p = vec![vec![1.0, 1.0]];
-        adam.step(&mut p, &[vec![0.5, -2.0]], 0.01);
-        assert!((p[0][0] - 0.99).abs() < 1e-9);
-        assert!((p[0][1] - 1.01).abs() < 1e-9);
+        let mut adam = Adam::new(&[(1, 2)], 0.9, 0.999, 1e-8);
+        let mut p = vec![ndarray::arr2(&[[1.0, 1.0]])];
+        adam.step(&mut p, &[ndarray::arr2(&[[0.5, -2.0]])], 0.01);
+        assert!((p[0][[0, 0]] - 0.99).abs() < 1e-9);
+        assert!((p[0][[0, 1]] - 1.01).abs() < 1e-9);
     }
 
     #[test]
     fn minimises_a_quadratic() {
-        let mut adam = Adam::new(&[1], 0.9, 0.999, 1e-8);
-        let mut p = vec![vec![3.0]];
+        let mut adam = Adam::new(&[(1, 1)], 0.9, 0.999, 1e-8);
+        let mut p = vec![ndarray::arr2(&[[3.0]])];
         for _ in 0..2000 {
-            let g = vec![vec![2.0 * (p[0][0] - 1.0)]];
+            let g = vec![ndarray::arr2(&[[2.0 * (p[0][[0, 0]] - 1.0)]])];
             adam.step(&mut p, &g, 0.01);
         }
-        assert!((p[0][0] - 1.0).abs() < 1e-3, "{}", p[0][0]);
+        assert!((p[0][[0, 0]] - 1.0).abs() < 1e-3, "{}", p[0][[0, 0]]);
     }
 
     #[test]

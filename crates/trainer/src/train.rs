@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, StandardNormal};
@@ -165,8 +166,9 @@ pub struct BestEpoch {
     pub epoch: u32,
     /// Its validation accuracy.
     pub validation_accuracy: f64,
-    /// Its weights, one flat row-major vector per layer.
-    pub weights: Vec<Vec<f64>>,
+    /// Its weights, one matrix per layer (written flat, row-major, in the checkpoint).
+    #[serde(with = "crate::flat")]
+    pub weights: Vec<Array2<f64>>,
 }
 
 impl Checkpoint {
@@ -189,7 +191,7 @@ impl Checkpoint {
                 },
                 crate::model::KindMismatch::Invalid(m) => bad(m),
             })?;
-        let c: Self =
+        let mut c: Self =
             serde_json::from_str(&text).map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
         match crate::io::verify_seal(&c) {
             Ok(true) => {}
@@ -203,6 +205,17 @@ impl Checkpoint {
         c.model
             .validate()
             .map_err(|e| bad(format!("its model is not valid: {e}")))?;
+        let shapes = c.model.weight_shapes();
+        c.adam
+            .reshape(&shapes)
+            .map_err(|e| bad(format!("its optimiser state does not fit its model: {e}")))?;
+        if let Some(best) = &mut c.best {
+            crate::flat::reshape(&mut best.weights, &shapes).map_err(|e| {
+                bad(format!(
+                    "its best epoch's weights do not fit its model: {e}"
+                ))
+            })?;
+        }
         Ok(c)
     }
 
@@ -288,10 +301,10 @@ pub fn start(
 ) -> Result<Checkpoint, TrainError> {
     config.validate()?;
     let train = &data.train;
-    let model = Model::initialise(config, train.n_features, train.class_names.clone())?;
+    let model = Model::initialise(config, train.n_features(), train.class_names.clone())?;
     check_compatible(&model, &data.validation)?;
     check_compatible(&model, &data.test)?;
-    let lengths: Vec<usize> = model.flat_weights().iter().map(Vec::len).collect();
+    let shapes = model.weight_shapes();
     let t = &config.training;
     Ok(Checkpoint {
         format: CHECKPOINT_FORMAT.into(),
@@ -301,7 +314,7 @@ pub fn start(
         substrate,
         epoch: 0,
         model,
-        adam: Adam::new(&lengths, t.adam_beta1, t.adam_beta2, t.adam_eps),
+        adam: Adam::new(&shapes, t.adam_beta1, t.adam_beta2, t.adam_eps),
         bump: BumpState {
             value: t.weight_bump,
             last_layer: None,
@@ -394,7 +407,7 @@ pub fn run_with(
             state.best = Some(BestEpoch {
                 epoch: metrics.epoch,
                 validation_accuracy: metrics.validation_accuracy,
-                weights: state.model.flat_weights(),
+                weights: state.model.weights(),
             });
         }
         state.history.push(metrics);
@@ -411,7 +424,7 @@ pub fn run_with(
     let last = state.history.last().map_or(0.0, |m| m.validation_accuracy);
     let (selected_epoch, validation_accuracy) = match (&state.best, config.training.select) {
         (Some(best), ModelSelection::BestValidation) => {
-            model.set_weights(&best.weights);
+            model.set_weights(&best.weights)?;
             (best.epoch, best.validation_accuracy)
         }
         _ => (state.epoch, last),
@@ -489,10 +502,8 @@ fn train_epoch(
     let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
     observer.epoch_started(epoch + 1, t.epochs, batches.len());
 
-    let mut weights = state.model.flat_weights();
     let max_weight = backend.capabilities().max_weight;
     let window = backend.capabilities().sample_window;
-    clip_weights(&mut weights, max_weight);
     let mut progress = resumed.unwrap_or_else(|| PartialEpoch {
         batches_done: 0,
         jitter_rng: Pcg64Mcg::seed_from_u64(seeds::derive(
@@ -512,6 +523,9 @@ fn train_epoch(
         // Every batch after the first changes only the weights.
         let network = state.model.to_network();
         backend.update_weights(&network)?;
+        // The step applies to weights within the substrate's range (the batch ran with them as
+        // they were: unclipped only at a run's very start, where the chip clips them itself).
+        clip_weights(&mut state.model, max_weight);
         let inputs = batch_inputs(
             &state.model,
             train,
@@ -535,7 +549,13 @@ fn train_epoch(
             } else {
                 t.weight_bump
             };
-            bump_silent(&mut weights[layer], &network, spikes, n, layer, value);
+            bump_silent(
+                &mut state.model.layers[layer].weights,
+                spikes,
+                n,
+                layer,
+                value,
+            );
             state.bump = BumpState {
                 value,
                 last_layer: Some(layer),
@@ -551,7 +571,8 @@ fn train_epoch(
             };
             let (grads, batch_loss, batch_chopped) =
                 batch_gradient(&network, &inputs, spikes, train, indices, &params);
-            state.adam.step(&mut weights, &grads, lr);
+            let weights = state.model.layers.iter_mut().map(|l| &mut l.weights);
+            state.adam.step(weights, &grads, lr);
             let mean_loss = batch_loss / n as f64;
             let diverged = |what: String| TrainError::Diverged {
                 epoch: epoch + 1,
@@ -562,10 +583,18 @@ fn train_epoch(
             if !mean_loss.is_finite() {
                 return Err(diverged(format!("the batch's mean loss is {mean_loss}")));
             }
-            if let Some((l, w)) = weights
+            if let Some((l, w)) = state
+                .model
+                .layers
                 .iter()
                 .enumerate()
-                .find_map(|(l, ws)| ws.iter().find(|w| !w.is_finite()).map(|w| (l, *w)))
+                .find_map(|(l, layer)| {
+                    layer
+                        .weights
+                        .iter()
+                        .find(|w| !w.is_finite())
+                        .map(|w| (l, *w))
+                })
             {
                 return Err(diverged(format!("a weight of layer {l} became {w}")));
             }
@@ -573,8 +602,7 @@ fn train_epoch(
             progress.chopped += batch_chopped;
             observer.batch_finished(b, Some(mean_loss), batch_correct as f64 / n as f64);
         }
-        clip_weights(&mut weights, max_weight);
-        state.model.set_weights(&weights);
+        clip_weights(&mut state.model, max_weight);
         progress.batches_done = b + 1;
         let stop = observer.should_stop();
         let due = stop
@@ -624,10 +652,10 @@ fn train_epoch(
 
 /// Keeps float weights within what the substrate can realise (the reference does the same on
 /// BrainScaleS-2): beyond it the gradient would move weights the chip never sees.
-fn clip_weights(weights: &mut [Vec<f64>], max_weight: Option<f64>) {
+fn clip_weights(model: &mut Model, max_weight: Option<f64>) {
     if let Some(m) = max_weight {
-        for w in weights.iter_mut().flatten() {
-            *w = w.clamp(-m, m);
+        for layer in &mut model.layers {
+            layer.weights.mapv_inplace(|w| w.clamp(-m, m));
         }
     }
 }
@@ -651,23 +679,19 @@ fn layer_to_bump(
     })
 }
 
-/// Adds `value` to every incoming weight of each neuron of `layer` that was silent in any sample.
+/// Adds `value` to every incoming weight (`weights`, one row per neuron) of each neuron of
+/// `layer` that was silent in any of the first `n` samples.
 fn bump_silent(
-    weights: &mut [f64],
-    network: &spikeloop_backend::Network,
+    weights: &mut Array2<f64>,
     spikes: &spikeloop_backend::SpikeTimes,
     n: usize,
     layer: usize,
     value: f64,
 ) {
-    let size = network.layers[layer].size;
-    let n_in = weights.len() / size;
-    for j in 0..size {
+    for (j, mut row) in weights.rows_mut().into_iter().enumerate() {
         let silent = (0..n).any(|s| spikes.layer(s, layer).is_some_and(|t| !t[j].is_finite()));
         if silent {
-            for w in &mut weights[j * n_in..(j + 1) * n_in] {
-                *w += value;
-            }
+            row += value;
         }
     }
 }
@@ -684,15 +708,15 @@ pub fn batch_gradient(
     data: &Dataset,
     indices: &[usize],
     params: &BackwardParams,
-) -> (Vec<Vec<f64>>, f64, u64) {
-    let zero = || -> Vec<Vec<f64>> {
+) -> (Vec<Array2<f64>>, f64, u64) {
+    let zero = || -> Vec<Array2<f64>> {
         network
             .layers
             .iter()
-            .map(|l| vec![0.0; l.weights.len()])
+            .map(|l| Array2::zeros(l.weights.dim()))
             .collect()
     };
-    let chunks: Vec<(Vec<Vec<f64>>, f64, u64)> = (0..indices.len().div_ceil(SAMPLES_PER_TASK))
+    let chunks: Vec<(Vec<Array2<f64>>, f64, u64)> = (0..indices.len().div_ceil(SAMPLES_PER_TASK))
         .into_par_iter()
         .map_init(GradScratch::default, |scratch, c| {
             let mut grads = zero();
@@ -724,9 +748,7 @@ pub fn batch_gradient(
     let (mut loss, mut chopped) = (0.0, 0);
     for (g, l, c) in chunks {
         for (t, g) in total.iter_mut().zip(&g) {
-            for (t, g) in t.iter_mut().zip(g) {
-                *t += g;
-            }
+            *t += g;
         }
         loss += l;
         chopped += c;

@@ -41,6 +41,7 @@ fn network(n_inputs: usize, sizes: &[usize], seed: u64) -> Network {
                     }
                 })
                 .collect();
+            let weights = spikeloop_backend_testkit::matrix(size, weights);
             let mut bias_times: Vec<f64> = (0..n_bias).map(|_| rng.unit() * 2.0).collect();
             if n_bias > 1 {
                 bias_times[1] = f64::INFINITY;
@@ -242,7 +243,10 @@ fn huge_declared_networks_are_refused_before_allocation() {
 #[test]
 fn configure_refuses_invalid_networks_and_tiny_frames() {
     let mut net = network(2, &[2], 1);
-    net.layers[0].weights.pop();
+    let w = &net.layers[0].weights;
+    net.layers[0].weights = w
+        .slice(spikeloop_backend::ndarray::s![.., ..w.ncols() - 1])
+        .to_owned();
     assert!(matches!(
         configure_messages(&net, 1024),
         Err(ConvertError::InvalidNetwork(_))

@@ -28,9 +28,12 @@ fn network(seed: u64) -> Network {
         size,
         neuron: NeuronParams::REFERENCE,
         bias_times: (0..n_bias).map(|_| 0.9).collect(),
-        weights: (0..size * (n_prev + n_bias))
-            .map(|_| lo + 1.8 * rng.unit())
-            .collect(),
+        weights: spikeloop_backend_testkit::matrix(
+            size,
+            (0..size * (n_prev + n_bias))
+                .map(|_| lo + 1.8 * rng.unit())
+                .collect(),
+        ),
     };
     Network {
         n_inputs: 20,
@@ -155,7 +158,7 @@ fn errors_map_onto_backend_errors() {
             size: 600,
             neuron: NeuronParams::REFERENCE,
             bias_times: vec![],
-            weights: vec![0.5; 1200],
+            weights: spikeloop_backend::ndarray::Array2::from_elem((600, 2), 0.5),
         }],
     };
     // What the device announced (neurons, fit rules, sample window) is checked on the host:
@@ -173,7 +176,7 @@ fn errors_map_onto_backend_errors() {
             size: 3,
             neuron: NeuronParams::REFERENCE,
             bias_times: vec![],
-            weights: vec![0.5; 600],
+            weights: spikeloop_backend::ndarray::Array2::from_elem((3, 200), 0.5),
         }],
     };
     match remote.configure(&wide_fan_in) {

@@ -34,9 +34,12 @@ fn network(rng: &mut SplitMix) -> Network {
         size,
         neuron: NeuronParams::REFERENCE,
         bias_times: vec![0.9],
-        weights: (0..size * (n_prev + 1))
-            .map(|_| 0.2 + 1.6 * rng.unit())
-            .collect(),
+        weights: spikeloop_backend_testkit::matrix(
+            size,
+            (0..size * (n_prev + 1))
+                .map(|_| 0.2 + 1.6 * rng.unit())
+                .collect(),
+        ),
     };
     Network {
         n_inputs: 4,

@@ -253,14 +253,14 @@ fn validate_reports_what_does_not_fit() {
         Some(r#"data set "yin-yang" is malformed: label of sample 2 is 3, not below 3 classes"#)
     );
     let mut data = yin_yang_with(3, 1, 0.1, 0.5);
-    data.features[5] = 1.5;
+    data.features[[1, 1]] = 1.5;
     let message = data.validate().map_err(|e| e.to_string()).err();
     assert_eq!(
         message.as_deref(),
         Some(r#"data set "yin-yang" is malformed: feature 1 of sample 1 is 1.5, outside [0, 1]"#)
     );
     let mut data = yin_yang_with(3, 1, 0.1, 0.5);
-    data.features.pop();
+    data.features = data.features.slice(ndarray::s![..2, ..]).to_owned();
     assert!(data.validate().is_err());
 }
 

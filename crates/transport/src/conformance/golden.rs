@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use spikeloop_backend::ndarray::arr2;
 use spikeloop_backend::{InputBatch, Layer, Network, NeuronParams, Record};
 
 use crate::convert::{WeightCodes, configure_messages, run_requests, update_messages};
@@ -51,13 +52,13 @@ pub fn golden_network() -> Network {
                 size: 2,
                 neuron: NeuronParams::REFERENCE,
                 bias_times: vec![0.9],
-                weights: vec![1.5, -0.5, 0.25, 0.75, 2.0, -1.0],
+                weights: arr2(&[[1.5, -0.5, 0.25], [0.75, 2.0, -1.0]]),
             },
             Layer {
                 size: 2,
                 neuron: NeuronParams::REFERENCE,
                 bias_times: vec![0.9],
-                weights: vec![1.0, 0.5, -0.25, -0.75, 1.25, 0.125],
+                weights: arr2(&[[1.0, 0.5, -0.25], [-0.75, 1.25, 0.125]]),
             },
         ],
     }
@@ -261,8 +262,8 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
 
     // A trainer's next batch: the same network with new weights, as a weight update.
     let mut updated = golden_network();
-    updated.layers[0].weights = vec![1.2, -0.5, 0.5, 0.8, 1.7, -1.0];
-    updated.layers[1].weights = vec![1.0, 0.7, -0.2, -0.5, 1.3, 0.1];
+    updated.layers[0].weights = arr2(&[[1.2, -0.5, 0.5], [0.8, 1.7, -1.0]]);
+    updated.layers[1].weights = arr2(&[[1.0, 0.7, -0.2], [-0.5, 1.3, 0.1]]);
     let update = match update_messages(&updated, MIN_MAX_FRAME_SIZE, Some(GOLDEN_WEIGHT_CODES)) {
         Ok(m) => m,
         Err(e) => unreachable!("the golden network is valid and small: {e}"),

@@ -300,13 +300,13 @@ pub(super) async fn refused_runs_of_a_wide_network<L: Link>(
                 size: 100,
                 neuron: spikeloop_backend::NeuronParams::REFERENCE,
                 bias_times: vec![0.9],
-                weights: vec![0.5; 300],
+                weights: spikeloop_backend::ndarray::Array2::from_elem((100, 3), 0.5),
             },
             spikeloop_backend::Layer {
                 size: 2,
                 neuron: spikeloop_backend::NeuronParams::REFERENCE,
                 bias_times: vec![0.9],
-                weights: vec![0.05; 202],
+                weights: spikeloop_backend::ndarray::Array2::from_elem((2, 101), 0.05),
             },
         ],
     };

@@ -127,8 +127,8 @@ fn sequence(
     let mut value_count = 0u64;
     for (l, layer) in network.layers.iter().enumerate() {
         let targets = [
-            (pb::ChunkTarget::Weights, &layer.weights),
-            (pb::ChunkTarget::BiasTimes, &layer.bias_times),
+            (pb::ChunkTarget::Weights, layer.weights_flat()),
+            (pb::ChunkTarget::BiasTimes, &layer.bias_times[..]),
         ];
         for (target, values) in targets.into_iter().take(if update { 1 } else { 2 }) {
             let as_codes = codes.filter(|_| target == pb::ChunkTarget::Weights);
@@ -366,7 +366,10 @@ impl NetworkAssembler {
                         .map(neuron_params)
                         .unwrap_or(NeuronParams::REFERENCE),
                     bias_times: vec![f64::NAN; n_bias],
-                    weights: vec![f64::NAN; size * (n_prev + n_bias)],
+                    weights: spikeloop_backend::ndarray::Array2::from_elem(
+                        (size, n_prev + n_bias),
+                        f64::NAN,
+                    ),
                 };
                 n_prev = size;
                 layer
@@ -451,8 +454,11 @@ impl NetworkAssembler {
             ));
         };
         let (array, is_weight) = match pb::ChunkTarget::try_from(msg.target) {
-            Ok(pb::ChunkTarget::Weights) => (&mut layer.weights, true),
-            Ok(pb::ChunkTarget::BiasTimes) if !p.update => (&mut layer.bias_times, false),
+            Ok(pb::ChunkTarget::Weights) => match layer.weights.as_slice_mut() {
+                Some(w) => (w, true),
+                None => unreachable!("the assembler's weights are built in standard layout"),
+            },
+            Ok(pb::ChunkTarget::BiasTimes) if !p.update => (&mut layer.bias_times[..], false),
             _ => {
                 // A weight update writes weights only.
                 let last = if p.update { 1.0 } else { 2.0 };
