@@ -69,13 +69,15 @@ pub struct Features {
     /// Its trial-to-trial noise is pseudo-random with a position that can be read and set
     /// ([`Backend::noise_position`], [`Backend::set_noise_position`]), so that runs replay
     /// exactly.
-    #[serde(default)]
+    // Left out of a substrate description while off, as before the feature existed, so that
+    // earlier records still compare equal (and so for every later addition below).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub noise_position: bool,
     /// [`Backend::update_weights`] does less than [`Backend::configure`]: it sends or maps only
     /// the weights (a device with 6-bit weights receives one byte per weight instead of the
     /// whole network: for the Yin-Yang network 3.5 kB instead of 27 kB). Without it an update
     /// is a configure, which is always correct.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub weight_update: bool,
 }
 
@@ -97,7 +99,7 @@ pub struct Capabilities {
     /// `w` is realised as `round(w * weight_scale)` clipped to `+-(2^weight_bits - 1)`, so that a
     /// weight update can send codes instead of floats with the same result. `None` for float
     /// weights or an unstated rule.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_scale: Option<f64>,
     /// Timestamp resolution of recorded spikes, in nanoseconds of hardware time; `None` when
     /// spike times are exact.
@@ -120,7 +122,7 @@ pub struct Capabilities {
     pub geometry: Option<ChipGeometry>,
     /// Hardware time of a run on top of its samples' windows (loading inputs, starting and
     /// reading out), microseconds; `None` for a substrate without physical time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_overhead_us: Option<f64>,
     /// What the values of a recorded membrane trace are, for a substrate whose readout is not
     /// in model units; `None`: model units.

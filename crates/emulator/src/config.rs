@@ -98,6 +98,9 @@ pub struct EmulatorConfig {
     /// Time scale, hardware time accounting and pacing.
     pub timing: TimingConfig,
     /// The chip's layout and synapse resolution; a second chip type is another geometry.
+    /// Left out of a written configuration (and so of a substrate description) while it is
+    /// BrainScaleS-2's, as before it could be set, so that earlier records still compare equal.
+    #[serde(skip_serializing_if = "Geometry::is_default")]
     pub geometry: Geometry,
 }
 
@@ -134,6 +137,11 @@ impl Default for Geometry {
 }
 
 impl Geometry {
+    /// True for the default geometry (BrainScaleS-2's).
+    pub fn is_default(&self) -> bool {
+        *self == Geometry::default()
+    }
+
     /// Neuron circuits on the chip.
     pub fn neurons(&self) -> usize {
         self.halves * self.neurons_per_half
