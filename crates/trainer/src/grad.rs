@@ -42,7 +42,8 @@ pub struct BackwardParams {
     pub max_dw_norm: f64,
 }
 
-/// Adds one sample's weight gradient to `grads` (one matrix per layer, of its weights' shape).
+/// Adds one sample's weight gradient to `grads` (one matrix per layer, of its weights' shape,
+/// in standard layout as `Array2::zeros` makes them).
 ///
 /// `inputs` are the sample's input spike times as fed to the backend, `measured` the measured
 /// first-spike times of all layers one after another.
@@ -107,6 +108,11 @@ pub fn accumulate_sample(
                 .fold(0.0f64, |m, g| m.max((g * delta_j).abs()));
             if params.max_dw_norm > 0.0 && largest > params.max_dw_norm {
                 chopped += 1;
+            } else if let Some(row) = row.as_slice_mut() {
+                // Contiguous rows (gradients made by `Array2::zeros`): a slice loop vectorises.
+                for (g, d) in row.iter_mut().zip(&scratch.d_t_d_w) {
+                    *g += d * delta_j;
+                }
             } else {
                 for (g, d) in row.iter_mut().zip(&scratch.d_t_d_w) {
                     *g += d * delta_j;
