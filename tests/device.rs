@@ -29,12 +29,7 @@ fn device(chip_seed: u64) -> InProcessBackend {
 }
 
 fn flat(model: &Model) -> Vec<u64> {
-    model
-        .flat_weights()
-        .concat()
-        .iter()
-        .map(|w| w.to_bits())
-        .collect()
+    model.weight_bits()
 }
 
 #[test]

@@ -17,8 +17,8 @@ fn chip(chip_seed: u64) -> EmulatorBackend {
     .expect("emulator")
 }
 
-fn flat(model: &Model) -> Vec<f64> {
-    model.flat_weights().concat()
+fn flat(model: &Model) -> Vec<u64> {
+    model.weight_bits()
 }
 
 #[test]

@@ -5,8 +5,8 @@ use spikeloop_backend::IdealBackend;
 use spikeloop_tests::{small_config, small_data};
 use spikeloop_trainer::train::{self, Checkpoint, Silent};
 
-fn flat(model: &spikeloop_trainer::Model) -> Vec<f64> {
-    model.flat_weights().concat()
+fn flat(model: &spikeloop_trainer::Model) -> Vec<u64> {
+    model.weight_bits()
 }
 
 #[test]

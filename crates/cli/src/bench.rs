@@ -158,31 +158,30 @@ fn wire_cost(
     model: &Model,
 ) -> anyhow::Result<()> {
     let mut device = args.backend.open_device()?;
-    let before = device.link_counts();
-    device.configure(&model.to_network())?;
-    let after = device.link_counts();
-    outln!(
-        "wire cost of configuring the network: {} requests, {} bytes to the device, {} bytes back",
-        after.requests - before.requests,
-        after.bytes_sent - before.bytes_sent,
-        after.bytes_received - before.bytes_received
-    );
     // What a trainer sends after every batch: the same network with changed weights.
     let mut next = model.to_network();
     for layer in &mut next.layers {
-        for w in &mut layer.weights {
-            *w *= 0.99;
-        }
+        layer.weights *= 0.99;
     }
-    let before = device.link_counts();
-    device.update_weights(&next)?;
-    let after = device.link_counts();
-    outln!(
-        "wire cost of a weight update (after every training batch): {} requests, {} bytes to the device, {} bytes back",
-        after.requests - before.requests,
-        after.bytes_sent - before.bytes_sent,
-        after.bytes_received - before.bytes_received
-    );
+    let loads: [(&str, &spikeloop_backend::Network, bool); 2] = [
+        ("configuring the network", &model.to_network(), false),
+        ("a weight update (after every training batch)", &next, true),
+    ];
+    for (what, network, update) in loads {
+        let before = device.link_counts();
+        if update {
+            device.update_weights(network)?;
+        } else {
+            device.configure(network)?;
+        }
+        let after = device.link_counts();
+        outln!(
+            "wire cost of {what}: {} requests, {} bytes to the device, {} bytes back",
+            after.requests - before.requests,
+            after.bytes_sent - before.bytes_sent,
+            after.bytes_received - before.bytes_received
+        );
+    }
     let n = data.train.len();
     let cases = [
         (

@@ -103,13 +103,7 @@ fn small_config() -> (TrainConfig, DataSplits) {
 }
 
 fn flat(outcome: &train::TrainOutcome) -> Vec<u64> {
-    outcome
-        .model
-        .flat_weights()
-        .concat()
-        .iter()
-        .map(|w| w.to_bits())
-        .collect()
+    outcome.model.weight_bits()
 }
 
 #[test]

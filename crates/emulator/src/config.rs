@@ -409,19 +409,13 @@ impl NoiseConfig {
     /// no event loss. Weights are still 6-bit and parameters still 10-bit codes.
     pub fn none() -> Self {
         Self {
-            threshold: Mismatch::NONE,
-            leak: Mismatch::NONE,
-            reset: Mismatch::NONE,
-            tau_m: Mismatch::NONE,
-            tau_s: Mismatch::NONE,
-            synaptic_gain: Mismatch::NONE,
-            synapse_gain_sd: 0.0,
             threshold_trial_sd: 0.0,
             spike_jitter_sd: 0.0,
             timestamp_resolution_ns: 0.0,
             readout_offset_ns: 0.0,
             event_dead_time_ns: 0.0,
             madc_noise_mv: 0.0,
+            ..Self::temporal_only()
         }
     }
 

@@ -226,6 +226,15 @@ impl Model {
         self.layers.iter().map(|l| l.weights.clone()).collect()
     }
 
+    /// The bit pattern of every weight, layer after layer, rows in order: two models compute
+    /// identically exactly when these agree (and their topology does).
+    pub fn weight_bits(&self) -> Vec<u64> {
+        self.layers
+            .iter()
+            .flat_map(|l| l.weights.iter().map(|w| w.to_bits()))
+            .collect()
+    }
+
     /// The weights of every layer, each flattened row-major (for comparing two models).
     pub fn flat_weights(&self) -> Vec<Vec<f64>> {
         self.layers
