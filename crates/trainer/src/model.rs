@@ -235,14 +235,6 @@ impl Model {
             .collect()
     }
 
-    /// The weights of every layer, each flattened row-major (for comparing two models).
-    pub fn flat_weights(&self) -> Vec<Vec<f64>> {
-        self.layers
-            .iter()
-            .map(|l| l.weights.iter().copied().collect())
-            .collect()
-    }
-
     /// Number of output classes.
     pub fn n_classes(&self) -> usize {
         self.layers.last().map_or(0, |l| l.size)
