@@ -500,15 +500,7 @@ impl Engine {
             for block in &layer.blocks {
                 stats.lost_events +=
                     self.arbitrate(block, layer, l == 0, events, times, sources, resorted);
-                // This sample's thresholds (trial noise).
-                let n_events = times.len();
-                thetas.clear();
-                thetas.extend(block.consts.iter().map(|c| match thresholds.as_mut() {
-                    Some(normals) if layer.theta_trial_sd > 0.0 => {
-                        c.theta + layer.theta_trial_sd * normals.next()
-                    }
-                    _ => c.theta,
-                }));
+                trial_thresholds(block, layer, thresholds.as_mut(), thetas);
                 let group = Group {
                     consts: &block.consts,
                     cols: &block.columns,
@@ -519,89 +511,179 @@ impl Engine {
                     t_end: self.window,
                 };
                 first_spikes(&group, lockstep, firsts);
-                // Later spikes: every neuron that fired and is released within the window
-                // continues, all of them interleaved one step at a time, each with its own
-                // weight for every event that arrived.
-                if spike_lists.len() < block.neurons.len() {
-                    spike_lists.resize_with(block.neurons.len(), Vec::new);
-                }
-                runners.clear();
-                weights.clear();
-                for (bi, (first, c)) in firsts.iter().zip(&block.consts).enumerate() {
-                    let list = &mut spike_lists[bi];
-                    list.clear();
-                    if first.t.is_finite() {
-                        list.push(first.t);
-                        // (The state after the spike costs an exponential: only for neurons
-                        // released from refractoriness within the window.)
-                        if first.t + c.t_ref < self.window && self.max_spikes > 1 {
-                            runners.push((bi, Runner::new(first.state_after(c))));
-                            block.event_weights(bi, sources, weights);
-                        }
-                    }
-                }
-                let mut open = !runners.is_empty();
-                while open {
-                    open = false;
-                    for (r, (bi, runner)) in runners.iter_mut().enumerate() {
-                        if !runner.done {
-                            let input = NeuronInput {
-                                times,
-                                weights: &weights[r * n_events..(r + 1) * n_events],
-                            };
-                            runner.step(
-                                &block.consts[*bi],
-                                thetas[*bi],
-                                &input,
-                                self.window,
-                                self.max_spikes,
-                                &mut spike_lists[*bi],
-                            );
-                            open = true;
-                        }
-                    }
-                }
-                for (bi, (&j, c)) in block.neurons.iter().zip(&block.consts).enumerate() {
-                    let spikes = &spike_lists[bi];
-                    if let Some(p) = probe
-                        .as_deref_mut()
-                        .filter(|p| p.layer == l && p.neuron == j)
-                    {
-                        p.consts = Some(*c);
-                        p.theta = thetas[bi];
-                        p.times.clone_from(times);
-                        p.weights.clear();
-                        block.event_weights(bi, sources, &mut p.weights);
-                        p.spikes.clone_from(spikes);
-                        p.leak_mv = block.leak_mv[bi];
-                        p.mv_per_unit = layer.mv_per_unit;
-                    }
-                    layer_out[j] = f64::INFINITY;
-                    stats.later_spikes += spikes.len().saturating_sub(1) as u64;
-                    for (k, &ts) in spikes.iter().enumerate() {
-                        let te = match jitter.as_mut() {
-                            Some(normals) => {
-                                let te = ts + self.jitter_sd * normals.next();
-                                if te > 0.0 { te } else { 0.0 }
-                            }
-                            None => ts,
-                        };
-                        if te >= self.window {
-                            continue;
-                        }
-                        if k == 0 {
-                            layer_out[j] = reported_time(te, self.tick, self.readout_offset);
-                        }
-                        if !last {
-                            next_events.push(event_key(te, j));
-                        }
-                    }
-                }
+                self.later_spikes(
+                    block,
+                    firsts,
+                    thetas,
+                    times,
+                    sources,
+                    runners,
+                    weights,
+                    spike_lists,
+                );
+                let spikes = BlockSpikes {
+                    lists: spike_lists,
+                    thetas,
+                    times,
+                    sources,
+                };
+                self.report(
+                    block,
+                    layer,
+                    l,
+                    &spikes,
+                    jitter.as_mut(),
+                    probe.as_deref_mut(),
+                    layer_out,
+                    (!last).then_some(&mut *next_events),
+                    &mut stats,
+                );
             }
             std::mem::swap(events, next_events);
         }
         stats
     }
+    /// Every later spike of the neurons of `block` whose first spike (`firsts`) leaves them
+    /// released from refractoriness within the window: all of them continue interleaved one
+    /// step at a time, each with its own weight for every event that arrived. Fills
+    /// `spike_lists` (one list per neuron of the block, its first spike first).
+    #[allow(clippy::too_many_arguments)]
+    fn later_spikes(
+        &self,
+        block: &PreparedBlock,
+        firsts: &[FirstSpike],
+        thetas: &[f64],
+        times: &[f64],
+        sources: &[u32],
+        runners: &mut Vec<(usize, Runner)>,
+        weights: &mut Vec<f64>,
+        spike_lists: &mut Vec<Vec<f64>>,
+    ) {
+        let n_events = times.len();
+        if spike_lists.len() < block.neurons.len() {
+            spike_lists.resize_with(block.neurons.len(), Vec::new);
+        }
+        runners.clear();
+        weights.clear();
+        for (bi, (first, c)) in firsts.iter().zip(&block.consts).enumerate() {
+            let list = &mut spike_lists[bi];
+            list.clear();
+            if first.t.is_finite() {
+                list.push(first.t);
+                // (The state after the spike costs an exponential: only for neurons released
+                // from refractoriness within the window.)
+                if first.t + c.t_ref < self.window && self.max_spikes > 1 {
+                    runners.push((bi, Runner::new(first.state_after(c))));
+                    block.event_weights(bi, sources, weights);
+                }
+            }
+        }
+        let mut open = !runners.is_empty();
+        while open {
+            open = false;
+            for (r, (bi, runner)) in runners.iter_mut().enumerate() {
+                if !runner.done {
+                    let input = NeuronInput {
+                        times,
+                        weights: &weights[r * n_events..(r + 1) * n_events],
+                    };
+                    runner.step(
+                        &block.consts[*bi],
+                        thetas[*bi],
+                        &input,
+                        self.window,
+                        self.max_spikes,
+                        &mut spike_lists[*bi],
+                    );
+                    open = true;
+                }
+            }
+        }
+    }
+
+    /// Reports the spikes of `block` (a block of layer `l`): each spike jittered (drawn from
+    /// `jitter` in neuron and spike order), dropped after the window, the first one read out
+    /// into `layer_out` on the readout clock, and every one passed on to `next_events` (the
+    /// next layer's inputs; `None` for the output layer); `probe` receives what its neuron saw.
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        block: &PreparedBlock,
+        layer: &PreparedLayer,
+        l: usize,
+        spikes: &BlockSpikes<'_>,
+        mut jitter: Option<&mut Normals>,
+        mut probe: Option<&mut Probe>,
+        layer_out: &mut [f64],
+        mut next_events: Option<&mut Vec<u128>>,
+        stats: &mut SampleStats,
+    ) {
+        for (bi, (&j, c)) in block.neurons.iter().zip(&block.consts).enumerate() {
+            let list = &spikes.lists[bi];
+            if let Some(p) = probe
+                .as_deref_mut()
+                .filter(|p| p.layer == l && p.neuron == j)
+            {
+                p.consts = Some(*c);
+                p.theta = spikes.thetas[bi];
+                p.times.clear();
+                p.times.extend_from_slice(spikes.times);
+                p.weights.clear();
+                block.event_weights(bi, spikes.sources, &mut p.weights);
+                p.spikes.clone_from(list);
+                p.leak_mv = block.leak_mv[bi];
+                p.mv_per_unit = layer.mv_per_unit;
+            }
+            layer_out[j] = f64::INFINITY;
+            stats.later_spikes += list.len().saturating_sub(1) as u64;
+            for (k, &ts) in list.iter().enumerate() {
+                let te = match jitter.as_deref_mut() {
+                    Some(normals) => {
+                        let te = ts + self.jitter_sd * normals.next();
+                        if te > 0.0 { te } else { 0.0 }
+                    }
+                    None => ts,
+                };
+                if te >= self.window {
+                    continue;
+                }
+                if k == 0 {
+                    layer_out[j] = reported_time(te, self.tick, self.readout_offset);
+                }
+                if let Some(next) = next_events.as_deref_mut() {
+                    next.push(event_key(te, j));
+                }
+            }
+        }
+    }
+}
+
+/// What one block's neurons did in a sample, for [`Engine::report`].
+struct BlockSpikes<'a> {
+    /// Every spike of each neuron of the block, first spike first.
+    lists: &'a [Vec<f64>],
+    /// This sample's threshold of each neuron.
+    thetas: &'a [f64],
+    /// The block's input events (arrival times) and their sources.
+    times: &'a [f64],
+    sources: &'a [u32],
+}
+
+/// This sample's threshold of every neuron of `block`: its calibrated threshold plus, where the
+/// layer has trial-to-trial threshold noise, a draw from `normals` (in neuron order).
+fn trial_thresholds(
+    block: &PreparedBlock,
+    layer: &PreparedLayer,
+    mut normals: Option<&mut Normals>,
+    thetas: &mut Vec<f64>,
+) {
+    thetas.clear();
+    thetas.extend(block.consts.iter().map(|c| match normals.as_deref_mut() {
+        Some(normals) if layer.theta_trial_sd > 0.0 => {
+            c.theta + layer.theta_trial_sd * normals.next()
+        }
+        _ => c.theta,
+    }));
 }
 
 #[cfg(test)]
