@@ -17,10 +17,11 @@ pub use spikeloop_backend::Backend;
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use spikeloop_backend::analog::CODE_MAX;
 use spikeloop_backend::ndarray::{Array2, s};
 use spikeloop_backend::{
-    BackendError, IdealBackend, InputBatch, Layer, MembraneRequest, Network, NeuronParams, Record,
-    RunOutput, weight_matrix,
+    BackendError, IdealBackend, InputBatch, Layer, MembraneRequest, Network, NeuronCodes,
+    NeuronParams, Record, RunOutput, weight_matrix,
 };
 
 /// The seeded random number generator of tests and benchmarks (PCG-64 MCG, pinned so that
@@ -348,6 +349,110 @@ pub mod check {
                 s.name
             ),
         }
+        let codes = b.capabilities().features.parameter_codes;
+        match (codes, b.circuits(), b.parameter_codes(0)) {
+            (true, Ok(circuits), Ok(_)) => {
+                let sizes: Vec<usize> = circuits.iter().map(Vec::len).collect();
+                assert_eq!(
+                    sizes,
+                    network().layer_sizes(),
+                    "{}: circuits per layer",
+                    s.name
+                );
+            }
+            (
+                false,
+                Err(BackendError::Unsupported { .. }),
+                Err(BackendError::Unsupported { .. }),
+            ) => {
+                assert!(
+                    matches!(
+                        b.set_parameter_codes(&[(0, None)]),
+                        Err(BackendError::Unsupported { .. })
+                    ),
+                    "{}: no parameter codes, but writing them did not say so",
+                    s.name
+                );
+            }
+            (offered, circuits, read) => panic!(
+                "{}: parameter codes offered: {offered}, but circuits gave {circuits:?} and reading {read:?}",
+                s.name
+            ),
+        }
+    }
+
+    /// Parameter codes, where a backend has them: written codes are read back and change what
+    /// a neuron does, clearing them restores the runs exactly (from the same noise position),
+    /// and a bad write (an unknown circuit, a code out of range) changes nothing.
+    pub fn parameter_codes_take_effect_and_clear_exactly(s: &Subject) {
+        let mut b = s.configured(&network());
+        if !b.capabilities().features.parameter_codes {
+            return;
+        }
+        let circuits = b
+            .circuits()
+            .unwrap_or_else(|e| panic!("{}: circuits: {e}", s.name));
+        let inputs = batch(20);
+        let position = b.noise_position();
+        let before = s.run_at(b.as_mut(), position, &inputs, Record::AllLayers);
+        // Every hidden neuron's threshold far up: the hidden layer falls silent.
+        let high = NeuronCodes {
+            threshold: CODE_MAX,
+            leak: 0,
+            reset: 0,
+            tau_m: 170,
+            tau_s: 170,
+            synaptic_gain: 500,
+        };
+        let writes: Vec<_> = circuits[0].iter().map(|&c| (c, Some(high))).collect();
+        if let Err(e) = b.set_parameter_codes(&writes) {
+            panic!("{}: writing codes failed: {e}", s.name);
+        }
+        match b.parameter_codes(circuits[0][0]) {
+            Ok(Some(read)) => assert_eq!(read, high, "{}: codes read back differ", s.name),
+            other => panic!("{}: reading written codes gave {other:?}", s.name),
+        }
+        let changed = s.run_at(b.as_mut(), position, &inputs, Record::AllLayers);
+        assert_ne!(
+            changed.spikes, before.spikes,
+            "{}: written codes changed nothing",
+            s.name
+        );
+        let bad = [(circuits[0][0], None), (usize::MAX, None)];
+        assert!(
+            matches!(
+                b.set_parameter_codes(&bad),
+                Err(BackendError::InvalidInput(_))
+            ),
+            "{}: a write to circuit usize::MAX was not refused",
+            s.name
+        );
+        let mut too_high = high;
+        too_high.leak = CODE_MAX + 1;
+        assert!(
+            matches!(
+                b.set_parameter_codes(&[(circuits[0][0], Some(too_high))]),
+                Err(BackendError::InvalidInput(_))
+            ),
+            "{}: a code above CODE_MAX was not refused",
+            s.name
+        );
+        assert_eq!(
+            b.parameter_codes(circuits[0][0]).ok().flatten(),
+            Some(high),
+            "{}: a refused write changed the codes",
+            s.name
+        );
+        let clear: Vec<_> = circuits[0].iter().map(|&c| (c, None)).collect();
+        if let Err(e) = b.set_parameter_codes(&clear) {
+            panic!("{}: clearing codes failed: {e}", s.name);
+        }
+        let after = s.run_at(b.as_mut(), position, &inputs, Record::AllLayers);
+        assert_eq!(
+            after.spikes, before.spikes,
+            "{}: cleared codes do not restore the runs",
+            s.name
+        );
     }
 
     /// Saving the noise position and restoring it replays the same runs exactly; a run moves
@@ -550,6 +655,7 @@ macro_rules! backend_conformance {
                 unsupported_answers_agree_with_features,
                 a_restored_noise_position_replays_exactly,
                 a_weight_update_equals_a_configure,
+                parameter_codes_take_effect_and_clear_exactly,
                 a_noise_free_substrate_agrees_with_the_ideal_backend
             );
         }

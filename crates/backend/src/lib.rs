@@ -42,6 +42,7 @@
 //! answer [`BackendError::Unsupported`]. [`Capabilities::features`] tells in advance which ones
 //! a backend offers.
 
+pub mod analog;
 mod error;
 pub mod geometry;
 pub mod ideal;
@@ -50,6 +51,7 @@ pub mod rows;
 mod spikes;
 pub mod substrate;
 
+pub use analog::{AnalogParameter, NeuronCodes};
 pub use error::BackendError;
 pub use geometry::{ChipGeometry, FitError};
 
@@ -79,6 +81,11 @@ pub struct Features {
     /// is a configure, which is always correct.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub weight_update: bool,
+    /// Each neuron circuit's analog parameter codes can be written and read
+    /// ([`Backend::set_parameter_codes`], [`Backend::parameter_codes`]) and the circuits of the
+    /// configured network's neurons are known ([`Backend::circuits`]): what a calibration needs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parameter_codes: bool,
 }
 
 /// What a substrate is and what it can hold; constant for the lifetime of a backend.
@@ -247,6 +254,50 @@ pub trait Backend: Send {
         file_tag_of(&self.capabilities().name)
     }
 
+    /// The identity of the physical chip behind this backend, where it has one: what a
+    /// calibration file records, so that a calibration is never loaded onto another chip.
+    /// `None` for a substrate without individual chips (the ideal backend).
+    fn chip_id(&self) -> Option<String> {
+        None
+    }
+
+    /// The neuron circuit that runs each neuron of the configured network, one list per layer
+    /// (circuits are numbered `0..n` over the whole chip). Needs
+    /// [`Features::parameter_codes`].
+    fn circuits(&self) -> Result<Vec<Vec<usize>>, BackendError> {
+        Err(BackendError::Unsupported {
+            backend: self.capabilities().name.clone(),
+            feature: "parameter codes",
+        })
+    }
+
+    /// Writes parameter codes to neuron circuits (`Some`), or returns them to the codes the
+    /// neuron parameters of the configured network imply (`None`). Written codes stay across
+    /// [`Backend::configure`] calls until cleared, as a calibration loaded onto a chip does,
+    /// and take effect from the next run. Every write is checked before any is made: an
+    /// unknown circuit or a code above [`analog::CODE_MAX`] changes nothing. Needs
+    /// [`Features::parameter_codes`].
+    fn set_parameter_codes(
+        &mut self,
+        writes: &[(usize, Option<NeuronCodes>)],
+    ) -> Result<(), BackendError> {
+        let _ = writes;
+        Err(BackendError::Unsupported {
+            backend: self.capabilities().name.clone(),
+            feature: "parameter codes",
+        })
+    }
+
+    /// The codes written to `circuit`, or `None` where none are. Needs
+    /// [`Features::parameter_codes`].
+    fn parameter_codes(&self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+        let _ = circuit;
+        Err(BackendError::Unsupported {
+            backend: self.capabilities().name.clone(),
+            feature: "parameter codes",
+        })
+    }
+
     /// Moves the trial-to-trial noise to a position returned by [`Backend::noise_position`].
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
         let _ = position;
@@ -287,6 +338,21 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn file_tag(&self) -> String {
         (**self).file_tag()
+    }
+    fn chip_id(&self) -> Option<String> {
+        (**self).chip_id()
+    }
+    fn circuits(&self) -> Result<Vec<Vec<usize>>, BackendError> {
+        (**self).circuits()
+    }
+    fn set_parameter_codes(
+        &mut self,
+        writes: &[(usize, Option<NeuronCodes>)],
+    ) -> Result<(), BackendError> {
+        (**self).set_parameter_codes(writes)
+    }
+    fn parameter_codes(&self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+        (**self).parameter_codes(circuit)
     }
 }
 

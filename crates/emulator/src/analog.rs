@@ -25,8 +25,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{AnalogConfig, EmulatorConfig, NoiseConfig};
 
-/// Largest CapMem code (codes are `0..=CODE_MAX`).
-pub const CODE_MAX: u16 = 1022;
 /// Ideal voltage per code in mV.
 pub const VOLTAGE_LSB_MV: f64 = 1.2;
 /// Ideal time constant at code 1, in microseconds (`tau = TAU_CODE_US / code`).
@@ -36,64 +34,21 @@ pub const GAIN_CODES_PER_UNIT: f64 = 300.0;
 /// Smallest rate `1/tau` a deviating circuit can reach (1 / 10 ms): keeps time constants finite.
 const RATE_FLOOR_PER_US: f64 = 1e-4;
 
-/// One of the six analog parameters of a neuron circuit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnalogParameter {
-    /// Firing threshold (voltage).
-    Threshold,
-    /// Leak (resting) potential (voltage).
-    Leak,
-    /// Reset potential (voltage).
-    Reset,
-    /// Membrane time constant (set through the leak conductance's bias current).
-    TauM,
-    /// Synaptic time constant (set through the synaptic input's bias current).
-    TauS,
-    /// Synaptic input gain: membrane slope per weight step (set through the input OTA's bias).
-    SynapticGain,
-}
+pub use spikeloop_backend::analog::{AnalogParameter, CODE_MAX, NeuronCodes};
 
-impl AnalogParameter {
-    /// All six, in the order used throughout the crate.
-    pub const ALL: [AnalogParameter; 6] = [
-        AnalogParameter::Threshold,
-        AnalogParameter::Leak,
-        AnalogParameter::Reset,
-        AnalogParameter::TauM,
-        AnalogParameter::TauS,
-        AnalogParameter::SynapticGain,
-    ];
-
-    /// Position in [`AnalogParameter::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Short name, as used in configuration keys.
-    pub fn name(self) -> &'static str {
-        match self {
-            AnalogParameter::Threshold => "threshold",
-            AnalogParameter::Leak => "leak",
-            AnalogParameter::Reset => "reset",
-            AnalogParameter::TauM => "tau_m",
-            AnalogParameter::TauS => "tau_s",
-            AnalogParameter::SynapticGain => "synaptic_gain",
-        }
-    }
-
-    /// Physical unit of the parameter's value.
-    pub fn unit(self) -> &'static str {
-        match self {
-            AnalogParameter::Threshold | AnalogParameter::Leak | AnalogParameter::Reset => "mV",
-            AnalogParameter::TauM | AnalogParameter::TauS => "us",
-            AnalogParameter::SynapticGain => "mV/us per weight step",
-        }
-    }
-
+/// The ideal transfer curves of the emulated chip (the table above): what a data sheet would
+/// promise; each circuit deviates from them by its own errors.
+pub trait IdealCurve {
     /// The value of `code` on the ideal transfer curve (in [`AnalogParameter::unit`]); a time
     /// constant at code 0 is `+inf` (bias off).
-    pub fn ideal_value(self, code: u16) -> f64 {
+    fn ideal_value(self, code: u16) -> f64;
+    /// The code whose ideal value is nearest to `value`, or `None` if `value` lies outside the
+    /// curve's range by more than half a code (or is not finite).
+    fn nominal_code(self, value: f64) -> Option<u16>;
+}
+
+impl IdealCurve for AnalogParameter {
+    fn ideal_value(self, code: u16) -> f64 {
         let c = f64::from(code);
         match self {
             // code * 6 / 5 is exact for every code that is a multiple of 5 (1.2 is not).
@@ -105,9 +60,7 @@ impl AnalogParameter {
         }
     }
 
-    /// The code whose ideal value is nearest to `value`, or `None` if `value` lies outside the
-    /// curve's range by more than half a code (or is not finite).
-    pub fn nominal_code(self, value: f64) -> Option<u16> {
+    fn nominal_code(self, value: f64) -> Option<u16> {
         if !value.is_finite() {
             return None;
         }
@@ -134,61 +87,6 @@ impl AnalogParameter {
             return None;
         }
         Some(code.clamp(lowest, f64::from(CODE_MAX)) as u16)
-    }
-}
-
-/// The six CapMem codes of one neuron circuit: its complete analog configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NeuronCodes {
-    /// Threshold code.
-    pub threshold: u16,
-    /// Leak potential code.
-    pub leak: u16,
-    /// Reset potential code.
-    pub reset: u16,
-    /// Membrane time constant code.
-    pub tau_m: u16,
-    /// Synaptic time constant code.
-    pub tau_s: u16,
-    /// Synaptic gain code.
-    pub synaptic_gain: u16,
-}
-
-impl NeuronCodes {
-    /// The code of one parameter.
-    pub fn get(&self, parameter: AnalogParameter) -> u16 {
-        match parameter {
-            AnalogParameter::Threshold => self.threshold,
-            AnalogParameter::Leak => self.leak,
-            AnalogParameter::Reset => self.reset,
-            AnalogParameter::TauM => self.tau_m,
-            AnalogParameter::TauS => self.tau_s,
-            AnalogParameter::SynapticGain => self.synaptic_gain,
-        }
-    }
-
-    /// Replaces the code of one parameter (not checked; see [`NeuronCodes::validate`]).
-    pub fn set(&mut self, parameter: AnalogParameter, code: u16) {
-        match parameter {
-            AnalogParameter::Threshold => self.threshold = code,
-            AnalogParameter::Leak => self.leak = code,
-            AnalogParameter::Reset => self.reset = code,
-            AnalogParameter::TauM => self.tau_m = code,
-            AnalogParameter::TauS => self.tau_s = code,
-            AnalogParameter::SynapticGain => self.synaptic_gain = code,
-        }
-    }
-
-    /// Checks that every code is at most [`CODE_MAX`]; the error names the first that is not.
-    pub fn validate(&self) -> Result<(), (AnalogParameter, u16)> {
-        for p in AnalogParameter::ALL {
-            let c = self.get(p);
-            if c > CODE_MAX {
-                return Err((p, c));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -90,6 +90,7 @@ impl EmulatorBackend {
         capabilities.tau_s_us = Some(config.timing.tau_s_us);
         capabilities.features.membrane_recording = true;
         capabilities.features.noise_position = true;
+        capabilities.features.parameter_codes = true;
         capabilities.sample_window = Some(config.timing.sample_window_tau);
         capabilities.batch_overhead_us = Some(config.timing.batch_overhead_us);
         capabilities.geometry = Some(geometry.fit_rules());
@@ -237,6 +238,75 @@ impl Backend for EmulatorBackend {
     /// operating point, timing, pacing), as its TOML keys.
     fn substrate(&self) -> Substrate {
         Substrate::new("emulator", self.config.summary()).with_settings("", &self.config)
+    }
+
+    /// `emulator chip <N> (<fingerprint>)`: the chip seed, and a fingerprint of what else makes
+    /// the chip this chip (its fixed-pattern magnitudes, transfer curves, geometry and weight
+    /// scale). Temporal noise, run seed and timing are left out: a calibration stays this
+    /// chip's under another trial noise.
+    fn chip_id(&self) -> Option<String> {
+        let c = &self.config;
+        let identity = Substrate::new("emulator-chip", "")
+            .with("chip_seed", c.chip_seed)
+            .with("weight_scale", c.weight_scale)
+            .with_settings("analog", &c.analog)
+            .with_settings("noise", &c.noise.fixed_pattern())
+            .with_settings("geometry", &c.geometry);
+        Some(format!(
+            "emulator chip {} ({})",
+            c.chip_seed,
+            &identity.fingerprint()[..8]
+        ))
+    }
+
+    fn circuits(&self) -> Result<Vec<Vec<usize>>, BackendError> {
+        let placement = self.placement.as_ref().ok_or(BackendError::NotConfigured)?;
+        Ok(placement
+            .layers
+            .iter()
+            .map(|l| l.chip_neurons.clone())
+            .collect())
+    }
+
+    fn set_parameter_codes(
+        &mut self,
+        writes: &[(usize, Option<NeuronCodes>)],
+    ) -> Result<(), BackendError> {
+        let n = self.config.geometry.neurons();
+        for (circuit, codes) in writes {
+            if *circuit >= n {
+                return Err(BackendError::InvalidInput(
+                    ChipError::NoSuchNeuron {
+                        neuron: *circuit,
+                        count: n,
+                    }
+                    .to_string(),
+                ));
+            }
+            if let Some((p, code)) = codes.as_ref().and_then(|c| c.validate().err()) {
+                return Err(BackendError::InvalidInput(format!(
+                    "circuit {circuit}: {}",
+                    ChipError::CodeOutOfRange {
+                        parameter: p.name(),
+                        code,
+                        max: crate::analog::CODE_MAX,
+                    }
+                )));
+            }
+        }
+        for (circuit, codes) in writes {
+            self.chip
+                .set_codes(*circuit, *codes)
+                .map_err(|e| BackendError::InvalidInput(e.to_string()))?;
+        }
+        self.stale = true;
+        Ok(())
+    }
+
+    fn parameter_codes(&self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+        self.chip
+            .explicit_codes(circuit)
+            .map_err(|e| BackendError::InvalidInput(e.to_string()))
     }
 
     /// `chip<N>`, with `-run<M>` for a run seed other than the default.

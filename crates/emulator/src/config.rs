@@ -405,6 +405,21 @@ impl Default for NoiseConfig {
 }
 
 impl NoiseConfig {
+    /// Only the fixed-pattern magnitudes (every temporal effect zero): what, with the chip seed
+    /// and geometry, makes one chip the chip it is.
+    pub fn fixed_pattern(&self) -> Self {
+        Self {
+            threshold: self.threshold,
+            leak: self.leak,
+            reset: self.reset,
+            tau_m: self.tau_m,
+            tau_s: self.tau_s,
+            synaptic_gain: self.synaptic_gain,
+            synapse_gain_sd: self.synapse_gain_sd,
+            ..Self::none()
+        }
+    }
+
     /// A perfect chip: ideal transfer curves, no temporal noise, exact timestamps, no offset and
     /// no event loss. Weights are still 6-bit and parameters still 10-bit codes.
     pub fn none() -> Self {
