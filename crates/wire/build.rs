@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spikeloop/v1/membrane.proto",
         "spikeloop/v1/device.proto",
         "spikeloop/v1/error.proto",
+        "spikeloop/v1/calibration.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| proto_root.join(f)).collect();
     for path in &paths {

@@ -264,7 +264,7 @@ pub trait Backend: Send {
     /// The neuron circuit that runs each neuron of the configured network, one list per layer
     /// (circuits are numbered `0..n` over the whole chip). Needs
     /// [`Features::parameter_codes`].
-    fn circuits(&self) -> Result<Vec<Vec<usize>>, BackendError> {
+    fn circuits(&mut self) -> Result<Vec<Vec<usize>>, BackendError> {
         Err(BackendError::Unsupported {
             backend: self.capabilities().name.clone(),
             feature: "parameter codes",
@@ -290,7 +290,7 @@ pub trait Backend: Send {
 
     /// The codes written to `circuit`, or `None` where none are. Needs
     /// [`Features::parameter_codes`].
-    fn parameter_codes(&self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+    fn parameter_codes(&mut self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
         let _ = circuit;
         Err(BackendError::Unsupported {
             backend: self.capabilities().name.clone(),
@@ -342,7 +342,7 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     fn chip_id(&self) -> Option<String> {
         (**self).chip_id()
     }
-    fn circuits(&self) -> Result<Vec<Vec<usize>>, BackendError> {
+    fn circuits(&mut self) -> Result<Vec<Vec<usize>>, BackendError> {
         (**self).circuits()
     }
     fn set_parameter_codes(
@@ -351,7 +351,7 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     ) -> Result<(), BackendError> {
         (**self).set_parameter_codes(writes)
     }
-    fn parameter_codes(&self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+    fn parameter_codes(&mut self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
         (**self).parameter_codes(circuit)
     }
 }

@@ -692,6 +692,36 @@ impl spikeloop_backend::Backend for OverPty {
     fn set_noise_position(&mut self, position: u64) -> Result<(), spikeloop_backend::BackendError> {
         self.backend.set_noise_position(position)
     }
+    fn update_weights(
+        &mut self,
+        network: &spikeloop_backend::Network,
+    ) -> Result<(), spikeloop_backend::BackendError> {
+        self.backend.update_weights(network)
+    }
+    fn substrate(&self) -> spikeloop_backend::Substrate {
+        self.backend.substrate()
+    }
+    fn file_tag(&self) -> String {
+        self.backend.file_tag()
+    }
+    fn chip_id(&self) -> Option<String> {
+        self.backend.chip_id()
+    }
+    fn circuits(&mut self) -> Result<Vec<Vec<usize>>, spikeloop_backend::BackendError> {
+        self.backend.circuits()
+    }
+    fn set_parameter_codes(
+        &mut self,
+        writes: &[(usize, Option<spikeloop_backend::NeuronCodes>)],
+    ) -> Result<(), spikeloop_backend::BackendError> {
+        self.backend.set_parameter_codes(writes)
+    }
+    fn parameter_codes(
+        &mut self,
+        circuit: usize,
+    ) -> Result<Option<spikeloop_backend::NeuronCodes>, spikeloop_backend::BackendError> {
+        self.backend.parameter_codes(circuit)
+    }
 }
 
 spikeloop_backend_testkit::backend_conformance!(

@@ -259,7 +259,7 @@ impl Backend for EmulatorBackend {
         ))
     }
 
-    fn circuits(&self) -> Result<Vec<Vec<usize>>, BackendError> {
+    fn circuits(&mut self) -> Result<Vec<Vec<usize>>, BackendError> {
         let placement = self.placement.as_ref().ok_or(BackendError::NotConfigured)?;
         Ok(placement
             .layers
@@ -303,7 +303,7 @@ impl Backend for EmulatorBackend {
         Ok(())
     }
 
-    fn parameter_codes(&self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+    fn parameter_codes(&mut self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
         self.chip
             .explicit_codes(circuit)
             .map_err(|e| BackendError::InvalidInput(e.to_string()))

@@ -190,3 +190,17 @@ async fn a_device_that_takes_an_update_for_a_new_network_fails() {
     };
     fails_only(defects, "weight update", "another output layer size").await;
 }
+
+#[tokio::test]
+async fn a_device_that_writes_codes_before_checking_them_all_fails() {
+    let defects = Defects {
+        codes_written_partially: true,
+        ..Defects::default()
+    };
+    fails_only(
+        defects,
+        "parameter codes",
+        "of the same request was written",
+    )
+    .await;
+}

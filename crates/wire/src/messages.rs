@@ -149,6 +149,22 @@ message_types! {
     SetNoisePosition = 0x60, request;
     /// Device: the noise position in force (0x61).
     NoisePosition = 0x61, reply;
+    /// Host writes or clears circuits' parameter codes (0x70).
+    WriteParameterCodes = 0x70, request;
+    /// Device acknowledges written codes (0x71).
+    ParameterCodesAck = 0x71, reply;
+    /// Host reads circuits' written codes (0x72).
+    ReadParameterCodes = 0x72, request;
+    /// Device: the codes asked for (0x73).
+    ParameterCodes = 0x73, reply;
+    /// Host asks which circuits run a layer's neurons (0x74).
+    ReadCircuits = 0x74, request;
+    /// Device: one page of a layer's circuits (0x75).
+    Circuits = 0x75, reply;
+    /// Host asks for the chip's identity (0x76).
+    ReadChipId = 0x76, request;
+    /// Device: its chip's identity (0x77).
+    ChipId = 0x77, reply;
     /// Device refuses a request (0x7F).
     Error = 0x7F, reply;
 }
@@ -171,6 +187,10 @@ impl MessageType {
             T::StatsRequest => Some(T::DeviceStats),
             T::ResetRequest => Some(T::ResetReply),
             T::SetNoisePosition => Some(T::NoisePosition),
+            T::WriteParameterCodes => Some(T::ParameterCodesAck),
+            T::ReadParameterCodes => Some(T::ParameterCodes),
+            T::ReadCircuits => Some(T::Circuits),
+            T::ReadChipId => Some(T::ChipId),
             _ => None,
         }
     }

@@ -34,13 +34,14 @@ pub mod fault;
 pub mod golden;
 
 mod client;
+mod codes;
 mod framing;
 mod running;
 mod sessions;
 
 use golden::{golden_batch, golden_network};
 
-use {client::*, framing::*, running::*, sessions::*};
+use {client::*, codes::*, framing::*, running::*, sessions::*};
 
 /// The frame limit the suite announces: the protocol's minimum, so that paging is exercised.
 const SUITE_FRAME_SIZE: u32 = MIN_MAX_FRAME_SIZE as u32;
@@ -207,6 +208,10 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         if info.capabilities.features.weight_update {
             let r = weight_update(&mut client, &info).await;
             report.add("weight update", r);
+        }
+        if info.capabilities.features.parameter_codes {
+            let r = parameter_codes(&mut client, &info).await;
+            report.add("parameter codes", r);
         }
     }
     let r = reset(&mut client, &info).await;

@@ -114,6 +114,9 @@ pub struct DeviceInfo {
     /// The sample window in ticks (0: none); `capabilities.sample_window` holds it in model
     /// units.
     pub sample_window_ticks: u64,
+    /// The identity of the device's physical chip, if it has one (from `ReadChipId`, which a
+    /// host sends after the handshake to a device with `FEATURE_PARAMETER_CODES`).
+    pub chip_id: Option<String>,
 }
 
 impl DeviceInfo {
@@ -164,6 +167,7 @@ impl DeviceInfo {
                 Ok(pb::Feature::MembraneRecording) => features.membrane_recording = true,
                 Ok(pb::Feature::NoisePosition) => features.noise_position = true,
                 Ok(pb::Feature::WeightUpdate) => features.weight_update = true,
+                Ok(pb::Feature::ParameterCodes) => features.parameter_codes = true,
                 _ => {} // unknown features are ignored
             }
         }
@@ -231,6 +235,8 @@ impl DeviceInfo {
             noise_position: reply.noise_position,
             session_nonce: reply.session_nonce,
             sample_window_ticks: c.sample_window_ticks,
+            // Asked for after the handshake (ReadChipId), not part of HelloReply.
+            chip_id: None,
         })
     }
 
@@ -246,6 +252,9 @@ impl DeviceInfo {
         }
         if caps.features.weight_update {
             features.push(pb::Feature::WeightUpdate as i32);
+        }
+        if caps.features.parameter_codes {
+            features.push(pb::Feature::ParameterCodes as i32);
         }
         pb::HelloReply {
             version: self.version,

@@ -15,12 +15,16 @@
 //! back as exact multiples of a tick. Network parameters (weights, bias times, neuron
 //! parameters) travel as IEEE doubles in model units and round-trip exactly.
 
+mod codes;
 mod errors;
 mod handshake;
 mod membrane;
 mod network;
 mod run;
 
+pub use codes::{
+    CIRCUIT_CODES_LEN, checked_writes, circuit_codes, codes_of, entries_per_frame, write_requests,
+};
 pub use errors::{MAX_ERROR_NAME_LEN, backend_error, error_from_backend, fit_error};
 pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce, window_ticks};
 pub use membrane::{EncodedTrace, TraceAssembler, membrane_request, membrane_request_from};
@@ -291,7 +295,7 @@ impl ConvertError {
 }
 
 /// Payload bytes a frame of `max_frame_size` bytes leaves room for.
-pub(crate) fn payload_budget(max_frame_size: usize) -> usize {
+pub fn payload_budget(max_frame_size: usize) -> usize {
     max_frame_size.saturating_sub(MIN_FRAME_LEN)
 }
 

@@ -84,6 +84,9 @@ pub struct Defects {
     /// predates the flag would, while still announcing `FEATURE_WEIGHT_UPDATE`: the update's
     /// commit is refused, since the bias times were never sent.
     pub update_drops_network: bool,
+    /// Writes the entries of a `WriteParameterCodes` one by one, so that a bad entry leaves
+    /// the ones before it written (the specification checks every entry first).
+    pub codes_written_partially: bool,
 }
 
 impl Default for DeviceConfig {

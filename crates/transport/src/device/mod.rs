@@ -156,6 +156,9 @@ impl<B: Backend> VirtualDevice<B> {
         capabilities.tau_s_us = Some(tau_s_us);
         // The device takes weight updates whatever it serves: only the weights cross the line.
         capabilities.features.weight_update = true;
+        // Circuits are numbered by max_neurons on the wire: without it, no codes.
+        capabilities.features.parameter_codes =
+            caps.features.parameter_codes && caps.max_neurons.is_some();
         let noise_position = backend.noise_position();
         let info = DeviceInfo {
             version: PROTOCOL_VERSION,
@@ -178,6 +181,9 @@ impl<B: Backend> VirtualDevice<B> {
             sample_window_ticks: caps
                 .sample_window
                 .map_or(0, |w| crate::convert::window_ticks(w, &scale)),
+            chip_id: backend
+                .chip_id()
+                .map(|id| crate::convert::truncate_utf8(&id, 64)),
         };
         let limits = AssemblyLimits {
             max_neurons: caps.max_neurons,

@@ -13,7 +13,7 @@ impl<B: Backend> VirtualDevice<B> {
                     pb::ErrorCode::UnknownMessageType,
                     byte,
                     format!(
-                        "message type {byte:#04x} is not a request; requests are 0x01, 0x10-0x12, 0x20, 0x22, 0x30, 0x32, 0x40, 0x50, 0x60"
+                        "message type {byte:#04x} is not a request; requests are 0x01, 0x10-0x12, 0x20, 0x22, 0x30, 0x32, 0x40, 0x50, 0x60, 0x70, 0x72, 0x74, 0x76"
                     ),
                 ));
             }
@@ -50,6 +50,12 @@ impl<B: Backend> VirtualDevice<B> {
                 }))
             }
             (_, Message::SetNoisePosition(m)) => self.set_noise_position(m.position, ty),
+            (_, Message::WriteParameterCodes(m)) => self.write_codes(&m, ty),
+            (_, Message::ReadParameterCodes(m)) => self.read_codes(&m, ty),
+            (_, Message::ReadChipId(_)) => Ok(Message::ChipId(pb::ChipId {
+                chip_id: self.info.chip_id.clone().unwrap_or_default(),
+            })),
+            (S::Configured, Message::ReadCircuits(m)) => self.read_circuits(&m, ty),
             (_, Message::ConfigureBegin(m)) if m.update && !self.defects.update_drops_network => {
                 self.begin_update(&m, ty)
             }
@@ -195,6 +201,111 @@ impl<B: Backend> VirtualDevice<B> {
             .map_err(|e| Box::new(error_from_backend(&e, ty.byte())))?;
         Ok(Message::NoisePosition(pb::NoisePosition {
             position: self.backend.noise_position().unwrap_or(position),
+        }))
+    }
+
+    /// The number of circuits, for a device with parameter codes (else `Unsupported`).
+    fn circuit_count(&self, ty: MessageType) -> Result<usize, Box<pb::Error>> {
+        match self.info.capabilities.max_neurons {
+            Some(n) if self.info.capabilities.features.parameter_codes => Ok(n),
+            _ => Err(self.unsupported(ty, "parameter codes")),
+        }
+    }
+
+    fn write_codes(&mut self, m: &pb::WriteParameterCodes, ty: MessageType) -> Answer {
+        let n = self.circuit_count(ty)?;
+        if self.defects.codes_written_partially {
+            // Entry by entry up to the first bad one; the whole request's check follows.
+            for w in &m.writes {
+                let one = pb::WriteParameterCodes {
+                    writes: vec![w.clone()],
+                };
+                match crate::convert::checked_writes(&one, n) {
+                    Ok(write) => {
+                        let _ = self.backend.set_parameter_codes(&write);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        let writes =
+            crate::convert::checked_writes(m, n).map_err(|e| self.convert_error(&e, ty))?;
+        self.backend
+            .set_parameter_codes(&writes)
+            .map_err(|e| Box::new(error_from_backend(&e, ty.byte())))?;
+        Ok(Message::ParameterCodesAck(pb::ParameterCodesAck {
+            written: u32::try_from(writes.len()).unwrap_or(u32::MAX),
+        }))
+    }
+
+    fn read_codes(&mut self, m: &pb::ReadParameterCodes, ty: MessageType) -> Answer {
+        let n = self.circuit_count(ty)?;
+        let most = crate::convert::entries_per_frame(self.host_max_frame_size);
+        if m.circuits.is_empty() || m.circuits.len() > most {
+            let e = ConvertError::out_of_range(
+                "circuits",
+                m.circuits.len() as u32,
+                Some(1.0),
+                Some(most as f64),
+            );
+            return Err(self.convert_error(&e, ty));
+        }
+        let mut codes = Vec::with_capacity(m.circuits.len());
+        for (i, &c) in m.circuits.iter().enumerate() {
+            if c as usize >= n {
+                let e = ConvertError::out_of_range(
+                    format!("circuits[{i}]"),
+                    c,
+                    Some(0.0),
+                    Some(n.saturating_sub(1) as f64),
+                );
+                return Err(self.convert_error(&e, ty));
+            }
+            let written = self
+                .backend
+                .parameter_codes(c as usize)
+                .map_err(|e| Box::new(error_from_backend(&e, ty.byte())))?;
+            codes.push(crate::convert::circuit_codes(c as usize, written.as_ref()));
+        }
+        Ok(Message::ParameterCodes(pb::ParameterCodes { codes }))
+    }
+
+    fn read_circuits(&mut self, m: &pb::ReadCircuits, ty: MessageType) -> Answer {
+        self.circuit_count(ty)?;
+        let circuits = self
+            .backend
+            .circuits()
+            .map_err(|e| Box::new(error_from_backend(&e, ty.byte())))?;
+        let Some(layer) = circuits.get(m.layer as usize) else {
+            let e = ConvertError::out_of_range(
+                "layer",
+                m.layer,
+                Some(0.0),
+                Some(circuits.len().saturating_sub(1) as f64),
+            );
+            return Err(self.convert_error(&e, ty));
+        };
+        let first = m.first as usize;
+        if first >= layer.len() {
+            let e = ConvertError::out_of_range(
+                "first",
+                m.first,
+                Some(0.0),
+                Some(layer.len().saturating_sub(1) as f64),
+            );
+            return Err(self.convert_error(&e, ty));
+        }
+        // Circuit numbers are varints of at most 5 bytes.
+        let most = (crate::convert::payload_budget(self.host_max_frame_size) / 6).max(1);
+        let end = (first + most).min(layer.len());
+        Ok(Message::Circuits(pb::Circuits {
+            layer: m.layer,
+            first: m.first,
+            total: u32::try_from(layer.len()).unwrap_or(u32::MAX),
+            circuits: layer[first..end]
+                .iter()
+                .map(|&c| u32::try_from(c).unwrap_or(u32::MAX))
+                .collect(),
         }))
     }
 

@@ -14,7 +14,7 @@
 
 use spikeloop_backend::{
     Backend, BackendError, Capabilities, InputBatch, MembraneRequest, MembraneTrace, Network,
-    Record, RunOutput, Substrate,
+    NeuronCodes, Record, RunOutput, Substrate,
 };
 use tokio::io::DuplexStream;
 use tokio::runtime::Runtime;
@@ -77,6 +77,18 @@ impl DeviceBackend<DuplexStream> {
 }
 
 impl<L: Link> DeviceBackend<L> {
+    /// `Unsupported` unless the device announced parameter codes.
+    fn needs_codes(&self) -> Result<(), BackendError> {
+        if self.capabilities.features.parameter_codes {
+            Ok(())
+        } else {
+            Err(BackendError::Unsupported {
+                backend: self.capabilities.name.clone(),
+                feature: "parameter codes",
+            })
+        }
+    }
+
     /// Connects to the device at the other end of `link`, driving it with `runtime` (which
     /// may also run the device's side, as for an in-process device). `port` names the link in
     /// messages.
@@ -200,15 +212,15 @@ impl<L: Link> Backend for DeviceBackend<L> {
         self.core.noise_position()
     }
 
-    /// The device's identity (identifier, firmware, protocol version), its capabilities and its
-    /// timing as the handshake reported them. Not the port: the same device may appear under
-    /// another path.
     /// `device`, whichever device it is: a run directory stays the same when the device is
     /// replaced (its substrate, recorded inside, tells them apart).
     fn file_tag(&self) -> String {
         "device".into()
     }
 
+    /// The device's identity (identifier, firmware, protocol version), its capabilities and its
+    /// timing as the handshake reported them. Not the port: the same device may appear under
+    /// another path.
     fn substrate(&self) -> Substrate {
         let info = self.core.info();
         Substrate::new(
@@ -221,6 +233,28 @@ impl<L: Link> Backend for DeviceBackend<L> {
         .with("device.sample_window_us", info.sample_window_us)
         .with("device.batch_overhead_us", info.batch_overhead_us)
         .with_settings("capabilities", &self.capabilities)
+    }
+
+    fn chip_id(&self) -> Option<String> {
+        self.core.info().chip_id.clone()
+    }
+
+    fn circuits(&mut self) -> Result<Vec<Vec<usize>>, BackendError> {
+        self.needs_codes()?;
+        self.block(async |core| core.circuits().await)
+    }
+
+    fn set_parameter_codes(
+        &mut self,
+        writes: &[(usize, Option<NeuronCodes>)],
+    ) -> Result<(), BackendError> {
+        self.needs_codes()?;
+        self.block(async |core| core.write_parameter_codes(writes).await)
+    }
+
+    fn parameter_codes(&mut self, circuit: usize) -> Result<Option<NeuronCodes>, BackendError> {
+        self.needs_codes()?;
+        self.block(async |core| core.read_parameter_codes(circuit).await)
     }
 
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {

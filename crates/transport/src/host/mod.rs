@@ -37,7 +37,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use spikeloop_backend::{
-    InputBatch, MembraneRequest, MembraneTrace, Network, Record, RunOutput, RunStats, SpikeTimes,
+    InputBatch, MembraneRequest, MembraneTrace, Network, NeuronCodes, Record, RunOutput, RunStats,
+    SpikeTimes,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -177,6 +178,9 @@ impl<L: Link> HostCore<L> {
             }
             self.info = DeviceInfo::from_hello_reply(&reply)?;
             self.noise_position = self.info.noise_position;
+            if self.info.capabilities.features.parameter_codes {
+                self.info.chip_id = self.read_chip_id().await?;
+            }
             return Ok(());
         }
         Err(HostError::Unreachable {
@@ -472,5 +476,6 @@ fn placeholder_info() -> DeviceInfo {
         noise_position: None,
         session_nonce: 0,
         sample_window_ticks: 0,
+        chip_id: None,
     }
 }

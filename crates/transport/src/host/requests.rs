@@ -279,6 +279,129 @@ impl<L: Link> HostCore<L> {
         }
     }
 
+    /// The circuits of every layer of the loaded network, page by page.
+    pub async fn circuits(&mut self) -> Result<Vec<Vec<usize>>, HostError> {
+        let Some(network) = self.network.clone() else {
+            return Err(HostError::NotConfigured);
+        };
+        let mut layers = Vec::with_capacity(network.layers.len());
+        for (l, layer) in network.layers.iter().enumerate() {
+            let mut circuits = Vec::with_capacity(layer.size);
+            while circuits.len() < layer.size {
+                let request = pb::ReadCircuits {
+                    layer: u32::try_from(l).unwrap_or(u32::MAX),
+                    first: u32::try_from(circuits.len()).unwrap_or(u32::MAX),
+                };
+                match self.call(&Message::ReadCircuits(request), 0.0).await? {
+                    Message::Circuits(page)
+                        if page.total as usize == layer.size
+                            && page.first as usize == circuits.len()
+                            && !page.circuits.is_empty() =>
+                    {
+                        circuits.extend(page.circuits.iter().map(|&c| c as usize));
+                    }
+                    m => {
+                        return Err(HostError::BadReply(format!(
+                            "ReadCircuits for layer {l} from neuron {} was answered with {} (expected a page of the layer's {} neurons)",
+                            circuits.len(),
+                            m.message_type(),
+                            layer.size
+                        )));
+                    }
+                }
+            }
+            circuits.truncate(layer.size);
+            layers.push(circuits);
+        }
+        Ok(layers)
+    }
+
+    /// Writes or clears circuits' codes, in requests that fit the device's frames; every entry
+    /// is checked against the announced circuits and the code range before anything is sent.
+    pub async fn write_parameter_codes(
+        &mut self,
+        writes: &[(usize, Option<NeuronCodes>)],
+    ) -> Result<(), HostError> {
+        let n = self.info.capabilities.max_neurons.unwrap_or(0);
+        for (circuit, codes) in writes {
+            if *circuit >= n {
+                return Err(HostError::Convert(ConvertError::InvalidInput(format!(
+                    "circuit {circuit} does not exist: the device has circuits 0..{n}"
+                ))));
+            }
+            if let Some((p, code)) = codes.as_ref().and_then(|c| c.validate().err()) {
+                return Err(HostError::Convert(ConvertError::InvalidInput(format!(
+                    "circuit {circuit}: {} code {code} is out of range: codes are 0..={}",
+                    p.name(),
+                    spikeloop_backend::analog::CODE_MAX
+                ))));
+            }
+        }
+        for request in crate::convert::write_requests(writes, self.info.max_frame_size) {
+            let expected = request.writes.len() as u32;
+            match self
+                .call(&Message::WriteParameterCodes(request), 0.0)
+                .await?
+            {
+                Message::ParameterCodesAck(ack) if ack.written == expected => {}
+                m => {
+                    return Err(HostError::BadReply(format!(
+                        "WriteParameterCodes of {expected} circuits was answered with {}",
+                        m.message_type()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The codes written to one circuit.
+    pub async fn read_parameter_codes(
+        &mut self,
+        circuit: usize,
+    ) -> Result<Option<NeuronCodes>, HostError> {
+        let n = self.info.capabilities.max_neurons.unwrap_or(0);
+        if circuit >= n {
+            return Err(HostError::Convert(ConvertError::InvalidInput(format!(
+                "circuit {circuit} does not exist: the device has circuits 0..{n}"
+            ))));
+        }
+        let request = pb::ReadParameterCodes {
+            circuits: vec![u32::try_from(circuit).unwrap_or(u32::MAX)],
+        };
+        match self
+            .call(&Message::ReadParameterCodes(request), 0.0)
+            .await?
+        {
+            Message::ParameterCodes(p)
+                if p.codes.len() == 1 && p.codes[0].circuit as usize == circuit =>
+            {
+                crate::convert::codes_of(&p.codes[0].codes, "codes[0].codes")
+                    .map_err(|e| HostError::BadReply(format!("ParameterCodes: {e}")))
+            }
+            m => Err(HostError::BadReply(format!(
+                "ReadParameterCodes of circuit {circuit} was answered with {}",
+                m.message_type()
+            ))),
+        }
+    }
+
+    /// The identity of the device's chip (`None` for an empty answer).
+    pub async fn read_chip_id(&mut self) -> Result<Option<String>, HostError> {
+        match self
+            .call(&Message::ReadChipId(pb::ReadChipId {}), 0.0)
+            .await?
+        {
+            Message::ChipId(c) => {
+                Ok((!c.chip_id.is_empty()).then(|| crate::convert::truncate_utf8(&c.chip_id, 64)))
+            }
+            m => Err(HostError::BadReply(format!(
+                "ReadChipId was answered with {}",
+                m.message_type()
+            ))),
+        }
+    }
+
     /// The device's counters.
     pub async fn stats(&mut self) -> Result<pb::DeviceStats, HostError> {
         match self

@@ -97,6 +97,15 @@ fn golden_reply() -> &'static pb::HelloReply {
     })
 }
 
+/// A circuit's codes: often six, sometimes none or a wrong count, values often out of range.
+fn circuit_codes(rng: &mut Rng) -> pb::CircuitCodes {
+    let n = [0, 6, 6, 3][rng.below(4)];
+    pb::CircuitCodes {
+        circuit: rng.count(),
+        codes: (0..n).map(|_| rng.count()).collect(),
+    }
+}
+
 /// A structurally valid message of a random type with random (often out-of-range) fields.
 pub fn random_message(rng: &mut Rng) -> Message {
     let ty = MessageType::ALL[rng.below(MessageType::ALL.len())];
@@ -225,6 +234,32 @@ pub fn random_message(rng: &mut Rng) -> Message {
         }),
         MessageType::NoisePosition => Message::NoisePosition(pb::NoisePosition {
             position: rng.next(),
+        }),
+        MessageType::WriteParameterCodes => Message::WriteParameterCodes(pb::WriteParameterCodes {
+            writes: (0..rng.below(5)).map(|_| circuit_codes(rng)).collect(),
+        }),
+        MessageType::ParameterCodesAck => Message::ParameterCodesAck(pb::ParameterCodesAck {
+            written: rng.count(),
+        }),
+        MessageType::ReadParameterCodes => Message::ReadParameterCodes(pb::ReadParameterCodes {
+            circuits: (0..rng.below(5)).map(|_| rng.count()).collect(),
+        }),
+        MessageType::ParameterCodes => Message::ParameterCodes(pb::ParameterCodes {
+            codes: (0..rng.below(5)).map(|_| circuit_codes(rng)).collect(),
+        }),
+        MessageType::ReadCircuits => Message::ReadCircuits(pb::ReadCircuits {
+            layer: rng.count(),
+            first: rng.count(),
+        }),
+        MessageType::Circuits => Message::Circuits(pb::Circuits {
+            layer: rng.count(),
+            first: rng.count(),
+            total: rng.count(),
+            circuits: (0..rng.below(8)).map(|_| rng.count()).collect(),
+        }),
+        MessageType::ReadChipId => Message::ReadChipId(pb::ReadChipId {}),
+        MessageType::ChipId => Message::ChipId(pb::ChipId {
+            chip_id: "fuzz".repeat(rng.below(30)),
         }),
         MessageType::Error => Message::Error(pb::Error {
             code: rng.below(14) as i32,
