@@ -487,7 +487,14 @@ impl Engine {
             }
         }
         let n_layers = self.layers.len();
+        // A recording needs the layers up to the probed one and, in that layer, the probed
+        // neuron's block only; the skipped blocks still draw their trial thresholds, so that
+        // the probed neuron sees exactly the noise of a full run.
+        let probed = probe.as_deref().map(|p| (p.layer, p.neuron));
         for (l, layer) in self.layers.iter().enumerate() {
+            if probed.is_some_and(|(pl, _)| l > pl) {
+                break;
+            }
             let last = l + 1 == n_layers;
             for (b, &t) in layer.bias_times.iter().enumerate() {
                 if t.is_finite() {
@@ -498,6 +505,10 @@ impl Engine {
             next_events.clear();
             let layer_out = &mut out[layer.offset..layer.offset + layer.size];
             for block in &layer.blocks {
+                if probed.is_some_and(|(pl, pn)| pl == l && !block.neurons.contains(&pn)) {
+                    trial_thresholds(block, layer, thresholds.as_mut(), thetas);
+                    continue;
+                }
                 stats.lost_events +=
                     self.arbitrate(block, layer, l == 0, events, times, sources, resorted);
                 trial_thresholds(block, layer, thresholds.as_mut(), thetas);
