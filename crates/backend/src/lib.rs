@@ -131,6 +131,11 @@ pub struct Capabilities {
     /// reading out), microseconds; `None` for a substrate without physical time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_overhead_us: Option<f64>,
+    /// Hardware time the parameter memory takes to settle after written parameter codes
+    /// ([`Backend::set_parameter_codes`]), microseconds, counted in the next run's hardware
+    /// time; `None` for a substrate without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_settle_us: Option<f64>,
     /// What the values of a recorded membrane trace are, for a substrate whose readout is not
     /// in model units; `None`: model units.
     #[serde(default)]
@@ -165,6 +170,7 @@ impl Capabilities {
             sample_window: None,
             geometry: None,
             batch_overhead_us: None,
+            parameter_settle_us: None,
             membrane_readout: None,
         }
     }

@@ -70,6 +70,8 @@ pub struct EmulatorBackend {
     engine: Option<Engine>,
     /// Codes changed since the engine was built.
     stale: bool,
+    /// Parameter codes were written since the last run: it pays the memory's settling time.
+    settling: bool,
     run_counter: u64,
 }
 
@@ -93,6 +95,7 @@ impl EmulatorBackend {
         capabilities.features.parameter_codes = true;
         capabilities.sample_window = Some(config.timing.sample_window_tau);
         capabilities.batch_overhead_us = Some(config.timing.batch_overhead_us);
+        capabilities.parameter_settle_us = Some(config.timing.parameter_settle_us);
         capabilities.geometry = Some(geometry.fit_rules());
         capabilities.membrane_readout = Some(MembraneReadout {
             unit: "mV".into(),
@@ -107,6 +110,7 @@ impl EmulatorBackend {
             placement: None,
             engine: None,
             stale: false,
+            settling: false,
             run_counter: 0,
         })
     }
@@ -300,6 +304,7 @@ impl Backend for EmulatorBackend {
                 .map_err(|e| BackendError::InvalidInput(e.to_string()))?;
         }
         self.stale = true;
+        self.settling = true;
         Ok(())
     }
 
@@ -370,7 +375,10 @@ impl Backend for EmulatorBackend {
 
         let sizes: Vec<usize> = engine.layers.iter().map(|l| l.size).collect();
         let spikes = SpikeTimes::recorded(sizes, all, record)?;
-        let hardware_time_us = self.hardware_time_us(n_samples);
+        let mut hardware_time_us = self.hardware_time_us(n_samples);
+        if std::mem::take(&mut self.settling) {
+            hardware_time_us += self.config.timing.parameter_settle_us;
+        }
         if self.config.timing.pacing {
             let due = Duration::from_secs_f64(hardware_time_us * 1e-6);
             let elapsed = started.elapsed();

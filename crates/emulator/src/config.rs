@@ -472,6 +472,20 @@ pub struct TimingConfig {
     /// If true, `run` returns no earlier than the batch's hardware time after it was called, as
     /// a chip would.
     pub pacing: bool,
+    /// Hardware time the analog parameter memory takes to settle after its codes are rewritten,
+    /// in microseconds, counted once in the next run after any number of circuits were written.
+    /// Default 20 ms: "rewriting needs about 20 ms to settle" (SCIENCE.md section 3, from the
+    /// platform's CapMem documentation, not checked). Left out of a written configuration at
+    /// its default, as before it could be set.
+    #[serde(skip_serializing_if = "is_default_settle")]
+    pub parameter_settle_us: f64,
+}
+
+/// The default settling time of the parameter memory, microseconds.
+pub const DEFAULT_PARAMETER_SETTLE_US: f64 = 20_000.0;
+
+fn is_default_settle(us: &f64) -> bool {
+    *us == DEFAULT_PARAMETER_SETTLE_US
 }
 
 impl Default for TimingConfig {
@@ -481,6 +495,7 @@ impl Default for TimingConfig {
             sample_window_tau: 8.0,
             batch_overhead_us: 100.0,
             pacing: false,
+            parameter_settle_us: DEFAULT_PARAMETER_SETTLE_US,
         }
     }
 }
@@ -655,6 +670,13 @@ impl EmulatorConfig {
 
         let t = &self.timing;
         check("timing.tau_s_us", t.tau_s_us, 1.0, 1000.0, false)?;
+        check(
+            "timing.parameter_settle_us",
+            t.parameter_settle_us,
+            0.0,
+            1e7,
+            false,
+        )?;
         check(
             "timing.sample_window_tau",
             t.sample_window_tau,

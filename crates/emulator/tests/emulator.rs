@@ -868,3 +868,33 @@ fn the_geometry_is_part_of_the_configuration() {
         assert!(err.to_string().contains(key), "{err}");
     }
 }
+
+#[test]
+fn rewritten_codes_cost_the_settling_time_once() {
+    let network = Network {
+        n_inputs: 2,
+        layers: vec![layer(1, 2, vec![], vec![1.0, 1.0])],
+    };
+    let mut b = backend(EmulatorConfig::default());
+    b.configure(&network).expect("fits");
+    let batch = InputBatch::new(2, vec![0.2, 0.6]).expect("valid");
+    let time = |b: &mut EmulatorBackend| {
+        b.run(&batch, Record::AllLayers)
+            .expect("runs")
+            .stats
+            .hardware_time_us
+            .expect("physical time")
+    };
+    let plain = time(&mut b);
+    let circuit = b.circuits().expect("placed")[0][0];
+    let codes = b.nominal_codes(0).expect("in range");
+    b.set_parameter_codes(&[(circuit, Some(codes))])
+        .expect("written");
+    assert_eq!(
+        b.capabilities().parameter_settle_us,
+        Some(20_000.0),
+        "the documented settling time"
+    );
+    assert!((time(&mut b) - plain - 20_000.0).abs() < 1e-9);
+    assert!((time(&mut b) - plain).abs() < 1e-9, "paid once");
+}
