@@ -1,0 +1,442 @@
+//! Calibration of a chip's neuron circuits through the [`Backend`] trait alone.
+//!
+//! An analog chip's circuits differ: given the same parameter codes, every neuron has its own
+//! threshold, leak and reset potential and time constants. A calibration finds, for every
+//! circuit, the six 10-bit codes that make it hit common targets. It does so as the platform's
+//! calibration framework does, and as it would on a real chip: it loads a network that puts a
+//! neuron on every circuit, writes codes ([`Backend::set_parameter_codes`]), records membrane
+//! traces ([`Backend::record_membrane`]), reads the quantity off each trace
+//! ([`measure`]) and moves every circuit's code by a vectorised binary search ([`search`]). It
+//! never reads a backend's internals: the same code calibrates the emulated chip in process,
+//! the virtual device over a serial line, and a real chip behind its firmware.
+//!
+//! Calibrated so far: the leak potential, the threshold and the reset potential, in the
+//! framework's order (threshold, leak, reset, leak again); the time constants and the synaptic
+//! gain keep their start codes. Every parameter is reported with its spread across circuits
+//! before and after, and circuits that miss their target by more than the tolerance are listed,
+//! never hidden.
+
+pub mod measure;
+pub mod search;
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use spikeloop_backend::{
+    AnalogParameter, Backend, BackendError, Layer, MembraneRequest, Network, NeuronCodes,
+    NeuronParams, ndarray::Array2,
+};
+
+use measure::Readout;
+use spikeloop_backend::analog::CODE_MAX;
+
+/// Inputs that drive every circuit in a threshold or reset recording, all at [`DRIVE_TIME`]
+/// with the largest weight: enough to make a neuron fire at every threshold a search tries
+/// below the top of the range.
+pub const DRIVE_INPUTS: usize = 5;
+/// Inputs that drive a threshold recording: fewer than [`DRIVE_INPUTS`], so that the membrane
+/// crosses the threshold slowly (about 2 mV per readout sample at 900 mV) and the last sample
+/// before the reset lies close to it, yet enough to reach every threshold up to about twice the
+/// threshold distance above the leak on circuits with weak synapses.
+pub const THRESHOLD_DRIVE_INPUTS: usize = 3;
+/// When the driving inputs arrive, model time units (`tau_s`).
+pub const DRIVE_TIME: f64 = 0.1;
+/// Length of a resting-level recording, `tau_s`.
+pub const REST_DURATION: f64 = 1.0;
+/// Length of a driven recording, `tau_s`.
+pub const DRIVEN_DURATION: f64 = 2.0;
+
+/// The codes every search starts from for the parameters it does not search: BrainScaleS-2's
+/// nominal codes of the reference operating point (threshold 900 mV, leak and reset 600 mV,
+/// both time constants 6 us, the synaptic gain of weight scale 30), as a data sheet gives them.
+pub const START_CODES: NeuronCodes = NeuronCodes {
+    threshold: 750,
+    leak: 500,
+    reset: 500,
+    tau_m: 170,
+    tau_s: 170,
+    synaptic_gain: 500,
+};
+
+/// The reset code while the threshold is searched: far below any leak potential (300 mV on the
+/// nominal curve), so that the fall at the reset stands out of the trace even for a threshold
+/// just above the resting level, where the search starts.
+pub const RESET_DURING_THRESHOLD_SEARCH: u16 = 250;
+
+/// What every circuit is calibrated to (the reference TTFS operating point by default; see
+/// `calibration/README.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    /// Leak (resting) potential, mV.
+    pub leak_mv: f64,
+    /// Threshold, mV.
+    pub threshold_mv: f64,
+    /// Reset potential, mV.
+    pub reset_mv: f64,
+    /// A circuit whose measured value misses its target by more than this is reported as
+    /// failed, mV.
+    pub tolerance_mv: f64,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Self {
+            leak_mv: 600.0,
+            threshold_mv: 900.0,
+            reset_mv: 600.0,
+            tolerance_mv: 6.0,
+        }
+    }
+}
+
+/// How a calibration measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// Seeds the searches' randomised starts.
+    pub seed: u64,
+    /// Driven recordings averaged per threshold measurement (trial-to-trial threshold noise
+    /// averages out as its square root).
+    pub threshold_repeats: usize,
+    /// Recordings averaged per circuit for the before and after spreads.
+    pub report_repeats: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            threshold_repeats: 16,
+            report_repeats: 16,
+        }
+    }
+}
+
+/// How a parameter's measured values spread across circuits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub sd: f64,
+    /// 5th percentile.
+    pub p5: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Circuits with nothing measurable (a threshold no drive reached, say).
+    pub unmeasured: usize,
+}
+
+impl Spread {
+    /// The spread of the finite `values`.
+    pub fn of(values: &[f64]) -> Self {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let unmeasured = values.len() - n;
+        if n == 0 {
+            return Spread {
+                mean: f64::NAN,
+                sd: f64::NAN,
+                p5: f64::NAN,
+                p95: f64::NAN,
+                unmeasured,
+            };
+        }
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+        let at = |q: f64| v[((q * (n - 1) as f64).round() as usize).min(n - 1)];
+        Spread {
+            mean,
+            sd: var.sqrt(),
+            p5: at(0.05),
+            p95: at(0.95),
+            unmeasured,
+        }
+    }
+}
+
+/// One calibrated parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParameterReport {
+    /// The parameter.
+    pub parameter: AnalogParameter,
+    /// Its target, in [`AnalogParameter::unit`].
+    pub target: f64,
+    /// Spread across circuits with no codes written (the uncalibrated chip).
+    pub before: Spread,
+    /// Spread across circuits with the calibrated codes.
+    pub after: Spread,
+    /// Each circuit's value with the calibrated codes (in circuit order of
+    /// [`Calibration::codes`]).
+    pub achieved: Vec<f64>,
+    /// Circuits that miss the target by more than the tolerance (or measure nothing).
+    pub failed: Vec<usize>,
+}
+
+/// A finished calibration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// The chip's identity, as the backend reports it.
+    pub chip_id: Option<String>,
+    /// The calibrated codes of every circuit.
+    pub codes: Vec<(usize, NeuronCodes)>,
+    /// Every calibrated parameter, in calibration order.
+    pub parameters: Vec<ParameterReport>,
+    /// Membrane recordings made.
+    pub recordings: usize,
+    /// Code writes made (each costs the parameter memory's settling time on a chip).
+    pub writes: usize,
+    /// What the calibration would take on the chip: recordings of their duration plus each
+    /// run's overhead, and the settling after every write; microseconds.
+    pub hardware_time_us: f64,
+    /// Wall-clock time.
+    pub wall_time: Duration,
+}
+
+/// Why a calibration could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CalibrationError {
+    /// The backend lacks an ability a calibration needs.
+    #[error(
+        "{backend} cannot be calibrated: it offers no {what} (a calibration writes parameter codes and records membrane traces in physical units)"
+    )]
+    Unsupported {
+        /// The backend.
+        backend: String,
+        /// What it lacks.
+        what: &'static str,
+    },
+    /// The backend refused a request.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The quantity a recording measures.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Quantity {
+    Leak,
+    Threshold,
+    Reset,
+}
+
+/// The calibration's session with a backend: the calibration network, its circuits, counters.
+struct Session<'a> {
+    backend: &'a mut dyn Backend,
+    circuits: Vec<usize>,
+    readout: Readout,
+    recordings: usize,
+    writes: usize,
+    recorded_us: f64,
+}
+
+impl Session<'_> {
+    fn write(&mut self, codes: &[NeuronCodes]) -> Result<(), BackendError> {
+        let writes: Vec<_> = self
+            .circuits
+            .iter()
+            .zip(codes)
+            .map(|(&c, &k)| (c, Some(k)))
+            .collect();
+        self.backend.set_parameter_codes(&writes)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), BackendError> {
+        let writes: Vec<_> = self.circuits.iter().map(|&c| (c, None)).collect();
+        self.backend.set_parameter_codes(&writes)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// Every circuit's `quantity`, averaged over `repeats` recordings each.
+    fn measure(&mut self, quantity: Quantity, repeats: usize) -> Result<Vec<f64>, BackendError> {
+        let driven = |k: usize| -> Vec<f64> {
+            (0..DRIVE_INPUTS)
+                .map(|i| if i < k { DRIVE_TIME } else { f64::INFINITY })
+                .collect()
+        };
+        let (inputs, duration) = match quantity {
+            Quantity::Leak => (driven(0), REST_DURATION),
+            Quantity::Threshold => (driven(THRESHOLD_DRIVE_INPUTS), DRIVEN_DURATION),
+            Quantity::Reset => (driven(DRIVE_INPUTS), DRIVEN_DURATION),
+        };
+        let tau_s_us = self.backend.capabilities().tau_s_us.unwrap_or(0.0);
+        let overhead_us = self.backend.capabilities().batch_overhead_us.unwrap_or(0.0);
+        let mut out = Vec::with_capacity(self.circuits.len());
+        for neuron in 0..self.circuits.len() {
+            let mut sum = 0.0;
+            for _ in 0..repeats.max(1) {
+                let trace = self.backend.record_membrane(&MembraneRequest {
+                    inputs: inputs.clone(),
+                    layer: 0,
+                    neuron,
+                    duration,
+                })?;
+                self.recordings += 1;
+                self.recorded_us += duration * tau_s_us + overhead_us;
+                sum += match quantity {
+                    Quantity::Leak => measure::level(&trace, self.readout),
+                    Quantity::Threshold => measure::threshold(&trace, self.readout),
+                    Quantity::Reset => measure::reset(&trace, self.readout),
+                };
+            }
+            out.push(sum / repeats.max(1) as f64);
+        }
+        Ok(out)
+    }
+}
+
+fn quantity_of(p: AnalogParameter) -> Quantity {
+    match p {
+        AnalogParameter::Threshold => Quantity::Threshold,
+        AnalogParameter::Reset => Quantity::Reset,
+        _ => Quantity::Leak,
+    }
+}
+
+/// Calibrates every neuron circuit of `backend` to `targets`.
+pub fn calibrate(
+    backend: &mut dyn Backend,
+    targets: &Targets,
+    options: &Options,
+) -> Result<Calibration, CalibrationError> {
+    let started = Instant::now();
+    let caps = backend.capabilities().clone();
+    let unsupported = |what| CalibrationError::Unsupported {
+        backend: caps.name.clone(),
+        what,
+    };
+    if !caps.features.parameter_codes {
+        return Err(unsupported("parameter codes"));
+    }
+    if !caps.features.membrane_recording {
+        return Err(unsupported("membrane recording"));
+    }
+    let Some(r) = caps.membrane_readout.clone().filter(|r| r.unit == "mV") else {
+        return Err(unsupported("membrane readout in mV"));
+    };
+    let Some(n) = caps.max_neurons else {
+        return Err(unsupported("circuit count (max_neurons)"));
+    };
+    let weight = caps.max_weight.unwrap_or(2.0);
+    let network = Network {
+        n_inputs: DRIVE_INPUTS,
+        layers: vec![Layer {
+            size: n,
+            neuron: NeuronParams::REFERENCE,
+            bias_times: Vec::new(),
+            weights: Array2::from_elem((n, DRIVE_INPUTS), weight),
+        }],
+    };
+    backend.configure(&network)?;
+    let circuits = backend.circuits()?.into_iter().next().unwrap_or_default();
+    let mut s = Session {
+        backend,
+        circuits,
+        readout: Readout {
+            scale: r.scale,
+            offset: r.offset,
+        },
+        recordings: 0,
+        writes: 0,
+        recorded_us: 0.0,
+    };
+    let n = s.circuits.len();
+    let order = [
+        AnalogParameter::Threshold,
+        AnalogParameter::Leak,
+        AnalogParameter::Reset,
+        AnalogParameter::Leak,
+    ];
+    let target_of = |p: AnalogParameter| match p {
+        AnalogParameter::Threshold => targets.threshold_mv,
+        AnalogParameter::Reset => targets.reset_mv,
+        _ => targets.leak_mv,
+    };
+    let repeats_of = |p: AnalogParameter| match p {
+        AnalogParameter::Threshold => options.threshold_repeats,
+        _ => 1,
+    };
+
+    // The uncalibrated chip.
+    s.clear()?;
+    let mut before = Vec::new();
+    for p in [
+        AnalogParameter::Threshold,
+        AnalogParameter::Leak,
+        AnalogParameter::Reset,
+    ] {
+        before.push((p, s.measure(quantity_of(p), options.report_repeats)?));
+    }
+
+    let mut codes = vec![START_CODES; n];
+    for (step, &p) in order.iter().enumerate() {
+        // What the measured quantity must not be confused with is moved out of the way: the
+        // reset far below while the threshold is searched, the threshold far above while the
+        // leak is (a leak above the threshold would fire and read as the reset).
+        let kept: Vec<NeuronCodes> = codes.clone();
+        for c in &mut codes {
+            match p {
+                AnalogParameter::Threshold => c.reset = RESET_DURING_THRESHOLD_SEARCH,
+                AnalogParameter::Leak => c.threshold = CODE_MAX,
+                _ => {}
+            }
+        }
+        let goal = vec![target_of(p); n];
+        let repeats = repeats_of(p);
+        let found = search::search(
+            &goal,
+            p.rises_with_code(),
+            options.seed.wrapping_add(step as u64),
+            |tried| {
+                for (c, &code) in codes.iter_mut().zip(tried) {
+                    c.set(p, code);
+                }
+                s.write(&codes)?;
+                s.measure(quantity_of(p), repeats)
+            },
+        )?;
+        codes = kept;
+        for (c, &code) in codes.iter_mut().zip(&found.codes) {
+            c.set(p, code);
+        }
+    }
+
+    s.write(&codes)?;
+    let mut parameters = Vec::new();
+    for (p, before) in before {
+        let achieved = s.measure(quantity_of(p), options.report_repeats)?;
+        let target = target_of(p);
+        let failed = s
+            .circuits
+            .iter()
+            .zip(&achieved)
+            .filter(|(_, v)| {
+                let miss = (*v - target).abs();
+                miss.is_nan() || miss > targets.tolerance_mv
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        parameters.push(ParameterReport {
+            parameter: p,
+            target,
+            before: Spread::of(&before),
+            after: Spread::of(&achieved),
+            achieved,
+            failed,
+        });
+    }
+    let settle = caps.parameter_settle_us.unwrap_or(0.0);
+    Ok(Calibration {
+        chip_id: s.backend.chip_id(),
+        codes: s.circuits.iter().copied().zip(codes).collect(),
+        parameters,
+        recordings: s.recordings,
+        writes: s.writes,
+        hardware_time_us: s.recorded_us + s.writes as f64 * settle,
+        wall_time: started.elapsed(),
+    })
+}
