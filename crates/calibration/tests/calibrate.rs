@@ -62,6 +62,28 @@ fn the_same_seeds_give_the_same_codes() {
 }
 
 #[test]
+fn through_the_device_protocol_the_calibration_is_the_same() {
+    use spikeloop_transport::{DeviceBackend, DeviceConfig, HostConfig};
+    let options = Options {
+        threshold_repeats: 2,
+        report_repeats: 1,
+        ..Options::default()
+    };
+    let mut direct = small_chip(4);
+    let in_process = calibrate(&mut direct, &Targets::default(), &options).expect("calibrates");
+    let chip = small_chip(4);
+    let config = DeviceConfig::serving(&chip);
+    let mut device =
+        DeviceBackend::in_process(chip, config, HostConfig::default()).expect("virtual device");
+    let remote = calibrate(&mut device, &Targets::default(), &options).expect("calibrates");
+    assert_eq!(remote.codes, in_process.codes);
+    assert_eq!(remote.chip_id, in_process.chip_id);
+    for (r, d) in remote.parameters.iter().zip(&in_process.parameters) {
+        assert_eq!(r.achieved, d.achieved, "{}", r.parameter.name());
+    }
+}
+
+#[test]
 fn a_backend_without_parameter_codes_is_refused_by_name() {
     let mut ideal = IdealBackend::new();
     match calibrate(&mut ideal, &Targets::default(), &Options::default()) {
