@@ -26,8 +26,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for p in &cal.parameters {
             let ratio = p.after.sd / p.before.sd;
             worst = worst.max(ratio);
+            let unit = p.parameter.unit();
             println!(
-                "{seed:>4}  {:<9}  {:>6.2} mV  {:>5.2} mV  {ratio:>5.3}  {:>6.1}..{:<6.1} mV  {:>6}  {:>6.2}  {:>10.1}",
+                "{seed:>4}  {:<9}  {:>6.2} {unit:<2}  {:>5.2} {unit:<2}  {ratio:>5.3}  {:>6.1}..{:<6.1} {unit:<2}  {:>6}  {:>6.2}  {:>10.1}",
                 p.parameter.name(),
                 p.before.sd,
                 p.after.sd,

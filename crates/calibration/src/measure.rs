@@ -115,6 +115,41 @@ pub fn reset(trace: &MembraneTrace, readout: Readout) -> f64 {
     v[start..end].iter().map(|&x| readout.value(x)).sum::<f64>() / (end - start) as f64
 }
 
+/// The time constant of an exponential approach in `trace` from sample `from` on (trace time
+/// units): the differences between samples `block` apart, `v[k + m] - v[k]`, fall as
+/// `exp(-t / tau)` for any exponential approach (a decay to rest, a rise to a plateau), so a
+/// straight line through their logarithms has slope `-1 / tau`. Blocks are used while the
+/// difference is above a tenth of the first; NaN when fewer than three are.
+pub fn time_constant(trace: &MembraneTrace, from: usize, block: usize) -> f64 {
+    let v = &trace.values;
+    let block = block.max(1);
+    let mut points = Vec::new();
+    let mut first = None;
+    let mut k = from;
+    while k + block < v.len() {
+        let d = v[k + block] - v[k];
+        let f = *first.get_or_insert(d);
+        if f == 0.0 || d / f < 0.1 {
+            break;
+        }
+        points.push(((k as f64 + block as f64 / 2.0) * trace.dt, (d / f).ln()));
+        k += block;
+    }
+    if points.len() < 3 {
+        return f64::NAN;
+    }
+    let n = points.len() as f64;
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    });
+    let slope = sxy / sxx;
+    if slope < 0.0 { -1.0 / slope } else { f64::NAN }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +176,24 @@ mod tests {
         let rising = trace((0..50).map(|i| 600.0 + 2.0 * f64::from(i)).collect());
         assert!(threshold(&rising, MV).is_nan());
         assert!(reset(&t, MV).is_nan());
+    }
+
+    #[test]
+    fn exponential_approaches_give_their_time_constant() {
+        let tau = 0.8;
+        let decay = trace(
+            (0..400)
+                .map(|i| 600.0 + 50.0 * (-0.01 * f64::from(i) / tau).exp())
+                .collect(),
+        );
+        assert!((time_constant(&decay, 0, 18) - tau).abs() < 1e-9);
+        let rise = trace(
+            (0..400)
+                .map(|i| 600.0 + 300.0 * (1.0 - (-0.01 * f64::from(i) / tau).exp()))
+                .collect(),
+        );
+        assert!((time_constant(&rise, 10, 18) - tau).abs() < 1e-9);
+        assert!(time_constant(&trace(vec![600.0; 400]), 0, 18).is_nan());
     }
 
     #[test]
