@@ -97,6 +97,16 @@ pub struct NeuronCodes {
 }
 
 impl NeuronCodes {
+    /// Every code 0: the start from which codes are filled in one parameter at a time.
+    pub const ZERO: NeuronCodes = NeuronCodes {
+        threshold: 0,
+        leak: 0,
+        reset: 0,
+        tau_m: 0,
+        tau_s: 0,
+        synaptic_gain: 0,
+    };
+
     /// The code of one parameter.
     pub fn get(&self, parameter: AnalogParameter) -> u16 {
         match parameter {

@@ -142,14 +142,7 @@ impl NeuronTargets {
     /// The nominal codes: for each parameter the code that hits the target on the ideal curve.
     /// Fails with the first parameter whose target the curve cannot reach.
     pub fn nominal_codes(&self) -> Result<NeuronCodes, (AnalogParameter, f64)> {
-        let mut codes = NeuronCodes {
-            threshold: 0,
-            leak: 0,
-            reset: 0,
-            tau_m: 0,
-            tau_s: 0,
-            synaptic_gain: 0,
-        };
+        let mut codes = NeuronCodes::ZERO;
         for p in AnalogParameter::ALL {
             let value = self.get(p);
             let code = p.nominal_code(value).ok_or((p, value))?;

@@ -58,14 +58,7 @@ pub fn codes_of(codes: &[u32], field: &str) -> Result<Option<NeuronCodes>, Conve
     match codes.len() {
         0 => Ok(None),
         6 => {
-            let mut out = NeuronCodes {
-                threshold: 0,
-                leak: 0,
-                reset: 0,
-                tau_m: 0,
-                tau_s: 0,
-                synaptic_gain: 0,
-            };
+            let mut out = NeuronCodes::ZERO;
             for (k, (&p, &c)) in AnalogParameter::ALL.iter().zip(codes).enumerate() {
                 let code = u16::try_from(c)
                     .ok()
