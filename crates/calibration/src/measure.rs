@@ -118,7 +118,8 @@ pub fn reset(trace: &MembraneTrace, readout: Readout) -> f64 {
 /// The time constant of an exponential approach in `trace` from sample `from` on (trace time
 /// units): the differences between samples `block` apart, `v[k + m] - v[k]`, fall as
 /// `exp(-t / tau)` for any exponential approach (a decay to rest, a rise to a plateau), so a
-/// straight line through their logarithms has slope `-1 / tau`. Blocks are used while the
+/// straight line through their logarithms (weighted by the squared difference) has slope
+/// `-1 / tau`. Blocks are used while the
 /// difference is above a tenth of the first; NaN when fewer than three are.
 pub fn time_constant(trace: &MembraneTrace, from: usize, block: usize) -> f64 {
     let v = &trace.values;
@@ -138,13 +139,17 @@ pub fn time_constant(trace: &MembraneTrace, from: usize, block: usize) -> f64 {
     if points.len() < 3 {
         return f64::NAN;
     }
-    let n = points.len() as f64;
-    let (sx, sy) = points
-        .iter()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-    let (mx, my) = (sx / n, sy / n);
-    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
-        (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+    // Weighted by the squared difference: the logarithm of a small difference carries the
+    // readout noise magnified by its inverse.
+    let w = |y: f64| y.exp().powi(2);
+    let sw: f64 = points.iter().map(|&(_, y)| w(y)).sum();
+    let mx = points.iter().map(|&(x, y)| w(y) * x).sum::<f64>() / sw;
+    let my = points.iter().map(|&(_, y)| w(y) * y).sum::<f64>() / sw;
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), &(x, y)| {
+        (
+            a + w(y) * (x - mx) * (y - my),
+            b + w(y) * (x - mx) * (x - mx),
+        )
     });
     let slope = sxy / sxx;
     if slope < 0.0 { -1.0 / slope } else { f64::NAN }
