@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = args.first().copied().unwrap_or(1);
     let chips = args.get(1).copied().unwrap_or(10);
     println!(
-        "chip  parameter  SD before  SD after  ratio  5-95 % after        failed  wall s  hardware s"
+        "chip  parameter      SD before     SD after  ratio  5-95 % after           failed  wall s  hardware s"
     );
     let mut worst = 0.0f64;
     for seed in first..first + chips {
@@ -26,9 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for p in &cal.parameters {
             let ratio = p.after.sd / p.before.sd;
             worst = worst.max(ratio);
-            let unit = p.parameter.unit();
+            // The gain's unit shortened to fit the column (mV/us per weight step).
+            let unit = p.parameter.unit().split(' ').next().unwrap_or_default();
             println!(
-                "{seed:>4}  {:<9}  {:>6.2} {unit:<2}  {:>5.2} {unit:<2}  {ratio:>5.3}  {:>6.1}..{:<6.1} {unit:<2}  {:>6}  {:>6.2}  {:>10.1}",
+                "{seed:>4}  {:<13}  {:>6.3} {unit:<5}  {:>5.3} {unit:<5}  {ratio:>5.3}  {:>6.2}..{:<6.2} {unit:<5}  {:>6}  {:>6.2}  {:>10.1}",
                 p.parameter.name(),
                 p.before.sd,
                 p.after.sd,

@@ -10,10 +10,10 @@
 //! never reads a backend's internals: the same code calibrates the emulated chip in process,
 //! the virtual device over a serial line, and a real chip behind its firmware.
 //!
-//! Calibrated so far: the threshold, leak and reset potentials (threshold, leak, reset, leak
-//! again, as the framework orders them), then the synaptic and membrane time constants (the
-//! membrane's fit is still too noisy for the platform's acceptance criterion, see
-//! `calibration/README.md`); the synaptic gain keeps its start code. Each quantity is measured under conditions that isolate
+//! Calibrated: the threshold, leak and reset potentials (threshold, leak, reset, leak
+//! again, as the framework orders them), then the synaptic and membrane time constants and the
+//! synaptic input strength, matched to the median circuit as the framework does (measured
+//! spreads in `calibration/README.md`). Each quantity is measured under conditions that isolate
 //! it (see [`Conditions`]). Every parameter is reported with its spread across circuits before
 //! (the start codes) and after, and circuits that miss their target by more than the tolerance
 //! are listed, never hidden.
@@ -97,8 +97,8 @@ pub struct Targets {
     /// A circuit whose measured potential misses its target by more than this is reported as
     /// failed, mV.
     pub tolerance_mv: f64,
-    /// A circuit whose measured time constant misses its target by more than this fraction of
-    /// it is reported as failed.
+    /// A circuit whose measured time constant or synaptic gain misses its target by more than
+    /// this fraction of it is reported as failed.
     pub tolerance_tau: f64,
 }
 
@@ -158,6 +158,17 @@ pub struct Spread {
 }
 
 impl Spread {
+    /// The median of the finite `values` (NaN without any).
+    pub fn median(values: &[f64]) -> f64 {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => 0.5 * (v[n / 2 - 1] + v[n / 2]),
+        }
+    }
+
     /// The spread of the finite `values`.
     pub fn of(values: &[f64]) -> Self {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
@@ -262,11 +273,11 @@ impl Conditions {
                 c.threshold = CODE_MAX;
                 c.tau_s = FAST_TAU_S_CODE;
             }
-            AnalogParameter::TauS => {
+            AnalogParameter::TauS | AnalogParameter::SynapticGain => {
                 c.threshold = CODE_MAX;
                 c.tau_m = SLOW_TAU_M_CODE;
             }
-            AnalogParameter::Reset | AnalogParameter::SynapticGain => {}
+            AnalogParameter::Reset => {}
         }
         c
     }
@@ -280,6 +291,10 @@ struct Session<'a> {
     recordings: usize,
     writes: usize,
     recorded_us: f64,
+    /// Weight steps per model unit (the backend's weight scale; 1 without one).
+    weight_steps: f64,
+    /// The synaptic time constant the circuits are calibrated to, us.
+    tau_s_target_us: f64,
 }
 
 impl Session<'_> {
@@ -326,7 +341,7 @@ impl Session<'_> {
         let (inputs, duration) = match parameter {
             AnalogParameter::Leak => (driven(0), REST_DURATION),
             AnalogParameter::Threshold => (driven(THRESHOLD_DRIVE_INPUTS), DRIVEN_DURATION),
-            AnalogParameter::TauS => (driven(1), TAU_DURATION),
+            AnalogParameter::TauS | AnalogParameter::SynapticGain => (driven(1), TAU_DURATION),
             AnalogParameter::TauM => (driven(DRIVE_INPUTS), TAU_DURATION),
             _ => (driven(DRIVE_INPUTS), DRIVEN_DURATION),
         };
@@ -361,7 +376,12 @@ impl Session<'_> {
                     AnalogParameter::TauM => {
                         measure::time_constant(&trace, after(0.8), block(0.3)) * tau_s_us
                     }
-                    AnalogParameter::SynapticGain => f64::NAN,
+                    // The plateau a slow membrane integrates one input to is the gain times the
+                    // weight in steps times the (calibrated) synaptic time constant.
+                    AnalogParameter::SynapticGain => {
+                        measure::rise(&trace, self.readout, after(0.0))
+                            / (TAU_WEIGHT * self.weight_steps * self.tau_s_target_us)
+                    }
                 };
                 if value.is_finite() {
                     sum += value;
@@ -433,6 +453,8 @@ pub fn calibrate(
         recordings: 0,
         writes: 0,
         recorded_us: 0.0,
+        weight_steps: caps.weight_scale.unwrap_or(1.0),
+        tau_s_target_us: targets.tau_s_us,
     };
     let n = s.circuits.len();
     let target_of = |p: AnalogParameter| match p {
@@ -461,7 +483,14 @@ pub fn calibrate(
                 AnalogParameter::Leak,
             ],
         ),
-        (TAU_WEIGHT, &[AnalogParameter::TauS, AnalogParameter::TauM]),
+        (
+            TAU_WEIGHT,
+            &[
+                AnalogParameter::TauS,
+                AnalogParameter::TauM,
+                AnalogParameter::SynapticGain,
+            ],
+        ),
     ];
     let mut step = 0u64;
     for (stage_weight, order) in stages {
@@ -472,8 +501,20 @@ pub fn calibrate(
                 before.push((p, s.measure_with(p, &start, options.report_repeats)?));
             }
         }
+        // The synaptic gain's target is the median circuit's, as the framework matches it.
+        let gain_target = before
+            .iter()
+            .find(|(q, _)| *q == AnalogParameter::SynapticGain)
+            .map_or(f64::NAN, |(_, v)| Spread::median(v));
+        let target_here = |p: AnalogParameter| {
+            if p == AnalogParameter::SynapticGain {
+                gain_target
+            } else {
+                target_of(p)
+            }
+        };
         for &p in order {
-            let goal = vec![target_of(p); n];
+            let goal = vec![target_here(p); n];
             let repeats = repeats_of(p);
             let found = search::search(
                 &goal,
@@ -499,9 +540,10 @@ pub fn calibrate(
         }
         for (p, before) in before {
             let achieved = s.measure_with(p, &codes, options.report_repeats)?;
-            let target = target_of(p);
+            let target = target_here(p);
             let tolerance = match p {
                 AnalogParameter::TauM | AnalogParameter::TauS => targets.tolerance_tau * target,
+                AnalogParameter::SynapticGain => targets.tolerance_tau * target,
                 _ => targets.tolerance_mv,
             };
             let failed = s

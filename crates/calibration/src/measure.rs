@@ -100,6 +100,18 @@ pub fn threshold(trace: &MembraneTrace, readout: Readout) -> f64 {
     }
 }
 
+/// How far a trace rose above its start: the mean of its last tenth minus the mean of its
+/// samples before `input` (the index of the input's arrival); NaN without samples on either side.
+pub fn rise(trace: &MembraneTrace, readout: Readout, input: usize) -> f64 {
+    let v = &trace.values;
+    let tail = v.len() / 10;
+    if input == 0 || input >= v.len() || tail == 0 {
+        return f64::NAN;
+    }
+    let mean = |s: &[f64]| s.iter().map(|&x| readout.value(x)).sum::<f64>() / s.len() as f64;
+    mean(&v[v.len() - tail..]) - mean(&v[..input])
+}
+
 /// The level a driven circuit was reset to and held at (NaN when the trace shows no reset or
 /// ends before the hold could be measured).
 pub fn reset(trace: &MembraneTrace, readout: Readout) -> f64 {

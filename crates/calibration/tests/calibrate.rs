@@ -2,7 +2,7 @@
 //! parameter shrinks to the platform's acceptance criterion, the same seeds give the same
 //! codes, and a backend without the abilities is refused by name.
 
-use spikeloop_backend::{AnalogParameter, Backend, IdealBackend};
+use spikeloop_backend::{Backend, IdealBackend};
 use spikeloop_calibration::{CalibrationError, Options, Targets, calibrate};
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 
@@ -23,15 +23,9 @@ fn calibrated_spread_is_at_most_three_tenths_of_the_uncalibrated() {
         let cal =
             calibrate(&mut chip, &Targets::default(), &Options::default()).expect("calibrates");
         assert_eq!(cal.codes.len(), 32);
-        assert_eq!(cal.parameters.len(), 5);
+        assert_eq!(cal.parameters.len(), 6);
         assert_eq!(cal.chip_id, chip.chip_id());
-        // The membrane time constant's fit is still too noisy for the criterion (see
-        // calibration/README.md); it is measured and reported like the others.
-        for p in cal
-            .parameters
-            .iter()
-            .filter(|p| p.parameter != AnalogParameter::TauM)
-        {
+        for p in &cal.parameters {
             let ratio = p.after.sd / p.before.sd;
             assert!(
                 ratio <= 0.3,
