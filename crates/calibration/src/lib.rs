@@ -14,7 +14,7 @@
 //! again, as the framework orders them), then the synaptic and membrane time constants and the
 //! synaptic input strength, matched to the median circuit as the framework does (measured
 //! spreads in `calibration/README.md`). Each quantity is measured under conditions that isolate
-//! it (see [`Conditions`]). Every parameter is reported with its spread across circuits before
+//! it (see [`measured_under`]). Every parameter is reported with its spread across circuits before
 //! (the start codes) and after, and circuits that miss their target by more than the tolerance
 //! are listed, never hidden.
 
@@ -254,33 +254,28 @@ pub enum CalibrationError {
     Backend(#[from] BackendError),
 }
 
-/// The codes a parameter is measured under: what would disturb its measurement is moved out of
-/// the way. The threshold is measured with the reset far below (so that the fall at a spike
+/// `codes` as `parameter` is measured under: what would disturb its measurement is moved out
+/// of the way. The threshold is measured with the reset far below (so that the fall at a spike
 /// stands out even for a threshold just above rest), the leak with the threshold at the top (a
 /// leak above the threshold would fire and read as the reset), the membrane time constant with
-/// a fast synaptic one, the synaptic time constant with a slow membrane, both below an
-/// unreachable threshold.
-pub struct Conditions;
-
-impl Conditions {
-    /// `codes` as `parameter` is measured under.
-    pub fn apply(parameter: AnalogParameter, codes: &NeuronCodes) -> NeuronCodes {
-        let mut c = *codes;
-        match parameter {
-            AnalogParameter::Threshold => c.reset = RESET_DURING_THRESHOLD_SEARCH,
-            AnalogParameter::Leak => c.threshold = CODE_MAX,
-            AnalogParameter::TauM => {
-                c.threshold = CODE_MAX;
-                c.tau_s = FAST_TAU_S_CODE;
-            }
-            AnalogParameter::TauS | AnalogParameter::SynapticGain => {
-                c.threshold = CODE_MAX;
-                c.tau_m = SLOW_TAU_M_CODE;
-            }
-            AnalogParameter::Reset => {}
+/// a fast synaptic one, the synaptic time constant and strength with a slow membrane, all three
+/// below an unreachable threshold.
+pub fn measured_under(parameter: AnalogParameter, codes: &NeuronCodes) -> NeuronCodes {
+    let mut c = *codes;
+    match parameter {
+        AnalogParameter::Threshold => c.reset = RESET_DURING_THRESHOLD_SEARCH,
+        AnalogParameter::Leak => c.threshold = CODE_MAX,
+        AnalogParameter::TauM => {
+            c.threshold = CODE_MAX;
+            c.tau_s = FAST_TAU_S_CODE;
         }
-        c
+        AnalogParameter::TauS | AnalogParameter::SynapticGain => {
+            c.threshold = CODE_MAX;
+            c.tau_m = SLOW_TAU_M_CODE;
+        }
+        AnalogParameter::Reset => {}
     }
+    c
 }
 
 /// The calibration's session with a backend: the calibration network, its circuits, counters.
@@ -310,7 +305,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Every circuit's `parameter` under its [`Conditions`] with `codes`, averaged over
+    /// Every circuit's `parameter` with `codes` as it is [`measured_under`], averaged over
     /// `repeats` recordings each.
     fn measure_with(
         &mut self,
@@ -318,10 +313,8 @@ impl Session<'_> {
         codes: &[NeuronCodes],
         repeats: usize,
     ) -> Result<Vec<f64>, BackendError> {
-        let conditioned: Vec<NeuronCodes> = codes
-            .iter()
-            .map(|c| Conditions::apply(parameter, c))
-            .collect();
+        let conditioned: Vec<NeuronCodes> =
+            codes.iter().map(|c| measured_under(parameter, c)).collect();
         self.write(&conditioned)?;
         self.measure(parameter, repeats)
     }

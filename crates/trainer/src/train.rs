@@ -523,9 +523,12 @@ fn train_epoch(
         // Every batch after the first changes only the weights.
         let network = state.model.to_network();
         backend.update_weights(&network)?;
-        // The step applies to weights within the substrate's range (the batch ran with them as
-        // they were: unclipped only at a run's very start, where the chip clips them itself).
-        clip_weights(&mut state.model, max_weight);
+        // The step applies to weights within the substrate's range; after the first batch they
+        // are (each batch ends clipped), before it they may not be: that batch ran with them as
+        // they were, and the chip clips them itself.
+        if b == skip {
+            clip_weights(&mut state.model, max_weight);
+        }
         let inputs = batch_inputs(
             &state.model,
             train,

@@ -322,22 +322,13 @@ impl<L: Link> HostCore<L> {
         &mut self,
         writes: &[(usize, Option<NeuronCodes>)],
     ) -> Result<(), HostError> {
+        // Every request checked as the device checks it, before the first is sent.
         let n = self.info.capabilities.max_neurons.unwrap_or(0);
-        for (circuit, codes) in writes {
-            if *circuit >= n {
-                return Err(HostError::Convert(ConvertError::InvalidInput(format!(
-                    "circuit {circuit} does not exist: the device has circuits 0..{n}"
-                ))));
-            }
-            if let Some((p, code)) = codes.as_ref().and_then(|c| c.validate().err()) {
-                return Err(HostError::Convert(ConvertError::InvalidInput(format!(
-                    "circuit {circuit}: {} code {code} is out of range: codes are 0..={}",
-                    p.name(),
-                    spikeloop_backend::analog::CODE_MAX
-                ))));
-            }
+        let requests = crate::convert::write_requests(writes, self.info.max_frame_size);
+        for request in &requests {
+            crate::convert::checked_writes(request, n)?;
         }
-        for request in crate::convert::write_requests(writes, self.info.max_frame_size) {
+        for request in requests {
             let expected = request.writes.len() as u32;
             match self
                 .call(&Message::WriteParameterCodes(request), 0.0)
