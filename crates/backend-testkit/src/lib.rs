@@ -2,7 +2,8 @@
 //! what it does before it is configured, how it names a bad network or input, that recording
 //! only the output layer gives the last layer of a full recording, that a sample's result does
 //! not depend on its batch or the thread count, that silence is `+inf` and never NaN, that its
-//! `Unsupported` answers agree with its [`Features`](spikeloop_backend::Features), that a saved
+//! `Unsupported` answers agree with its [`Features`](spikeloop_backend::Features), that membrane
+//! recordings asked for together are those asked for one by one, that a saved
 //! noise position replays exactly, that a weight update equals a configure, that it describes
 //! itself, and, on a noise-free substrate, that it agrees with the
 //! [`IdealBackend`] within its time resolution. A backend instantiates the whole suite with one
@@ -455,6 +456,56 @@ pub mod check {
         );
     }
 
+    /// Membrane recordings asked for in one request are the traces of one request each, in
+    /// order (from the same noise position), and a bad request among them is refused whole.
+    pub fn recordings_in_one_request_equal_one_request_each(s: &Subject) {
+        let mut b = s.configured(&network());
+        if !b.capabilities().features.membrane_recording {
+            return;
+        }
+        let requests: Vec<MembraneRequest> = (0..6)
+            .map(|k| MembraneRequest {
+                inputs: vec![0.1 + 0.05 * k as f64; N_INPUTS],
+                layer: k % 2,
+                neuron: k % 2,
+                duration: 2.0 + 0.5 * k as f64,
+            })
+            .collect();
+        let position = b.noise_position();
+        let together = b
+            .record_membranes(&requests)
+            .unwrap_or_else(|e| panic!("{}: recording in one request: {e}", s.name));
+        if let Some(p) = position {
+            b.set_noise_position(p)
+                .unwrap_or_else(|e| panic!("{}: setting the noise position: {e}", s.name));
+        }
+        let one_by_one: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                b.record_membrane(r)
+                    .unwrap_or_else(|e| panic!("{}: recording: {e}", s.name))
+            })
+            .collect();
+        assert_eq!(
+            together, one_by_one,
+            "{}: recordings in one request differ from one request each",
+            s.name
+        );
+        let mut bad = requests.clone();
+        bad[3].neuron = 99;
+        match b.record_membranes(&bad) {
+            Err(BackendError::InvalidInput(m)) => assert!(
+                m.contains("99"),
+                "{}: the refusal does not name the neuron: {m}",
+                s.name
+            ),
+            other => panic!(
+                "{}: a request for neuron 99 among others gave {other:?}",
+                s.name
+            ),
+        }
+    }
+
     /// Saving the noise position and restoring it replays the same runs exactly; a run moves
     /// the position on.
     pub fn a_restored_noise_position_replays_exactly(s: &Subject) {
@@ -653,6 +704,7 @@ macro_rules! backend_conformance {
                 results_are_independent_of_batching_and_threads,
                 silence_is_infinite_never_nan,
                 unsupported_answers_agree_with_features,
+                recordings_in_one_request_equal_one_request_each,
                 a_restored_noise_position_replays_exactly,
                 a_weight_update_equals_a_configure,
                 parameter_codes_take_effect_and_clear_exactly,

@@ -239,6 +239,17 @@ pub trait Backend: Send {
         })
     }
 
+    /// Records the membranes `requests` name, one sample run each, in order: the same traces as
+    /// one [`Backend::record_membrane`] call per request (the default makes those calls). A
+    /// backend that can run recordings side by side (an emulator on several cores, a chip whose
+    /// playback program holds many runs) does so.
+    fn record_membranes(
+        &mut self,
+        requests: &[MembraneRequest],
+    ) -> Result<Vec<MembraneTrace>, BackendError> {
+        requests.iter().map(|r| self.record_membrane(r)).collect()
+    }
+
     /// Position of the backend's pseudo-random trial-to-trial noise (an emulator's run counter),
     /// or `None` for a substrate whose noise is physical or absent. Saved with a checkpoint so
     /// that a resumed run continues with exactly the noise it would have seen.
@@ -332,6 +343,12 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
         request: &MembraneRequest,
     ) -> Result<MembraneTrace, BackendError> {
         (**self).record_membrane(request)
+    }
+    fn record_membranes(
+        &mut self,
+        requests: &[MembraneRequest],
+    ) -> Result<Vec<MembraneTrace>, BackendError> {
+        (**self).record_membranes(requests)
     }
     fn noise_position(&self) -> Option<u64> {
         (**self).noise_position()

@@ -340,39 +340,50 @@ impl Session<'_> {
         };
         let tau_s_us = self.backend.capabilities().tau_s_us.unwrap_or(0.0);
         let overhead_us = self.backend.capabilities().batch_overhead_us.unwrap_or(0.0);
+        let repeats = repeats.max(1);
+        // Every circuit's recordings in one request: a backend runs them side by side where it
+        // can.
+        let requests: Vec<MembraneRequest> = (0..self.circuits.len())
+            .flat_map(|neuron| {
+                std::iter::repeat_n(
+                    MembraneRequest {
+                        inputs: inputs.clone(),
+                        layer: 0,
+                        neuron,
+                        duration,
+                    },
+                    repeats,
+                )
+            })
+            .collect();
+        let traces = self.backend.record_membranes(&requests)?;
+        self.recordings += traces.len();
+        self.recorded_us += traces.len() as f64 * (duration * tau_s_us + overhead_us);
         let mut out = Vec::with_capacity(self.circuits.len());
-        for neuron in 0..self.circuits.len() {
+        for trials in traces.chunks(repeats) {
             // Finite trials are averaged; one that fired before its drive (`-inf`) decides, and
             // a circuit with no measurable trial is NaN.
             let (mut sum, mut count, mut below) = (0.0, 0usize, false);
-            for _ in 0..repeats.max(1) {
-                let trace = self.backend.record_membrane(&MembraneRequest {
-                    inputs: inputs.clone(),
-                    layer: 0,
-                    neuron,
-                    duration,
-                })?;
-                self.recordings += 1;
-                self.recorded_us += duration * tau_s_us + overhead_us;
+            for trace in trials {
                 // Time constants: fitted from just after the input (the synaptic one, on the
                 // membrane's rise) or 0.8 tau_s after it (the membrane's, once the fast
                 // synaptic current has passed).
                 let after = |delay: f64| ((DRIVE_TIME + delay) / trace.dt).ceil() as usize;
                 let block = |span: f64| (span / trace.dt).round() as usize;
                 let value = match parameter {
-                    AnalogParameter::Leak => measure::level(&trace, self.readout),
-                    AnalogParameter::Threshold => measure::threshold(&trace, self.readout),
-                    AnalogParameter::Reset => measure::reset(&trace, self.readout),
+                    AnalogParameter::Leak => measure::level(trace, self.readout),
+                    AnalogParameter::Threshold => measure::threshold(trace, self.readout),
+                    AnalogParameter::Reset => measure::reset(trace, self.readout),
                     AnalogParameter::TauS => {
-                        measure::time_constant(&trace, after(0.02), block(0.1)) * tau_s_us
+                        measure::time_constant(trace, after(0.02), block(0.1)) * tau_s_us
                     }
                     AnalogParameter::TauM => {
-                        measure::time_constant(&trace, after(0.8), block(0.3)) * tau_s_us
+                        measure::time_constant(trace, after(0.8), block(0.3)) * tau_s_us
                     }
                     // The plateau a slow membrane integrates one input to is the gain times the
                     // weight in steps times the (calibrated) synaptic time constant.
                     AnalogParameter::SynapticGain => {
-                        measure::rise(&trace, self.readout, after(0.0))
+                        measure::rise(trace, self.readout, after(0.0))
                             / (TAU_WEIGHT * self.weight_steps * self.tau_s_target_us)
                     }
                 };

@@ -209,6 +209,105 @@ impl EmulatorBackend {
         }
         Ok(())
     }
+    /// Checks a recording request against the configured `engine`; returns its sample count.
+    fn check_membrane_request(
+        &self,
+        engine: &Engine,
+        request: &MembraneRequest,
+    ) -> Result<usize, BackendError> {
+        let bad = |m: String| Err(BackendError::InvalidInput(m));
+        if request.inputs.len() != engine.n_inputs {
+            return bad(format!(
+                "the request has {} input times, the network expects {}",
+                request.inputs.len(),
+                engine.n_inputs
+            ));
+        }
+        if let Some(t) = request.inputs.iter().find(|t| t.is_nan()) {
+            return bad(format!(
+                "input time {t}: times must not be NaN; use +inf for silence"
+            ));
+        }
+        self.check_inputs(engine, &request.inputs, engine.n_inputs)?;
+        let Some(layer) = engine.layers.get(request.layer) else {
+            return bad(format!(
+                "layer {} does not exist: the network has {} layers",
+                request.layer,
+                engine.layers.len()
+            ));
+        };
+        if request.neuron >= layer.size {
+            return bad(format!(
+                "neuron {} does not exist: layer {} has {} neurons",
+                request.neuron, request.layer, layer.size
+            ));
+        }
+        let dt = 1.0 / MADC_SAMPLE_RATE_MHZ / self.config.timing.tau_s_us;
+        if !(request.duration > 0.0 && request.duration <= engine.window) {
+            return bad(format!(
+                "recording duration {} tau_s: must be in (0, {}] (the sample window)",
+                request.duration, engine.window
+            ));
+        }
+        Ok(((request.duration / dt).floor() as usize + 1).min(MAX_MADC_SAMPLES))
+    }
+
+    /// The trace of `request` in run `run`: `count` readout samples of the probed neuron.
+    fn trace(
+        &self,
+        engine: &Engine,
+        request: &MembraneRequest,
+        count: usize,
+        run: u64,
+    ) -> Result<MembraneTrace, BackendError> {
+        let dt = 1.0 / MADC_SAMPLE_RATE_MHZ / self.config.timing.tau_s_us;
+        let mut probe = Probe::new(request.layer, request.neuron);
+        let mut out = vec![f64::INFINITY; engine.n_neurons];
+        engine.run_sample(
+            &request.inputs,
+            run,
+            0,
+            &mut Scratch::default(),
+            &mut out,
+            Some(&mut probe),
+        );
+        let Some(consts) = probe.consts else {
+            return Err(BackendError::Device {
+                backend: "emulator".into(),
+                message: format!(
+                    "layer {} neuron {} was not simulated",
+                    request.layer, request.neuron
+                ),
+            });
+        };
+        let sample_times: Vec<f64> = (0..count).map(|i| i as f64 * dt).collect();
+        let v = membrane_at(
+            &consts,
+            &probe.times,
+            &probe.weights,
+            &probe.spikes,
+            &sample_times,
+        );
+        let noise_sd = self.config.noise.madc_noise_mv;
+        let mut noise = Normals::new(self.config.run_seed, Purpose::MadcNoise, run, 0);
+        let lsb = MADC_RANGE_MV / f64::from(1u32 << MADC_BITS);
+        let top = f64::from((1u32 << MADC_BITS) - 1);
+        let values = v
+            .iter()
+            .map(|&v| {
+                let mut mv = probe.leak_mv + v * probe.mv_per_unit;
+                if noise_sd > 0.0 {
+                    mv += noise_sd * noise.next();
+                }
+                (mv / lsb).round().clamp(0.0, top)
+            })
+            .collect();
+        Ok(MembraneTrace {
+            t0: 0.0,
+            dt,
+            values,
+        })
+    }
 
     fn check_inputs(
         &self,
@@ -404,92 +503,33 @@ impl Backend for EmulatorBackend {
         &mut self,
         request: &MembraneRequest,
     ) -> Result<MembraneTrace, BackendError> {
+        let mut traces = self.record_membranes(std::slice::from_ref(request))?;
+        traces.pop().ok_or(BackendError::Device {
+            backend: "emulator".into(),
+            message: "a recording returned no trace".into(),
+        })
+    }
+
+    /// The recordings run side by side on the cores rayon offers; recording `i` is run
+    /// `counter + i`, so the traces are those of one call per request.
+    fn record_membranes(
+        &mut self,
+        requests: &[MembraneRequest],
+    ) -> Result<Vec<MembraneTrace>, BackendError> {
         self.refresh()?;
         let engine = self.engine.as_ref().ok_or(BackendError::NotConfigured)?;
-        let bad = |m: String| Err(BackendError::InvalidInput(m));
-        if request.inputs.len() != engine.n_inputs {
-            return bad(format!(
-                "the request has {} input times, the network expects {}",
-                request.inputs.len(),
-                engine.n_inputs
-            ));
-        }
-        if let Some(t) = request.inputs.iter().find(|t| t.is_nan()) {
-            return bad(format!(
-                "input time {t}: times must not be NaN; use +inf for silence"
-            ));
-        }
-        self.check_inputs(engine, &request.inputs, engine.n_inputs)?;
-        let Some(layer) = engine.layers.get(request.layer) else {
-            return bad(format!(
-                "layer {} does not exist: the network has {} layers",
-                request.layer,
-                engine.layers.len()
-            ));
-        };
-        if request.neuron >= layer.size {
-            return bad(format!(
-                "neuron {} does not exist: layer {} has {} neurons",
-                request.neuron, request.layer, layer.size
-            ));
-        }
-        let dt = 1.0 / MADC_SAMPLE_RATE_MHZ / self.config.timing.tau_s_us;
-        if !(request.duration > 0.0 && request.duration <= engine.window) {
-            return bad(format!(
-                "recording duration {} tau_s: must be in (0, {}] (the sample window)",
-                request.duration, engine.window
-            ));
-        }
-        let count = ((request.duration / dt).floor() as usize + 1).min(MAX_MADC_SAMPLES);
-        let run = self.run_counter;
-        self.run_counter += 1;
-
-        let mut probe = Probe::new(request.layer, request.neuron);
-        let mut out = vec![f64::INFINITY; engine.n_neurons];
-        engine.run_sample(
-            &request.inputs,
-            run,
-            0,
-            &mut Scratch::default(),
-            &mut out,
-            Some(&mut probe),
-        );
-        let Some(consts) = probe.consts else {
-            return Err(BackendError::Device {
-                backend: "emulator".into(),
-                message: format!(
-                    "layer {} neuron {} was not simulated",
-                    request.layer, request.neuron
-                ),
-            });
-        };
-        let sample_times: Vec<f64> = (0..count).map(|i| i as f64 * dt).collect();
-        let v = membrane_at(
-            &consts,
-            &probe.times,
-            &probe.weights,
-            &probe.spikes,
-            &sample_times,
-        );
-        let noise_sd = self.config.noise.madc_noise_mv;
-        let mut noise = Normals::new(self.config.run_seed, Purpose::MadcNoise, run, 0);
-        let lsb = MADC_RANGE_MV / f64::from(1u32 << MADC_BITS);
-        let top = f64::from((1u32 << MADC_BITS) - 1);
-        let values = v
+        let counts = requests
             .iter()
-            .map(|&v| {
-                let mut mv = probe.leak_mv + v * probe.mv_per_unit;
-                if noise_sd > 0.0 {
-                    mv += noise_sd * noise.next();
-                }
-                (mv / lsb).round().clamp(0.0, top)
-            })
-            .collect();
-        Ok(MembraneTrace {
-            t0: 0.0,
-            dt,
-            values,
-        })
+            .map(|r| self.check_membrane_request(engine, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = self.run_counter;
+        self.run_counter += requests.len() as u64;
+        requests
+            .par_iter()
+            .zip(counts)
+            .enumerate()
+            .map(|(i, (r, count))| self.trace(engine, r, count, first + i as u64))
+            .collect()
     }
 
     /// The run counter: temporal noise of run `k` comes from streams addressed by
