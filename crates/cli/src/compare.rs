@@ -419,7 +419,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         100.0 * report.recovered_fraction
     );
 
-    spikeloop_trainer::io::write_json_atomic(&json, &report, "write the comparison")?;
+    spikeloop_files::write_json_atomic(&json, &report, "write the comparison")?;
     let png = args.out.join("compare.png");
     let svg = args.out.join("compare.svg");
     let figure = CompareFigure {

@@ -190,7 +190,7 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     });
     let text =
         serde_json::to_string(&report).context("could not serialise the inference report")?;
-    spikeloop_trainer::io::write_atomic(&out, text.as_bytes(), "write the inference report")?;
+    spikeloop_files::write_atomic(&out, text.as_bytes(), "write the inference report")?;
     outln!(
         "{} {} split on {}: accuracy {:.2} % ({} samples) -> {}",
         model.dataset,

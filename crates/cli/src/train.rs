@@ -250,9 +250,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let data = load_data(&config)?;
         train::start(&config, &data, substrate.clone())?
     };
-    spikeloop_trainer::io::remove_stale_temporaries(&files.dir, &RUN_FILES);
+    spikeloop_files::remove_stale_temporaries(&files.dir, &RUN_FILES);
     let config = state.config.clone();
-    spikeloop_trainer::io::write_atomic(
+    spikeloop_files::write_atomic(
         &files.path("config.toml"),
         config_toml(&config, &substrate).as_bytes(),
         "write the configuration",
@@ -542,7 +542,7 @@ fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
             m.seconds
         );
     }
-    spikeloop_trainer::io::write_atomic(path, csv.as_bytes(), "write the metrics")?;
+    spikeloop_files::write_atomic(path, csv.as_bytes(), "write the metrics")?;
     Ok(())
 }
 

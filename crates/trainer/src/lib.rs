@@ -16,7 +16,6 @@ pub mod config;
 pub mod eval;
 mod flat;
 pub mod grad;
-pub mod io;
 pub mod loss;
 pub mod model;
 pub mod optim;
@@ -133,6 +132,9 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written.
+    #[error(transparent)]
+    File(#[from] spikeloop_files::FileError),
 }
 
 /// Loads the train, validation and test splits of the configured data set.

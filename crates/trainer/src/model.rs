@@ -88,13 +88,13 @@ pub struct Model {
     /// How the model was made; absent for hand-written models.
     #[serde(default)]
     pub provenance: Option<Provenance>,
-    /// CRC-64/XZ of the rest of the file ([`crate::io::seal`]), written by every save; a
+    /// CRC-64/XZ of the rest of the file ([`spikeloop_files::seal`]), written by every save; a
     /// hand-written model may leave it out, a model with provenance may not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
 }
 
-impl crate::io::Checksummed for Model {
+impl spikeloop_files::Checksummed for Model {
     fn checksum_mut(&mut self) -> &mut Option<String> {
         &mut self.checksum
     }
@@ -369,7 +369,7 @@ impl Model {
         })?;
         let model: Self = serde_json::from_str(text)
             .map_err(|e| TrainError::Model(format!("not a valid model file: {e}")))?;
-        match crate::io::verify_seal(&model) {
+        match spikeloop_files::verify_seal(&model) {
             Ok(true) => {}
             Ok(false) if model.provenance.is_some() => {
                 return Err(TrainError::Model(
@@ -385,7 +385,11 @@ impl Model {
 
     /// Writes the model atomically (a temporary file renamed into place), with its checksum.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        crate::io::write_json_atomic(path, &crate::io::seal(self)?, "write the model file")
+        Ok(spikeloop_files::write_json_atomic(
+            path,
+            &spikeloop_files::seal(self)?,
+            "write the model file",
+        )?)
     }
 }
 

@@ -121,7 +121,7 @@ pub struct Checkpoint {
     pub checksum: Option<String>,
 }
 
-impl crate::io::Checksummed for Checkpoint {
+impl spikeloop_files::Checksummed for Checkpoint {
     fn checksum_mut(&mut self) -> &mut Option<String> {
         &mut self.checksum
     }
@@ -193,7 +193,7 @@ impl Checkpoint {
             })?;
         let mut c: Self =
             serde_json::from_str(&text).map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
-        match crate::io::verify_seal(&c) {
+        match spikeloop_files::verify_seal(&c) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(bad(
@@ -241,7 +241,11 @@ impl Checkpoint {
 
     /// Writes the checkpoint atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        crate::io::write_json_atomic(path, &crate::io::seal(self)?, "write the checkpoint")
+        Ok(spikeloop_files::write_json_atomic(
+            path,
+            &spikeloop_files::seal(self)?,
+            "write the checkpoint",
+        )?)
     }
 }
 

@@ -1,15 +1,43 @@
-//! File writing that never leaves a half-written file behind.
+//! The files spikeloop writes (models, checkpoints, calibrations, reports) and how: written
+//! atomically, so that a reader or a crash sees the old file or the complete new one, never
+//! half of one; and, for documents a later run trusts, sealed with a checksum of their content,
+//! so that a changed digit is refused on reading instead of being believed.
 
 use std::io::Write;
 use std::path::Path;
 
-use crate::TrainError;
+use std::path::PathBuf;
+
+/// Why a file could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The operating system refused (a full disk, a missing directory, no permission).
+    #[error("could not {what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A document could not be serialised.
+    #[error("could not serialise {what}: {message}")]
+    Serialise {
+        /// What was being serialised.
+        what: String,
+        /// Why not.
+        message: String,
+    },
+}
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a reader
 /// (or a crash) sees either the old file or the complete new one. A failed write (a full disk,
 /// a vanished directory) removes its temporary file.
-pub fn write_atomic(path: &Path, bytes: &[u8], what: &'static str) -> Result<(), TrainError> {
-    let io_err = |source| TrainError::Io {
+pub fn write_atomic(path: &Path, bytes: &[u8], what: &'static str) -> Result<(), FileError> {
+    let io_err = |source| FileError::Io {
         what,
         path: path.to_path_buf(),
         source,
@@ -66,9 +94,10 @@ pub fn write_json_atomic<T: serde::Serialize>(
     path: &Path,
     value: &T,
     what: &'static str,
-) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| {
-        TrainError::Model(format!("could not serialise for {}: {e}", path.display()))
+) -> Result<(), FileError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| FileError::Serialise {
+        what: path.display().to_string(),
+        message: e.to_string(),
     })?;
     write_atomic(path, text.as_bytes(), what)
 }
@@ -83,11 +112,13 @@ pub trait Checksummed: serde::Serialize + Clone {
 /// The CRC-64/XZ (16 hex digits) of the compact JSON of `doc` without its checksum. The JSON
 /// of a document is fixed by its fields' order and Rust's shortest round-trip float printing,
 /// so the value does not depend on how the file was formatted, only on what it holds.
-fn checksum_of<T: Checksummed>(doc: &T) -> Result<String, TrainError> {
+fn checksum_of<T: Checksummed>(doc: &T) -> Result<String, FileError> {
     let mut bare = doc.clone();
     *bare.checksum_mut() = None;
-    let text = serde_json::to_vec(&bare)
-        .map_err(|e| TrainError::Model(format!("could not serialise for the checksum: {e}")))?;
+    let text = serde_json::to_vec(&bare).map_err(|e| FileError::Serialise {
+        what: "a document for its checksum".into(),
+        message: e.to_string(),
+    })?;
     Ok(format!(
         "{:016x}",
         crc::Crc::<u64>::new(&crc::CRC_64_XZ).checksum(&text)
@@ -95,7 +126,7 @@ fn checksum_of<T: Checksummed>(doc: &T) -> Result<String, TrainError> {
 }
 
 /// `doc` with its checksum set.
-pub fn seal<T: Checksummed>(doc: &T) -> Result<T, TrainError> {
+pub fn seal<T: Checksummed>(doc: &T) -> Result<T, FileError> {
     let mut sealed = doc.clone();
     *sealed.checksum_mut() = Some(checksum_of(doc)?);
     Ok(sealed)
