@@ -18,8 +18,11 @@
 //! (the start codes) and after, and circuits that miss their target by more than the tolerance
 //! are listed, never hidden.
 
+pub mod file;
 pub mod measure;
 pub mod search;
+
+pub use file::{CalibrationFile, CalibrationFileError, ChipCheck, CircuitCodes};
 
 use std::time::{Duration, Instant};
 
@@ -117,7 +120,8 @@ impl Default for Targets {
 }
 
 /// How a calibration measures.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Options {
     /// Seeds the searches' randomised starts.
     pub seed: u64,
@@ -146,12 +150,16 @@ impl Default for Options {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Mean.
+    #[serde(deserialize_with = "file::nullable::number")]
     pub mean: f64,
     /// Standard deviation.
+    #[serde(deserialize_with = "file::nullable::number")]
     pub sd: f64,
     /// 5th percentile.
+    #[serde(deserialize_with = "file::nullable::number")]
     pub p5: f64,
     /// 95th percentile.
+    #[serde(deserialize_with = "file::nullable::number")]
     pub p95: f64,
     /// Circuits with nothing measurable (a threshold no drive reached, say).
     pub unmeasured: usize,
@@ -203,13 +211,15 @@ pub struct ParameterReport {
     /// The parameter.
     pub parameter: AnalogParameter,
     /// Its target, in [`AnalogParameter::unit`].
+    #[serde(deserialize_with = "file::nullable::number")]
     pub target: f64,
     /// Spread across circuits with no codes written (the uncalibrated chip).
     pub before: Spread,
     /// Spread across circuits with the calibrated codes.
     pub after: Spread,
     /// Each circuit's value with the calibrated codes (in circuit order of
-    /// [`Calibration::codes`]).
+    /// [`Calibration::codes`]); NaN where nothing was measurable.
+    #[serde(deserialize_with = "file::nullable::numbers")]
     pub achieved: Vec<f64>,
     /// Circuits that miss the target by more than the tolerance (or measure nothing).
     pub failed: Vec<usize>,

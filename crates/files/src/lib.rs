@@ -147,3 +147,54 @@ pub fn verify_seal<T: Checksummed>(doc: &T) -> Result<bool, String> {
         ))
     }
 }
+
+/// The two fields every spikeloop file opens with, read before the rest so that another kind of
+/// file, or another version, is named as such instead of failing on its first unexpected field.
+#[derive(serde::Deserialize)]
+pub struct Kind {
+    /// The document's `format`, if it names one.
+    pub format: Option<String>,
+    /// The document's `version`, if it has one.
+    pub version: Option<u64>,
+}
+
+/// Why a file is not the kind asked for.
+pub enum KindMismatch {
+    /// It is another kind of spikeloop file (its format is named).
+    Other(String),
+    /// It names no kind, or another version.
+    Invalid(String),
+}
+
+/// Checks that a file is a `want` file of `version`; another spikeloop file is named as what it
+/// is.
+pub fn check_kind(doc: &Kind, want: &str, version: u32, noun: &str) -> Result<(), KindMismatch> {
+    match doc.format.as_deref() {
+        Some(f) if f == want => {}
+        Some(f) => return Err(KindMismatch::Other(f.to_string())),
+        None => {
+            return Err(KindMismatch::Invalid(format!(
+                "not a {noun} file (no \"format\": \"{want}\" field)"
+            )));
+        }
+    }
+    let v = doc.version;
+    if v != Some(u64::from(version)) {
+        return Err(KindMismatch::Invalid(format!(
+            "{noun} file version {} is not supported; this build reads version {version}{}",
+            v.map_or_else(|| "(missing)".to_string(), |v| v.to_string()),
+            if v.is_some_and(|v| v < u64::from(version)) {
+                " (written by an earlier spikeloop; train it again with this one)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// Now, as an RFC 3339 UTC timestamp to the second (`2026-12-03T13:20:15Z`): when a file was
+/// written.
+pub fn now_utc() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

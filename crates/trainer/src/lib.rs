@@ -41,6 +41,8 @@ pub enum FileKind {
     Inference,
     /// A comparison report.
     Comparison,
+    /// A chip's calibration (`spikeloop calibrate`).
+    Calibration,
     /// A document of another, named format.
     Other(String),
 }
@@ -53,6 +55,7 @@ impl FileKind {
             crate::train::CHECKPOINT_FORMAT => Self::Checkpoint,
             "spikeloop-inference" => Self::Inference,
             "spikeloop-compare" => Self::Comparison,
+            "spikeloop-calibration" => Self::Calibration,
             other => Self::Other(other.to_string()),
         }
     }
@@ -64,6 +67,7 @@ impl FileKind {
             Self::Checkpoint => "a checkpoint (checkpoint.json of a run)".into(),
             Self::Inference => "an inference report".into(),
             Self::Comparison => "a comparison report".into(),
+            Self::Calibration => "a calibration (written by spikeloop calibrate)".into(),
             Self::Other(f) => format!("a file of format \"{f}\""),
         }
     }

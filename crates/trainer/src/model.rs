@@ -354,18 +354,20 @@ impl Model {
 
     /// Reads and validates a model from the text of a model file.
     pub fn from_json(text: &str) -> Result<Self, TrainError> {
-        let head: Kind = serde_json::from_str(text).map_err(|e| {
+        let head: spikeloop_files::Kind = serde_json::from_str(text).map_err(|e| {
             TrainError::Model(format!(
                 "not a valid model file: not JSON ({e}); a model is the model.json a run writes"
             ))
         })?;
-        check_kind(&head, MODEL_FORMAT, MODEL_VERSION, "model").map_err(|e| match e {
-            KindMismatch::Other(found) => TrainError::WrongKind {
-                path: std::path::PathBuf::new(),
-                found,
-                wanted: "model",
-            },
-            KindMismatch::Invalid(m) => TrainError::Model(m),
+        spikeloop_files::check_kind(&head, MODEL_FORMAT, MODEL_VERSION, "model").map_err(|e| {
+            match e {
+                spikeloop_files::KindMismatch::Other(found) => TrainError::WrongKind {
+                    path: std::path::PathBuf::new(),
+                    found: FileKind::of_format(&found),
+                    wanted: "model",
+                },
+                spikeloop_files::KindMismatch::Invalid(m) => TrainError::Model(m),
+            }
         })?;
         let model: Self = serde_json::from_str(text)
             .map_err(|e| TrainError::Model(format!("not a valid model file: {e}")))?;
@@ -391,54 +393,6 @@ impl Model {
             "write the model file",
         )?)
     }
-}
-
-/// The two fields every spikeloop file opens with, read before the rest so that another kind of
-/// file, or another version, is named as such instead of failing on its first unexpected field.
-#[derive(Deserialize)]
-pub(crate) struct Kind {
-    format: Option<String>,
-    version: Option<u64>,
-}
-
-/// Why a file is not the kind asked for.
-pub(crate) enum KindMismatch {
-    /// It is another kind of spikeloop file.
-    Other(FileKind),
-    /// It names no kind, or another version.
-    Invalid(String),
-}
-
-/// Checks that a file is a `want` file of `version`; another spikeloop file is named as what it
-/// is.
-pub(crate) fn check_kind(
-    doc: &Kind,
-    want: &str,
-    version: u32,
-    noun: &str,
-) -> Result<(), KindMismatch> {
-    match doc.format.as_deref() {
-        Some(f) if f == want => {}
-        Some(f) => return Err(KindMismatch::Other(FileKind::of_format(f))),
-        None => {
-            return Err(KindMismatch::Invalid(format!(
-                "not a {noun} file (no \"format\": \"{want}\" field)"
-            )));
-        }
-    }
-    let v = doc.version;
-    if v != Some(u64::from(version)) {
-        return Err(KindMismatch::Invalid(format!(
-            "{noun} file version {} is not supported; this build reads version {version}{}",
-            v.map_or_else(|| "(missing)".to_string(), |v| v.to_string()),
-            if v.is_some_and(|v| v < u64::from(version)) {
-                " (written by an earlier spikeloop; train it again with this one)"
-            } else {
-                ""
-            }
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -180,16 +180,16 @@ impl Checkpoint {
             source,
         })?;
         let bad = |m: String| TrainError::Checkpoint(format!("{}: {m}", path.display()));
-        let head: crate::model::Kind = serde_json::from_str(&text)
+        let head: spikeloop_files::Kind = serde_json::from_str(&text)
             .map_err(|e| bad(format!("not a checkpoint: not JSON ({e})")))?;
-        crate::model::check_kind(&head, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
+        spikeloop_files::check_kind(&head, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint")
             .map_err(|e| match e {
-                crate::model::KindMismatch::Other(found) => TrainError::WrongKind {
+                spikeloop_files::KindMismatch::Other(found) => TrainError::WrongKind {
                     path: path.to_path_buf(),
-                    found,
+                    found: crate::FileKind::of_format(&found),
                     wanted: "checkpoint",
                 },
-                crate::model::KindMismatch::Invalid(m) => bad(m),
+                spikeloop_files::KindMismatch::Invalid(m) => bad(m),
             })?;
         let mut c: Self =
             serde_json::from_str(&text).map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
