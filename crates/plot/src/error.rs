@@ -36,6 +36,23 @@ pub enum PlotError {
         value: f64,
     },
 
+    /// A figure of panels was asked for without any.
+    #[error("the figure has no panels; pass at least one")]
+    NoPanels,
+
+    /// A heatmap's cells do not fill its grid.
+    #[error(
+        "the heatmap has {cells} cells for {rows} rows and {columns} columns; give rows x columns cells, at least one"
+    )]
+    CellCount {
+        /// Cells given.
+        cells: usize,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        columns: usize,
+    },
+
     /// A bar chart was asked for without any bars.
     #[error("the bar chart has no bars; pass at least one `Bar`")]
     NoBars,

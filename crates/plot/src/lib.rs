@@ -1,6 +1,7 @@
-//! Figures for spikeloop, as PNG or SVG: training curves of a run and bar
+//! Figures for spikeloop, as PNG or SVG: training curves of a run, bar
 //! charts that compare runs (ideal training, weights copied to a chip,
-//! training in the loop).
+//! training in the loop), before-and-after distributions (a calibration's
+//! spread across circuits) and heatmaps (a robustness matrix).
 //!
 //! The one design decision a reader needs: every figure must build and render
 //! on a bare machine with nothing but a Rust toolchain, so nothing here links
@@ -42,14 +43,18 @@
 mod axis;
 mod backend;
 mod bars;
+mod distributions;
 mod error;
 mod font;
+mod heatmap;
 mod output;
 mod style;
 mod training;
 
 pub use bars::{BAR_CHART_HEIGHT, Bar, BarChart, ReferenceLine, write_bar_chart};
+pub use distributions::{DistributionPanel, Distributions, write_distributions};
 pub use error::PlotError;
+pub use heatmap::{Cell, Heatmap, write_heatmap};
 pub use training::{
     TRAINING_CURVES_SIZE, TRAINING_SCHEDULE_HEIGHT, TrainingCurves, write_training_curves,
 };
