@@ -217,6 +217,10 @@ pub struct ParameterReport {
     pub before: Spread,
     /// Spread across circuits with the calibrated codes.
     pub after: Spread,
+    /// Each circuit's value on the start codes (in circuit order of [`Calibration::codes`]);
+    /// NaN where nothing was measurable.
+    #[serde(deserialize_with = "file::nullable::numbers")]
+    pub before_values: Vec<f64>,
     /// Each circuit's value with the calibrated codes (in circuit order of
     /// [`Calibration::codes`]); NaN where nothing was measurable.
     #[serde(deserialize_with = "file::nullable::numbers")]
@@ -574,6 +578,7 @@ pub fn calibrate(
                 parameter: p,
                 target,
                 before: Spread::of(&before),
+                before_values: before,
                 after: Spread::of(&achieved),
                 achieved,
                 failed,

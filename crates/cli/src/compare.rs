@@ -60,6 +60,8 @@ pub struct CompareArgs {
     svg: bool,
     #[command(flatten)]
     emulator: EmulatorArgs,
+    #[command(flatten)]
+    calibration: crate::calibrate::CalibrationArgs,
 }
 
 #[derive(Serialize)]
@@ -217,8 +219,8 @@ fn trained(
     config: &TrainConfig,
     data: &DataSplits,
     backend: &mut dyn Backend,
+    substrate: Substrate,
 ) -> anyhow::Result<(Trained, bool)> {
-    let substrate = backend.substrate();
     if resume && path.exists() {
         let model = Model::load(path)?;
         let p = model.provenance.as_ref().with_context(|| {
@@ -324,6 +326,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         &config,
         &data,
         &mut IdealBackend::new(),
+        IdealBackend::new().substrate(),
     )?;
     errln!(
         "(a) trained on the ideal backend: test accuracy {:.2} % ({})",
@@ -341,18 +344,25 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             chip_seed: Some(chip_seed),
             ..args.emulator.clone()
         };
+        // Each chip calibrated (or kept calibrated in --out), unless --uncalibrated.
+        let calibrated = |chip: &mut dyn Backend| {
+            crate::calibrate::prepare(chip, &args.calibration, Some(&args.out), true, false)
+        };
         let mut chip = chip_args.build()?;
-        let substrate = chip.substrate();
+        let applied = calibrated(&mut chip)?;
+        let substrate = crate::calibrate::described(chip.substrate(), applied.as_ref());
         chip.configure(&ideal.model.to_network())?;
         let copied = evaluate(&mut chip, &ideal.model, &data.test, &loss, None)?.accuracy;
         let started = Instant::now();
         let mut chip = chip_args.build()?;
+        calibrated(&mut chip)?;
         let (in_loop, reused) = trained(
             &args.out.join(format!("in-the-loop-chip{chip_seed}.json")),
             args.resume,
             &config,
             &data,
             &mut chip,
+            substrate.clone(),
         )?;
         errln!(
             "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({})",

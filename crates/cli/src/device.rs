@@ -35,13 +35,22 @@ pub struct DeviceArgs {
     /// else is refused.
     #[arg(long, value_name = "PATH")]
     link: Option<std::path::PathBuf>,
+    /// Calibration file of the served chip (written by `spikeloop calibrate`), applied before
+    /// the device starts serving, as a board's firmware loads its calibration at power-up; a
+    /// host may write other codes later [default: uncalibrated, until a host calibrates it].
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<std::path::PathBuf>,
 }
 
 /// The virtual device's configuration for `chip`: its timing and rows are the chip's own (the
 /// device derives them from the backend it serves), its identity names the chip, run seed and
 /// noise preset, and its firmware version carries the fingerprint of the chip's complete
 /// configuration (so a run started on one chip set-up is not resumed on another).
-pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceConfig {
+pub fn device_config(
+    chip: &EmulatorBackend,
+    max_frame_size: usize,
+    calibration: Option<&spikeloop_calibration::CalibrationFile>,
+) -> DeviceConfig {
     let c = chip.config();
     DeviceConfig {
         device_id: format!(
@@ -51,9 +60,12 @@ pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceCon
             c.noise_preset().unwrap_or("custom")
         ),
         firmware_version: format!(
-            "virtual {} config {}",
+            "virtual {} config {}{}",
             env!("CARGO_PKG_VERSION"),
-            chip.substrate().fingerprint()
+            chip.substrate().fingerprint(),
+            calibration
+                .and_then(|f| f.checksum.as_deref())
+                .map_or_else(String::new, |crc| format!(" calibration {crc}"))
         ),
         max_frame_size,
         ..DeviceConfig::serving(chip)
@@ -61,9 +73,25 @@ pub fn device_config(chip: &EmulatorBackend, max_frame_size: usize) -> DeviceCon
 }
 
 pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
-    let chip = args.emulator.build()?;
-    let description = chip.config().summary();
-    let config = device_config(&chip, args.max_frame_size);
+    let mut chip = args.emulator.build()?;
+    let calibration = match &args.calibration {
+        Some(path) => {
+            let file = spikeloop_calibration::CalibrationFile::load(path)?;
+            file.apply(&mut chip, spikeloop_calibration::ChipCheck::SameChip, path)?;
+            Some(file)
+        }
+        None => None,
+    };
+    let description = format!(
+        "{}{}",
+        chip.config().summary(),
+        if calibration.is_some() {
+            ", calibrated"
+        } else {
+            ""
+        }
+    );
+    let config = device_config(&chip, args.max_frame_size, calibration.as_ref());
     let device_id = config.device_id.clone();
     let mut device = VirtualDevice::new(chip, config)?;
 

@@ -33,6 +33,8 @@ pub struct InferArgs {
     noise_position: Option<u64>,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    calibration: crate::calibrate::CalibrationArgs,
 }
 
 /// Reads a model file given with `--model`; a checkpoint given instead is named as such, with
@@ -122,8 +124,21 @@ pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     let data = model.dataset.load(args.split)?;
     let mut backend = args.backend.build()?;
-    let substrate = backend.substrate();
-    let file_tag = backend.file_tag();
+    let applied = crate::calibrate::for_model(
+        backend.as_mut(),
+        &args.calibration,
+        &model,
+        &args.model,
+        args.backend.kind() == crate::backend::BackendKind::Emulator,
+        false,
+    )?;
+    let substrate = crate::calibrate::described(backend.substrate(), applied.as_ref());
+    // A chip run uncalibrated is named so, beside its calibrated runs.
+    let file_tag = if applied.is_none() && backend.capabilities().features.parameter_codes {
+        format!("{}-uncalibrated", backend.file_tag())
+    } else {
+        backend.file_tag()
+    };
     let model_name = args
         .model
         .file_stem()

@@ -37,6 +37,7 @@ macro_rules! errln {
 
 mod backend;
 mod bench;
+mod calibrate;
 mod compare;
 mod device;
 mod infer;
@@ -76,6 +77,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Run a trained model over a data set split and write every layer's spike times as JSON.
     Infer(infer::InferArgs),
+    /// Calibrate every neuron circuit of a chip (an emulated chip, or a device with --device)
+    /// and write the calibration file, a report and a figure of the spreads before and after.
+    Calibrate(calibrate::CalibrateArgs),
     /// Compare ideal training, that network copied onto emulated chips, and training in the loop.
     Compare(compare::CompareArgs),
     /// Measure forward and forward+backward throughput and the time per training epoch.
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Device(args) => device::run(args),
         Command::Relay(args) => relay::run(args),

@@ -75,6 +75,8 @@ pub struct TrainArgs {
     svg: bool,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    calibration: crate::calibrate::CalibrationArgs,
 }
 
 impl TrainArgs {
@@ -240,13 +242,33 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )),
     };
     let files = RunFiles { dir };
-    let substrate = backend.substrate();
-
-    let mut replaced = None;
+    let replaced = if args.resume {
+        if !files.checkpoint().exists() {
+            bail!(
+                "nothing to resume: {} does not exist (start a new run without --resume)",
+                files.checkpoint().display()
+            );
+        }
+        None
+    } else {
+        prepare_fresh_dir(&files, args.force)?
+    };
+    // An emulated chip is calibrated first (or its calibration kept in the run directory is
+    // reused), as a real chip always is; a device takes --calibration FILE.
+    let applied = crate::calibrate::prepare(
+        backend.as_mut(),
+        &args.calibration,
+        Some(&files.dir),
+        args.backend.kind() == crate::backend::BackendKind::Emulator,
+        args.quiet,
+    )?;
+    if let Some(a) = applied.as_ref().filter(|_| !args.quiet) {
+        errln!("calibration: {}", a.describe());
+    }
+    let substrate = crate::calibrate::described(backend.substrate(), applied.as_ref());
     let state = if args.resume {
         resume_state(&args, &files, config, &substrate)?
     } else {
-        replaced = prepare_fresh_dir(&files, args.force)?;
         let data = load_data(&config)?;
         train::start(&config, &data, substrate.clone())?
     };
@@ -445,17 +467,10 @@ fn resume_state(
     requested: TrainConfig,
     substrate: &Substrate,
 ) -> anyhow::Result<Checkpoint> {
-    let path = files.checkpoint();
-    if !path.exists() {
-        bail!(
-            "nothing to resume: {} does not exist (start a new run without --resume)",
-            path.display()
-        );
-    }
-    let mut state = Checkpoint::load(&path)?;
+    let mut state = Checkpoint::load(&files.checkpoint())?;
     if let Some(why) = state.substrate.mismatch(substrate) {
         bail!(
-            "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace; its config.toml lists them), or start a new run with --out",
+            "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace, --calibration or --uncalibrated; its config.toml lists them), or start a new run with --out",
             files.dir.display(),
         );
     }
