@@ -45,8 +45,6 @@ pub struct CalibrationFile {
     pub created: String,
     /// The chip calibrated ([`Backend::chip_id`]).
     pub chip_id: String,
-    /// The backend it was calibrated through (its name).
-    pub backend: String,
     /// What every circuit was calibrated to.
     pub targets: Targets,
     /// How it was measured (the search seed, recordings averaged).
@@ -127,7 +125,9 @@ pub enum ChipCheck {
 }
 
 impl CalibrationFile {
-    /// The file of a finished calibration, taken through a backend named `backend`.
+    /// The file of a finished calibration, taken through a backend named `backend` (named in
+    /// the chip identity of a backend that has none). The file is the same through whatever
+    /// path the chip was reached (in process, or over a serial line).
     pub fn new(
         calibration: &Calibration,
         backend: &str,
@@ -143,7 +143,6 @@ impl CalibrationFile {
                 .chip_id
                 .clone()
                 .unwrap_or_else(|| format!("{backend} (no chip identity)")),
-            backend: backend.into(),
             targets: targets.clone(),
             options: options.clone(),
             codes: calibration

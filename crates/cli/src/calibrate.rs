@@ -361,10 +361,9 @@ fn report_table(file: &CalibrationFile) -> String {
 /// The report as Markdown: the table, then every failed circuit by parameter.
 fn report_markdown(file: &CalibrationFile) -> String {
     let mut m = format!(
-        "# Calibration of {}\n\n{} circuits through {}, spikeloop {}, {}. Wall clock {:.1} s; on a chip {:.1} s of hardware time ({} membrane recordings, {} parameter-code writes).\n\n",
+        "# Calibration of {}\n\n{} circuits, spikeloop {}, {}. Wall clock {:.1} s; on a chip {:.1} s of hardware time ({} membrane recordings, {} parameter-code writes).\n\n",
         file.chip_id,
         file.codes.len(),
-        file.backend,
         file.spikeloop_version,
         file.created,
         file.wall_time_s,

@@ -44,6 +44,7 @@ mod infer;
 mod progress;
 mod pty;
 mod relay;
+mod robustness;
 mod train;
 
 use std::process::ExitCode;
@@ -82,6 +83,11 @@ enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Compare ideal training, that network copied onto emulated chips, and training in the loop.
     Compare(compare::CompareArgs),
+    /// Evaluate a trained model under a matrix of conditions (other chips, stale calibrations,
+    /// drift, noise, fewer weight bits, each also after in-the-loop fine-tuning) and write a
+    /// table (Markdown, CSV, JSON) and a heatmap; `robustness merge` joins the parts of a
+    /// matrix split with --shard.
+    Robustness(robustness::RobustnessArgs),
     /// Measure forward and forward+backward throughput and the time per training epoch.
     Bench(bench::BenchArgs),
     /// Serve the emulated chip behind the device protocol on a pseudo-terminal (a virtual
@@ -159,6 +165,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Robustness(args) => robustness::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Device(args) => device::run(args),
         Command::Relay(args) => relay::run(args),

@@ -475,18 +475,27 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
     // The whole substrate is recorded: its kind, summary and every effective setting.
     let substrate = &model["provenance"]["substrate"];
     assert_eq!(substrate["kind"], "emulator");
+    // The chip was calibrated first, and its calibration kept in the run directory.
     assert_eq!(
         substrate["summary"],
-        "emulator chip 3, run seed 1, noise default"
+        "emulator chip 3, run seed 1, noise default, calibrated"
     );
     assert_eq!(substrate["settings"]["chip_seed"], "3");
+    let kept = spikeloop_calibration::CalibrationFile::load(&dir.join("calibration-chip3.json"))
+        .expect("the calibration is kept beside the run");
+    assert_eq!(
+        substrate["settings"]["calibration"].as_str(),
+        kept.checksum.as_deref(),
+        "the model names its calibration"
+    );
+    assert!(dir.join("calibration-chip3.png").exists());
     assert!(
         substrate["settings"].as_object().expect("settings").len() > 20,
         "every emulator setting is recorded: {substrate}"
     );
     let config = std::fs::read_to_string(dir.join("config.toml")).expect("config.toml");
     assert!(
-        config.contains("emulator chip 3, run seed 1, noise default")
+        config.contains("emulator chip 3, run seed 1, noise default, calibrated")
             && config.contains("chip_seed"),
         "config.toml names the substrate: {config}"
     );

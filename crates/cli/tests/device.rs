@@ -298,7 +298,11 @@ fn train_on_a_device_from_the_command_line() {
         remote_dir.to_str().expect("utf-8"),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&["--chip-seed", "5"], local_dir.to_str().expect("utf-8"));
+    // The device is uncalibrated; so is the chip in process.
+    let o = run(
+        &["--chip-seed", "5", "--uncalibrated"],
+        local_dir.to_str().expect("utf-8"),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let layers = |d: &std::path::Path| {
         let text = std::fs::read_to_string(d.join("model.json")).expect("model");
@@ -330,6 +334,80 @@ fn train_on_a_device_from_the_command_line() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The calibration a host takes over the serial line is the file a calibration in process
+/// writes (same chip, same seeds; only the date and the wall-clock time differ), and a device
+/// started with it serves the calibrated chip.
+#[test]
+fn calibrating_over_a_pseudo_terminal_writes_the_file_calibrating_in_process_writes() {
+    let scratch = tempfile::Builder::new()
+        .prefix("spikeloop-calibrate-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = scratch.path();
+    // A small chip (2 x 8 circuits), so that every recording crossing the line stays quick.
+    let config = dir.join("small.toml");
+    std::fs::write(&config, "chip_seed = 6\n[geometry]\nneurons_per_half = 8\n").expect("write");
+    let config = config.to_str().expect("utf-8");
+    let device = DeviceProcess::start(&["--emulator-config", config]);
+    let remote = dir.join("remote.json");
+    let local = dir.join("local.json");
+    spikeloop_ok(&[
+        "calibrate",
+        "--device",
+        &device.path,
+        "--out",
+        remote.to_str().expect("utf-8"),
+    ]);
+    spikeloop_ok(&[
+        "calibrate",
+        "--emulator-config",
+        config,
+        "--out",
+        local.to_str().expect("utf-8"),
+    ]);
+    let load = |p: &std::path::Path| {
+        let file = spikeloop_calibration::CalibrationFile::load(p).expect("a valid calibration");
+        serde_json::to_value(file.without_timing()).expect("json")
+    };
+    let (remote_file, local_file) = (load(&remote), load(&local));
+    assert_eq!(remote_file, local_file);
+    assert_eq!(local_file["codes"].as_array().map(Vec::len), Some(16));
+    for ext in ["md", "png"] {
+        assert!(remote.with_extension(ext).exists(), "the report's .{ext}");
+    }
+    drop(device);
+    // A device started with the calibration serves the calibrated chip; a file for another
+    // chip is refused by name.
+    let calibrated = DeviceProcess::start(&[
+        "--emulator-config",
+        config,
+        "--calibration",
+        local.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        calibrated
+            .last_line_with("calibrated")
+            .is_some_and(|l| l.contains("serving")),
+        "the device says it is calibrated"
+    );
+    drop(calibrated);
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args([
+            "device",
+            "--chip-seed",
+            "7",
+            "--calibration",
+            local.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run spikeloop device");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("emulator chip 6") && err.contains("emulator chip 7"),
+        "{err}"
+    );
 }
 
 /// Runs `spikeloop` with `args` and returns its stdout, failing the test with its stderr.

@@ -156,6 +156,9 @@ impl NeuronTargets {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct NeuronPattern {
     pub(crate) z: [[f64; 2]; 6],
+    /// How this circuit drifts ([`crate::DriftConfig`]): standard normal numbers for the
+    /// threshold, `tau_m` and `tau_s`.
+    pub(crate) drift: [f64; 3],
 }
 
 /// A circuit's actual parameter values for given codes, in physical units.
@@ -186,22 +189,24 @@ impl NeuronPattern {
             let [zg, zo] = self.z[p.index()];
             ideal * (1.0 + m.gain_sd * zg) + (m.offset_mean + m.offset_sd * zo) * unit
         };
+        let d = &config.drift;
+        let drift = |k: usize| d.magnitude * (1.0 + d.spread * self.drift[k]);
         let voltage =
             |p: AnalogParameter| deviate(p, p.ideal_value(codes.get(p)), a.threshold_distance_mv);
-        let tau = |p: AnalogParameter| {
+        let tau = |p: AnalogParameter, k: usize| {
             let ideal_rate = f64::from(codes.get(p)) / TAU_CODE_US;
-            let rate = deviate(p, ideal_rate, 1.0 / config.timing.tau_s_us);
+            let rate = deviate(p, ideal_rate, 1.0 / config.timing.tau_s_us) * (1.0 - drift(k));
             1.0 / rate.max(RATE_FLOOR_PER_US)
         };
         let gain_unit = a.threshold_distance_mv / (config.weight_scale * config.timing.tau_s_us);
         let p = AnalogParameter::SynapticGain;
         let gain = deviate(p, p.ideal_value(codes.synaptic_gain), gain_unit).max(0.0);
         AnalogValues {
-            threshold_mv: voltage(AnalogParameter::Threshold),
+            threshold_mv: voltage(AnalogParameter::Threshold) + drift(0) * a.threshold_distance_mv,
             leak_mv: voltage(AnalogParameter::Leak),
             reset_mv: voltage(AnalogParameter::Reset),
-            tau_m_us: tau(AnalogParameter::TauM),
-            tau_s_us: tau(AnalogParameter::TauS),
+            tau_m_us: tau(AnalogParameter::TauM, 1),
+            tau_s_us: tau(AnalogParameter::TauS, 2),
             synaptic_gain: gain,
         }
     }
@@ -256,6 +261,7 @@ mod tests {
         };
         let pattern = NeuronPattern {
             z: [[1.0, -2.0]; 6],
+            drift: [1.0; 3],
         };
         let codes = NeuronTargets::for_model(&NeuronParams::REFERENCE, &config)
             .nominal_codes()

@@ -77,13 +77,16 @@ impl Chip {
     pub(crate) fn new(chip_seed: u64, geometry: &Geometry) -> Self {
         let (neurons_per_half, rows_per_half) = (geometry.neurons_per_half, geometry.rows_per_half);
         let mut normals = Normals::new(chip_seed, Purpose::NeuronPattern, 0, 0);
+        // From a stream of its own, so that the fixed pattern is the same with or without it.
+        let mut drifts = Normals::new(chip_seed, Purpose::Drift, 0, 0);
         let neurons = (0..geometry.neurons())
             .map(|_| {
                 let mut z = [[0.0; 2]; 6];
                 for pair in z.iter_mut() {
                     *pair = [normals.next(), normals.next()];
                 }
-                NeuronPattern { z }
+                let drift = [drifts.next(), drifts.next(), drifts.next()];
+                NeuronPattern { z, drift }
             })
             .collect();
         let per_half = rows_per_half * neurons_per_half;

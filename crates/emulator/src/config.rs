@@ -102,6 +102,48 @@ pub struct EmulatorConfig {
     /// BrainScaleS-2's, as before it could be set, so that earlier records still compare equal.
     #[serde(skip_serializing_if = "Geometry::is_default")]
     pub geometry: Geometry,
+    /// Slow drift of the analog parameters since the chip was calibrated (as with a change of
+    /// temperature); none by default, and then left out of a written configuration.
+    #[serde(skip_serializing_if = "DriftConfig::is_none")]
+    pub drift: DriftConfig,
+}
+
+/// Slow drift of a chip's analog parameters away from where they were when it was calibrated,
+/// as a change of the die's temperature moves them: every threshold rises and every time
+/// constant lengthens, each circuit by its own amount. A calibration taken before the drift
+/// no longer puts the circuits on their targets; nothing else about the chip changes (its
+/// identity stays, so its calibration still applies, stale).
+///
+/// Magnitudes, as reasoning rather than a measurement of BrainScaleS-2 (whose temperature
+/// coefficients are not public): the chip's circuits are calibrated against their own
+/// fixed-pattern spread of about 3 % of the threshold distance and 10 % of a time constant; a
+/// drift of `magnitude` 0.01 to 0.05 moves every circuit by a fifth to a half of that spread,
+/// the range in which the platform recalibrates (on the fly in minutes, or nightly).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftConfig {
+    /// The mean drift: thresholds rise by this fraction of the threshold distance, and the
+    /// rates `1/tau_m` and `1/tau_s` fall by this fraction (the time constants lengthen).
+    pub magnitude: f64,
+    /// How much circuits differ in their drift, relative to the mean: circuit `i` drifts by
+    /// `magnitude * (1 + spread * z_i)` with its own standard normal `z_i` per parameter.
+    pub spread: f64,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        Self {
+            magnitude: 0.0,
+            spread: 0.5,
+        }
+    }
+}
+
+impl DriftConfig {
+    /// True when nothing drifts.
+    pub fn is_none(&self) -> bool {
+        self.magnitude == 0.0
+    }
 }
 
 /// The layout of the emulated chip: halves, neuron circuits and synapse rows, event buses, and
@@ -209,6 +251,7 @@ impl Default for EmulatorConfig {
             noise: NoiseConfig::default(),
             timing: TimingConfig::default(),
             geometry: Geometry::default(),
+            drift: DriftConfig::default(),
         }
     }
 }
@@ -547,10 +590,14 @@ impl EmulatorConfig {
                 pacing: self.timing.pacing,
                 ..TimingConfig::default()
             },
+            drift: self.drift,
             ..Self::default()
         };
         if *self != defaults {
             s.push_str(", custom settings");
+        }
+        if !self.drift.is_none() {
+            s.push_str(&format!(", drift {}", self.drift.magnitude));
         }
         if self.timing.pacing {
             s.push_str(", paced");
@@ -582,6 +629,8 @@ impl EmulatorConfig {
         };
         check("weight_scale", self.weight_scale, 0.0, 1e6, true)?;
         self.geometry.validate()?;
+        check("drift.magnitude", self.drift.magnitude, -0.5, 0.5, false)?;
+        check("drift.spread", self.drift.spread, 0.0, 2.0, false)?;
 
         let a = &self.analog;
         check("analog.leak_mv", a.leak_mv, 0.0, v_max, false)?;

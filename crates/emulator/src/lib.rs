@@ -110,6 +110,7 @@ pub use backend::{
 };
 pub use chip::ChipError;
 pub use config::{
-    AnalogConfig, ConfigError, EmulatorConfig, Geometry, Mismatch, NoiseConfig, TimingConfig,
+    AnalogConfig, ConfigError, DriftConfig, EmulatorConfig, Geometry, Mismatch, NoiseConfig,
+    TimingConfig,
 };
 pub use mapping::{Placement, quantise_weight};

@@ -36,6 +36,8 @@ pub(crate) enum Purpose {
     SpikeJitter = 4,
     /// Noise of the membrane ADC (per run).
     MadcNoise = 5,
+    /// How each circuit drifts (per chip).
+    Drift = 6,
 }
 
 const K0: u64 = 0x243f_6a88_85a3_08d3;

@@ -54,6 +54,7 @@ impl<B: Backend> VirtualDevice<B> {
             (_, Message::ReadParameterCodes(m)) => self.read_codes(&m, ty),
             (_, Message::ReadChipId(_)) => Ok(Message::ChipId(pb::ChipId {
                 chip_id: self.info.chip_id.clone().unwrap_or_default(),
+                parameter_settle_us: self.info.capabilities.parameter_settle_us.unwrap_or(0.0),
             })),
             (S::Configured, Message::ReadCircuits(m)) => self.read_circuits(&m, ty),
             (_, Message::ConfigureBegin(m)) if m.update && !self.defects.update_drops_network => {

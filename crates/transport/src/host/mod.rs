@@ -179,7 +179,9 @@ impl<L: Link> HostCore<L> {
             self.info = DeviceInfo::from_hello_reply(&reply)?;
             self.noise_position = self.info.noise_position;
             if self.info.capabilities.features.parameter_codes {
-                self.info.chip_id = self.read_chip_id().await?;
+                let (chip_id, settle_us) = self.read_chip_id().await?;
+                self.info.chip_id = chip_id;
+                self.info.capabilities.parameter_settle_us = settle_us;
             }
             return Ok(());
         }

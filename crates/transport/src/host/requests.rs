@@ -378,14 +378,16 @@ impl<L: Link> HostCore<L> {
     }
 
     /// The identity of the device's chip (`None` for an empty answer).
-    pub async fn read_chip_id(&mut self) -> Result<Option<String>, HostError> {
+    pub async fn read_chip_id(&mut self) -> Result<(Option<String>, Option<f64>), HostError> {
         match self
             .call(&Message::ReadChipId(pb::ReadChipId {}), 0.0)
             .await?
         {
-            Message::ChipId(c) => {
-                Ok((!c.chip_id.is_empty()).then(|| crate::convert::truncate_utf8(&c.chip_id, 64)))
-            }
+            Message::ChipId(c) => Ok((
+                (!c.chip_id.is_empty()).then(|| crate::convert::truncate_utf8(&c.chip_id, 64)),
+                (c.parameter_settle_us.is_finite() && c.parameter_settle_us > 0.0)
+                    .then_some(c.parameter_settle_us),
+            )),
             m => Err(HostError::BadReply(format!(
                 "ReadChipId was answered with {}",
                 m.message_type()

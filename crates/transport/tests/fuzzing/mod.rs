@@ -260,6 +260,7 @@ pub fn random_message(rng: &mut Rng) -> Message {
         MessageType::ReadChipId => Message::ReadChipId(pb::ReadChipId {}),
         MessageType::ChipId => Message::ChipId(pb::ChipId {
             chip_id: "fuzz".repeat(rng.below(30)),
+            parameter_settle_us: rng.float(),
         }),
         MessageType::Error => Message::Error(pb::Error {
             code: rng.below(14) as i32,
