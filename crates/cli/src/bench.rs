@@ -40,6 +40,9 @@ pub struct BenchArgs {
     model: Option<std::path::PathBuf>,
     #[command(flatten)]
     backend: BackendArgs,
+    /// The chip's calibration for the accuracy of --model (as `infer` takes it).
+    #[command(flatten)]
+    calibration: crate::calibrate::CalibrationArgs,
 }
 
 struct Row {
@@ -127,6 +130,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.model {
         // What the measured network is worth on this backend, beside how fast it runs.
         let mut backend = args.backend.build()?;
+        crate::calibrate::for_model(
+            backend.as_mut(),
+            &args.calibration,
+            &model,
+            path,
+            args.backend.kind() == crate::backend::BackendKind::Emulator,
+            true,
+        )?;
         backend.configure(&model.to_network())?;
         // Where training's own test evaluation started, as `infer` does.
         crate::infer::start_noise(backend.as_mut(), &model, None)?;

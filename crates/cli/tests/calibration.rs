@@ -1,0 +1,177 @@
+//! `spikeloop calibrate` and `spikeloop robustness` from the command line, on a small emulated
+//! chip (2 x 8 circuits) so that the tests stay quick.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn spikeloop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(args)
+        .output()
+        .expect("run spikeloop")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = spikeloop(args);
+    assert!(
+        o.status.success(),
+        "spikeloop {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn refused(args: &[&str]) -> String {
+    let o = spikeloop(args);
+    assert!(!o.status.success(), "spikeloop {args:?} succeeded");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A directory with the small chip's configuration in it.
+fn small_chip() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("spikeloop-calibration-cli-")
+        .tempdir()
+        .expect("temp dir");
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "[geometry]\nneurons_per_half = 8\n").expect("write");
+    (dir, config)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+#[test]
+fn calibrate_writes_a_file_a_report_and_a_figure_and_keeps_what_exists() {
+    let (dir, config) = small_chip();
+    let out = dir.path().join("cal.json");
+    let text = ok(&["calibrate", "--emulator-config", s(&config), "--out", s(&out)]);
+    assert!(text.contains("threshold") && text.contains("ratio"), "{text}");
+    let file = spikeloop_calibration::CalibrationFile::load(&out).expect("a valid file");
+    assert_eq!(file.codes.len(), 16);
+    let report = std::fs::read_to_string(out.with_extension("md")).expect("report");
+    assert!(report.contains("| tau_m |") && report.contains("Failed circuits"));
+    assert!(out.with_extension("png").exists());
+    // An existing calibration is kept unless --force.
+    let before = std::fs::read(&out).expect("read");
+    let err = refused(&["calibrate", "--emulator-config", s(&config), "--out", s(&out)]);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&out).expect("read"), before);
+    // Nothing to calibrate on the ideal backend; unusable targets are named.
+    let err = refused(&["calibrate", "--backend", "ideal"]);
+    assert!(err.contains("no circuits to calibrate"), "{err}");
+    let targets = dir.path().join("targets.toml");
+    std::fs::write(&targets, "threshold_mv = 500.0\n").expect("write");
+    let err = refused(&[
+        "calibrate",
+        "--targets",
+        s(&targets),
+        "--out",
+        s(&dir.path().join("x.json")),
+    ]);
+    assert!(err.contains("threshold_mv 500 must lie above leak_mv 600"), "{err}");
+    std::fs::write(&targets, "leak = 600.0\n").expect("write");
+    let err = refused(&["calibrate", "--targets", s(&targets)]);
+    assert!(err.contains("unknown field `leak`"), "{err}");
+    // A calibration for another chip is refused when training.
+    let err = refused(&[
+        "train",
+        "--chip-seed",
+        "2",
+        "--calibration",
+        s(&out),
+        "--out",
+        s(&dir.path().join("run")),
+    ]);
+    assert!(
+        err.contains("is for emulator chip 1") && err.contains("emulator chip 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn robustness_parts_merge_into_the_report_of_the_whole_matrix() {
+    let (dir, config) = small_chip();
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--quiet",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--emulator-config",
+        s(&config),
+        "--out",
+        s(&run),
+    ]);
+    assert!(
+        run.join("calibration-chip1.json").exists(),
+        "training calibrated the chip first"
+    );
+    let model = run.join("model.json");
+    let matrix = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "robustness",
+            "--model",
+            s(&model),
+            "--emulator-config",
+            s(&config),
+            "--other-chips",
+            "2",
+            "--drift",
+            "0.05",
+            "--threshold-noise",
+            "2",
+            "--jitter",
+            "2",
+            "--weight-bits",
+            "3",
+            "--repeats",
+            "2",
+            "--fine-tune-epochs",
+            "1",
+            "--out",
+        ];
+        args.push(s(out));
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let whole = dir.path().join("whole");
+    let text = matrix(&whole, &[]);
+    for row in [
+        "chip 1, own calibration",
+        "chip 2, own calibration",
+        "chip 2, chip 1's calibration",
+        "drift 0.05 since calibration",
+        "threshold noise x2",
+        "spike jitter x2",
+        "3-bit weights",
+    ] {
+        assert!(text.contains(row), "row {row} missing: {text}");
+    }
+    for f in ["robustness.json", "robustness.md", "robustness.csv", "robustness.png"] {
+        assert!(whole.join(f).exists(), "{f}");
+    }
+    let parts = dir.path().join("parts");
+    matrix(&parts, &["--shard", "1/2"]);
+    matrix(&parts, &["--shard", "2/2"]);
+    let one = parts.join("robustness-shard-1-of-2.json");
+    let two = parts.join("robustness-shard-2-of-2.json");
+    let err = refused(&["robustness", "merge", s(&one), "--out", s(&parts)]);
+    assert!(err.contains("give every part"), "{err}");
+    let err = refused(&["robustness", "merge", s(&one), s(&one), "--out", s(&parts)]);
+    assert!(err.contains("also in another part"), "{err}");
+    ok(&["robustness", "merge", s(&one), s(&two), "--out", s(&parts)]);
+    for f in ["robustness.json", "robustness.md", "robustness.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(parts.join(f)).expect("merged"),
+            std::fs::read_to_string(whole.join(f)).expect("whole"),
+            "{f}: the merged parts differ from the whole matrix"
+        );
+    }
+    // A finished report is kept unless --force.
+    let args = ["robustness", "--model", s(&model), "--out", s(&whole)];
+    assert!(refused(&args).contains("--force"));
+}
