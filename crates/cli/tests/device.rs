@@ -467,7 +467,8 @@ fn no_answer_crosses_from_one_host_session_to_the_next() {
         ]);
     }
     let device = DeviceProcess::start(&["--chip-seed", "4"]);
-    let chip = ["--chip-seed", "4"];
+    // The device is uncalibrated; so is the chip in process.
+    let chip = ["--chip-seed", "4", "--uncalibrated"];
     let dev = ["--device", device.path.as_str()];
     // Each step twice: through the device (one host process each, one after another on the
     // same device process) and in process on the same emulated chip.
