@@ -229,23 +229,7 @@ impl CalibrationFile {
         if self.codes.is_empty() {
             return Err("it holds no circuits".into());
         }
-        let t = &self.targets;
-        for (name, v) in [
-            ("leak_mv", t.leak_mv),
-            ("threshold_mv", t.threshold_mv),
-            ("reset_mv", t.reset_mv),
-            ("tau_m_us", t.tau_m_us),
-            ("tau_s_us", t.tau_s_us),
-            ("tolerance_mv", t.tolerance_mv),
-            ("tolerance_tau", t.tolerance_tau),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!(
-                    "target {name} = {v}: targets must be finite and positive"
-                ));
-            }
-        }
-        Ok(())
+        self.targets.check()
     }
 
     /// Every circuit's codes as the writes [`Backend::set_parameter_codes`] takes.

@@ -119,6 +119,35 @@ impl Default for Targets {
     }
 }
 
+impl Targets {
+    /// Checks that every target and tolerance is a finite positive number and the threshold
+    /// lies above the leak; the error names the first offending field.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("leak_mv", self.leak_mv),
+            ("threshold_mv", self.threshold_mv),
+            ("reset_mv", self.reset_mv),
+            ("tau_m_us", self.tau_m_us),
+            ("tau_s_us", self.tau_s_us),
+            ("tolerance_mv", self.tolerance_mv),
+            ("tolerance_tau", self.tolerance_tau),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!(
+                    "target {name} = {v}: targets must be finite and positive"
+                ));
+            }
+        }
+        if self.threshold_mv <= self.leak_mv {
+            return Err(format!(
+                "threshold_mv {} must lie above leak_mv {} (a circuit at rest would fire)",
+                self.threshold_mv, self.leak_mv
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How a calibration measures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -165,7 +165,10 @@ fn a_failed_save_keeps_the_file_that_was_there() {
 
 #[test]
 fn the_repository_s_targets_file_holds_the_default_targets() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../calibration/targets.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../calibration/targets.toml"
+    );
     let text = std::fs::read_to_string(path).expect("calibration/targets.toml");
     let targets: Targets = toml::from_str(&text).expect("valid targets");
     assert_eq!(targets, Targets::default());

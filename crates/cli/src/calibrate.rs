@@ -243,30 +243,9 @@ fn load_targets(path: &Path) -> anyhow::Result<Targets> {
         .with_context(|| format!("could not read the targets {}", path.display()))?;
     let targets: Targets = toml::from_str(&text)
         .with_context(|| format!("invalid calibration targets in {}", path.display()))?;
-    for (name, v) in [
-        ("leak_mv", targets.leak_mv),
-        ("threshold_mv", targets.threshold_mv),
-        ("reset_mv", targets.reset_mv),
-        ("tau_m_us", targets.tau_m_us),
-        ("tau_s_us", targets.tau_s_us),
-        ("tolerance_mv", targets.tolerance_mv),
-        ("tolerance_tau", targets.tolerance_tau),
-    ] {
-        if !(v.is_finite() && v > 0.0) {
-            bail!(
-                "{}: {name} = {v}; every target must be a positive number",
-                path.display()
-            );
-        }
-    }
-    if targets.threshold_mv <= targets.leak_mv {
-        bail!(
-            "{}: threshold_mv {} must lie above leak_mv {} (a neuron at rest would fire)",
-            path.display(),
-            targets.threshold_mv,
-            targets.leak_mv
-        );
-    }
+    targets
+        .check()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(targets)
 }
 

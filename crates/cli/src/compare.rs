@@ -185,7 +185,8 @@ fn pct(fraction: f64) -> f64 {
     100.0 * fraction
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
+/// Mean and sample SD (0 for a single value).
+pub(crate) fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
     let var = if v.len() > 1 {

@@ -30,6 +30,7 @@ use spikeloop_trainer::{Model, evaluate, load_data};
 
 use crate::backend::EmulatorArgs;
 use crate::calibrate::CalibrationArgs;
+use crate::compare::mean_sd;
 
 /// The `format` of a robustness report or shard.
 const FORMAT: &str = "spikeloop-robustness";
@@ -235,17 +236,6 @@ pub fn run(args: RobustnessArgs) -> anyhow::Result<()> {
         Some(RobustnessCommand::Merge(m)) => merge(m),
         None => run_matrix(args.run),
     }
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// The configuration `model` was trained with (the default one, on its data set, for a model

@@ -46,8 +46,17 @@ fn s(p: &Path) -> &str {
 fn calibrate_writes_a_file_a_report_and_a_figure_and_keeps_what_exists() {
     let (dir, config) = small_chip();
     let out = dir.path().join("cal.json");
-    let text = ok(&["calibrate", "--emulator-config", s(&config), "--out", s(&out)]);
-    assert!(text.contains("threshold") && text.contains("ratio"), "{text}");
+    let text = ok(&[
+        "calibrate",
+        "--emulator-config",
+        s(&config),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        text.contains("threshold") && text.contains("ratio"),
+        "{text}"
+    );
     let file = spikeloop_calibration::CalibrationFile::load(&out).expect("a valid file");
     assert_eq!(file.codes.len(), 16);
     let report = std::fs::read_to_string(out.with_extension("md")).expect("report");
@@ -55,7 +64,13 @@ fn calibrate_writes_a_file_a_report_and_a_figure_and_keeps_what_exists() {
     assert!(out.with_extension("png").exists());
     // An existing calibration is kept unless --force.
     let before = std::fs::read(&out).expect("read");
-    let err = refused(&["calibrate", "--emulator-config", s(&config), "--out", s(&out)]);
+    let err = refused(&[
+        "calibrate",
+        "--emulator-config",
+        s(&config),
+        "--out",
+        s(&out),
+    ]);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(&out).expect("read"), before);
     // Nothing to calibrate on the ideal backend; unusable targets are named.
@@ -70,7 +85,10 @@ fn calibrate_writes_a_file_a_report_and_a_figure_and_keeps_what_exists() {
         "--out",
         s(&dir.path().join("x.json")),
     ]);
-    assert!(err.contains("threshold_mv 500 must lie above leak_mv 600"), "{err}");
+    assert!(
+        err.contains("threshold_mv 500 must lie above leak_mv 600"),
+        "{err}"
+    );
     std::fs::write(&targets, "leak = 600.0\n").expect("write");
     let err = refused(&["calibrate", "--targets", s(&targets)]);
     assert!(err.contains("unknown field `leak`"), "{err}");
@@ -151,7 +169,12 @@ fn robustness_parts_merge_into_the_report_of_the_whole_matrix() {
     ] {
         assert!(text.contains(row), "row {row} missing: {text}");
     }
-    for f in ["robustness.json", "robustness.md", "robustness.csv", "robustness.png"] {
+    for f in [
+        "robustness.json",
+        "robustness.md",
+        "robustness.csv",
+        "robustness.png",
+    ] {
         assert!(whole.join(f).exists(), "{f}");
     }
     let parts = dir.path().join("parts");

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use std::path::PathBuf;
 
-/// Why a file could not be written.
+/// Why a file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileError {

@@ -292,10 +292,12 @@ impl TrainConfig {
     /// Reads a TOML file whose missing keys take the values of its `preset` key, or of
     /// `preset` when the file names none.
     pub fn load_with_preset(path: &Path, preset: Preset) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            what: "read the config file",
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            TrainError::File(spikeloop_files::FileError::Io {
+                what: "read the config file",
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         Self::from_toml_with_preset(&text, preset).map_err(|e| match e {
             TrainError::Config(message) => {

@@ -126,17 +126,6 @@ pub enum TrainError {
     )]
     Interrupted(Box<crate::train::Checkpoint>),
     /// A file could not be read or written.
-    #[error("could not {what} {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file could not be written.
     #[error(transparent)]
     File(#[from] spikeloop_files::FileError),
 }

@@ -336,10 +336,12 @@ impl Model {
     /// Reads and validates a model file: its format and version, its checksum, every key and
     /// shape.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            what: "read the model file",
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            TrainError::File(spikeloop_files::FileError::Io {
+                what: "read the model file",
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         Self::from_json(&text).map_err(|e| match e {
             TrainError::Model(m) => TrainError::Model(format!("{}: {m}", path.display())),

@@ -174,10 +174,12 @@ pub struct BestEpoch {
 impl Checkpoint {
     /// Reads a checkpoint file: its format and version, its checksum and its model.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            what: "read the checkpoint",
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            TrainError::File(spikeloop_files::FileError::Io {
+                what: "read the checkpoint",
+                path: path.to_path_buf(),
+                source,
+            })
         })?;
         let bad = |m: String| TrainError::Checkpoint(format!("{}: {m}", path.display()));
         let head: spikeloop_files::Kind = serde_json::from_str(&text)
