@@ -338,6 +338,16 @@ fn run_cell(
     let mut model = if column == 1 {
         let mut config = training.clone();
         config.training.epochs = matrix.fine_tune_epochs;
+        // Fine-tuning goes on where training's schedule ended: its last learning rate, so
+        // that a converged network is adjusted rather than shaken.
+        let trained = model.provenance.as_ref().map_or(0, |p| p.epochs_trained);
+        let t = &config.training;
+        config.training.learning_rate = spikeloop_trainer::optim::step_lr(
+            t.learning_rate,
+            t.lr_gamma,
+            t.lr_step,
+            trained.saturating_sub(1),
+        );
         let substrate = chip.substrate();
         let mut state = train::start(&config, data, substrate)?;
         state.model.set_weights(&model.weights())?;
