@@ -186,19 +186,22 @@ impl FromStr for Split {
 pub enum DatasetKind {
     /// The Yin-Yang data set: 4 features, 3 classes (see [`yin_yang`](crate::yin_yang())).
     YinYang,
+    /// The 8x8 UCI handwritten digits: 64 features, 10 classes (see [`digits`](crate::digits())).
+    Digits,
 }
 
 impl DatasetKind {
     /// Every data set kind.
-    pub const ALL: &'static [DatasetKind] = &[DatasetKind::YinYang];
+    pub const ALL: &'static [DatasetKind] = &[DatasetKind::YinYang, DatasetKind::Digits];
 
     /// Names accepted by [`FromStr`], listed in errors.
-    const ACCEPTED: &'static [&'static str] = &["yin-yang", "yinyang", "yin_yang"];
+    const ACCEPTED: &'static [&'static str] = &["yin-yang", "yinyang", "yin_yang", "digits"];
 
     /// The canonical name, as serde and [`Display`](fmt::Display) write it.
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetKind::YinYang => "yin-yang",
+            DatasetKind::Digits => "digits",
         }
     }
 
@@ -206,6 +209,7 @@ impl DatasetKind {
     pub fn load(&self, split: Split) -> Result<Dataset, DataError> {
         match self {
             DatasetKind::YinYang => Ok(crate::yin_yang(split)),
+            DatasetKind::Digits => crate::digits(split),
         }
     }
 }
@@ -219,10 +223,11 @@ impl fmt::Display for DatasetKind {
 impl FromStr for DatasetKind {
     type Err = DataError;
 
-    /// Parses `yin-yang` (also `yinyang`, `yin_yang`), ignoring ASCII case.
+    /// Parses `yin-yang` (also `yinyang`, `yin_yang`) or `digits`, ignoring ASCII case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "yin-yang" | "yinyang" | "yin_yang" => Ok(DatasetKind::YinYang),
+            "digits" => Ok(DatasetKind::Digits),
             _ => Err(DataError::UnknownDataset {
                 name: s.to_owned(),
                 allowed: Self::ACCEPTED,

@@ -20,6 +20,14 @@ pub enum DataError {
         /// The accepted names.
         allowed: &'static [&'static str],
     },
+    /// A data file that is missing, unreadable or not what it should be.
+    #[error("{}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
     /// A data set whose parts do not fit together (see [`Dataset::validate`](crate::Dataset::validate)).
     #[error("data set {name:?} is malformed: {reason}")]
     Malformed {

@@ -1,4 +1,6 @@
-//! Data sets for spikeloop, generated bit-identically to their reference generators.
+//! Data sets for spikeloop: Yin-Yang generated bit-identically to its reference generator, the
+//! 8x8 UCI digits embedded, and MNIST-style IDX image files read from disk ([`idx`],
+//! [`images`]).
 //!
 //! An accuracy is only comparable with a published number if it is measured on the same samples.
 //! This crate therefore does not merely draw data "like" the references: it reproduces their
@@ -19,10 +21,14 @@
 //! ```
 
 mod dataset;
+pub mod digits;
 mod error;
+pub mod idx;
+pub mod images;
 pub mod mt19937;
 pub mod yin_yang;
 
 pub use dataset::{Dataset, DatasetKind, Split};
+pub use digits::digits;
 pub use error::DataError;
 pub use yin_yang::{yin_yang, yin_yang_with};

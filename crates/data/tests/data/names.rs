@@ -48,12 +48,12 @@ fn dataset_kinds_parse_from_their_spellings() {
 
 #[test]
 fn unknown_dataset_names_the_bad_value_and_the_allowed_ones() {
-    let error = "mnist".parse::<DatasetKind>().err();
-    assert!(matches!(&error, Some(DataError::UnknownDataset { name, .. }) if name == "mnist"));
+    let error = "cifar".parse::<DatasetKind>().err();
+    assert!(matches!(&error, Some(DataError::UnknownDataset { name, .. }) if name == "cifar"));
     let message = error.map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(
         message,
-        r#"unknown data set "mnist"; allowed: yin-yang, yinyang, yin_yang"#
+        r#"unknown data set "cifar"; allowed: yin-yang, yinyang, yin_yang, digits"#
     );
 }
 
