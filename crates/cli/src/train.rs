@@ -27,7 +27,7 @@ pub struct TrainArgs {
     /// Defaults to start from [default: chip on the emulator, software on the ideal backend].
     #[arg(long, value_enum, value_name = "PRESET")]
     preset: Option<PresetArg>,
-    /// Data set to train on.
+    /// Data set to train on: yin-yang or digits.
     #[arg(long, value_name = "NAME")]
     dataset: Option<DatasetKind>,
     /// Number of epochs (at least 1).
