@@ -31,6 +31,9 @@ pub struct InferArgs {
     /// trained on gives exactly the test accuracy training reported; 0 for a model without one].
     #[arg(long, value_name = "N")]
     noise_position: Option<u64>,
+    /// Directory of the IDX files, where they are no longer where the model was trained from.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(flatten)]
     backend: BackendArgs,
     #[command(flatten)]
@@ -122,7 +125,15 @@ struct LayerReport {
 
 pub fn run(args: InferArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
-    let data = model.dataset.load(args.split)?;
+    let mut options = model
+        .provenance
+        .as_ref()
+        .map(|p| p.config.data.clone())
+        .unwrap_or_default();
+    if let Some(d) = &args.data_dir {
+        options.dir = Some(d.clone());
+    }
+    let data = model.dataset.load_with(args.split, &options)?;
     let mut backend = args.backend.build()?;
     let applied = crate::calibrate::for_model(
         backend.as_mut(),

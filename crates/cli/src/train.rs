@@ -27,9 +27,21 @@ pub struct TrainArgs {
     /// Defaults to start from [default: chip on the emulator, software on the ideal backend].
     #[arg(long, value_enum, value_name = "PRESET")]
     preset: Option<PresetArg>,
-    /// Data set to train on: yin-yang or digits.
+    /// Data set to train on: yin-yang, digits, mnist or fashion-mnist.
     #[arg(long, value_name = "NAME")]
     dataset: Option<DatasetKind>,
+    /// Directory of the IDX files of mnist or fashion-mnist (plain or .gz) [default for
+    /// fashion-mnist: where Debian's dataset-fashion-mnist installs them].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Down-scale 28x28 images to 16x16 (centre 24x24 crop, then area resize), as the
+    /// reference hardware experiments did.
+    #[arg(long)]
+    downscale_16: bool,
+    /// Training images kept for validation [default: the last 10,000 of 60,000, or the last
+    /// sixth of a smaller training file].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    validation: Option<u64>,
     /// Number of epochs (at least 1).
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
@@ -84,6 +96,9 @@ impl TrainArgs {
         self.config.is_some()
             || self.preset.is_some()
             || self.dataset.is_some()
+            || self.data_dir.is_some()
+            || self.downscale_16
+            || self.validation.is_some()
             || self.seed.is_some()
             || self.batch_size.is_some()
             || self.learning_rate.is_some()
@@ -95,6 +110,15 @@ impl TrainArgs {
     fn apply(&self, config: &mut TrainConfig) -> anyhow::Result<()> {
         if let Some(d) = self.dataset {
             config.dataset = d;
+        }
+        if let Some(d) = &self.data_dir {
+            config.data.dir = Some(d.clone());
+        }
+        if self.downscale_16 {
+            config.data.downscale_16 = true;
+        }
+        if let Some(v) = self.validation {
+            config.data.validation = Some(usize::try_from(v).context("--validation is too large")?);
         }
         if let Some(e) = self.epochs {
             config.training.epochs = e;

@@ -188,28 +188,80 @@ pub enum DatasetKind {
     YinYang,
     /// The 8x8 UCI handwritten digits: 64 features, 10 classes (see [`digits`](crate::digits())).
     Digits,
+    /// MNIST from IDX files in [`DataOptions::dir`]: 784 features (256 down-scaled), 10 classes.
+    Mnist,
+    /// Fashion-MNIST from IDX files in [`DataOptions::dir`], or where Debian's
+    /// `dataset-fashion-mnist` installs them: 784 features (256 down-scaled), 10 classes.
+    FashionMnist,
+}
+
+/// Where image data sets are read from and how (Yin-Yang and the digits ignore it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataOptions {
+    /// Directory of the IDX files (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte`,
+    /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Down-scale 28x28 images to 16x16 (centre 24x24 crop, then area resize).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub downscale_16: bool,
+    /// Training images kept for validation (default: the study's last 10,000 of 60,000, or the
+    /// last sixth of a smaller file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
+}
+
+impl DataOptions {
+    /// True when nothing is set (as for every data set that is not read from files).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl DatasetKind {
     /// Every data set kind.
-    pub const ALL: &'static [DatasetKind] = &[DatasetKind::YinYang, DatasetKind::Digits];
+    pub const ALL: &'static [DatasetKind] = &[
+        DatasetKind::YinYang,
+        DatasetKind::Digits,
+        DatasetKind::Mnist,
+        DatasetKind::FashionMnist,
+    ];
 
     /// Names accepted by [`FromStr`], listed in errors.
-    const ACCEPTED: &'static [&'static str] = &["yin-yang", "yinyang", "yin_yang", "digits"];
+    const ACCEPTED: &'static [&'static str] = &[
+        "yin-yang",
+        "yinyang",
+        "yin_yang",
+        "digits",
+        "mnist",
+        "fashion-mnist",
+    ];
 
     /// The canonical name, as serde and [`Display`](fmt::Display) write it.
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetKind::YinYang => "yin-yang",
             DatasetKind::Digits => "digits",
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
         }
     }
 
-    /// Produces the given split of this data set.
+    /// Produces the given split of this data set (an image data set from the default
+    /// location, at full resolution).
     pub fn load(&self, split: Split) -> Result<Dataset, DataError> {
+        self.load_with(split, &DataOptions::default())
+    }
+
+    /// Produces the given split of this data set as `options` say.
+    pub fn load_with(&self, split: Split, options: &DataOptions) -> Result<Dataset, DataError> {
         match self {
             DatasetKind::YinYang => Ok(crate::yin_yang(split)),
             DatasetKind::Digits => crate::digits(split),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => {
+                crate::images::load_split(*self, split, options)
+            }
         }
     }
 }
@@ -223,11 +275,14 @@ impl fmt::Display for DatasetKind {
 impl FromStr for DatasetKind {
     type Err = DataError;
 
-    /// Parses `yin-yang` (also `yinyang`, `yin_yang`) or `digits`, ignoring ASCII case.
+    /// Parses `yin-yang` (also `yinyang`, `yin_yang`), `digits`, `mnist` or `fashion-mnist`,
+    /// ignoring ASCII case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "yin-yang" | "yinyang" | "yin_yang" => Ok(DatasetKind::YinYang),
             "digits" => Ok(DatasetKind::Digits),
+            "mnist" => Ok(DatasetKind::Mnist),
+            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
             _ => Err(DataError::UnknownDataset {
                 name: s.to_owned(),
                 allowed: Self::ACCEPTED,

@@ -14,7 +14,7 @@ use std::path::Path;
 use ndarray::Array2;
 
 use crate::idx::{self, Images};
-use crate::{DataError, Dataset};
+use crate::{DataError, DataOptions, Dataset, DatasetKind, Split};
 
 /// The class names of Fashion-MNIST, by label.
 pub const FASHION_CLASSES: [&str; 10] = [
@@ -207,4 +207,79 @@ mod tests {
         assert!((small[0] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
         assert!((small[1] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
     }
+}
+
+/// The class names of MNIST, by label.
+const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// The directory an image data set is read from: the options' `dir`, or for Fashion-MNIST
+/// Debian's location when it holds the files.
+fn directory(kind: DatasetKind, options: &DataOptions) -> Result<std::path::PathBuf, DataError> {
+    if let Some(d) = &options.dir {
+        return Ok(d.clone());
+    }
+    let debian = Path::new(DEBIAN_FASHION_MNIST);
+    if kind == DatasetKind::FashionMnist && debian.is_dir() {
+        return Ok(debian.to_path_buf());
+    }
+    let hint = if kind == DatasetKind::FashionMnist {
+        format!(
+            "give --data-dir DIR, or install Debian's dataset-fashion-mnist (it puts them in {DEBIAN_FASHION_MNIST})"
+        )
+    } else {
+        "give --data-dir DIR (MNIST is a file set users bring)".to_string()
+    };
+    Err(DataError::File {
+        path: std::path::PathBuf::from(kind.as_str()),
+        reason: format!(
+            "no directory of IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte): {hint}"
+        ),
+    })
+}
+
+/// A split of MNIST or Fashion-MNIST as `options` say: the training file gives train and
+/// validation ([`training_split`]), the `t10k` file the test split.
+pub fn load_split(
+    kind: DatasetKind,
+    split: Split,
+    options: &DataOptions,
+) -> Result<Dataset, DataError> {
+    let dir = directory(kind, options)?;
+    let classes: &[&str] = if kind == DatasetKind::FashionMnist {
+        &FASHION_CLASSES
+    } else {
+        &DIGIT_CLASSES
+    };
+    let prefix = if split == Split::Test {
+        "t10k"
+    } else {
+        "train"
+    };
+    let (images, labels) = idx::read_pair(
+        &idx::find(&dir, &format!("{prefix}-images-idx3-ubyte"))?,
+        &idx::find(&dir, &format!("{prefix}-labels-idx1-ubyte"))?,
+        classes.len(),
+    )?;
+    let range =
+        match split {
+            Split::Test => 0..images.count,
+            _ => {
+                let (train, validation) = training_split(images.count, options.validation)
+                    .map_err(|reason| DataError::Malformed {
+                        name: kind.as_str().into(),
+                        reason,
+                    })?;
+                if split == Split::Train {
+                    train
+                } else {
+                    validation
+                }
+            }
+        };
+    let resolution = if options.downscale_16 {
+        Resolution::Down16
+    } else {
+        Resolution::Full
+    };
+    dataset(kind.as_str(), classes, &images, &labels, range, resolution)
 }

@@ -28,7 +28,7 @@ pub mod images;
 pub mod mt19937;
 pub mod yin_yang;
 
-pub use dataset::{Dataset, DatasetKind, Split};
+pub use dataset::{DataOptions, Dataset, DatasetKind, Split};
 pub use digits::digits;
 pub use error::DataError;
 pub use yin_yang::{yin_yang, yin_yang_with};

@@ -19,7 +19,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use spikeloop_data::DatasetKind;
+use spikeloop_data::{DataOptions, DatasetKind};
 use spikeloop_lif::NeuronParams;
 
 use crate::TrainError;
@@ -36,6 +36,9 @@ pub struct TrainConfig {
     pub dataset: DatasetKind,
     /// Training seed: weight initialisation, batch order and input jitter all derive from it.
     pub seed: u64,
+    /// Where an image data set is read from and how (left out while unset).
+    #[serde(skip_serializing_if = "DataOptions::is_default")]
+    pub data: DataOptions,
     /// Network topology and initialisation.
     pub network: NetworkConfig,
     /// How feature values in [0, 1] become input spike times.
@@ -191,6 +194,7 @@ impl Default for TrainConfig {
         Self {
             preset: Preset::Software,
             dataset: DatasetKind::YinYang,
+            data: DataOptions::default(),
             seed: 0,
             network: NetworkConfig::default(),
             encoding: EncodingConfig::default(),

@@ -134,8 +134,8 @@ pub enum TrainError {
 pub fn load_data(config: &TrainConfig) -> Result<DataSplits, TrainError> {
     use spikeloop_data::Split;
     Ok(DataSplits {
-        train: config.dataset.load(Split::Train)?,
-        validation: config.dataset.load(Split::Validation)?,
-        test: config.dataset.load(Split::Test)?,
+        train: config.dataset.load_with(Split::Train, &config.data)?,
+        validation: config.dataset.load_with(Split::Validation, &config.data)?,
+        test: config.dataset.load_with(Split::Test, &config.data)?,
     })
 }

@@ -1,5 +1,6 @@
-//! `spikeloop calibrate` and `spikeloop robustness` from the command line, on a small emulated
-//! chip (2 x 8 circuits) so that the tests stay quick.
+//! The newer workflows from the command line: `spikeloop calibrate` and `spikeloop robustness`
+//! on a small emulated chip (2 x 8 circuits, so that the tests stay quick), and image data sets
+//! from IDX files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -197,4 +198,105 @@ fn robustness_parts_merge_into_the_report_of_the_whole_matrix() {
     // A finished report is kept unless --force.
     let args = ["robustness", "--model", s(&model), "--out", s(&whole)];
     assert!(refused(&args).contains("--force"));
+}
+
+/// An IDX file of unsigned bytes with `shape` and `values`.
+fn idx(shape: &[u32], values: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 0x08, shape.len() as u8];
+    for d in shape {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(values);
+    b
+}
+
+/// Image data sets from IDX files: a small MNIST-style directory trains (down-scaled to 16x16,
+/// with a chosen validation count) and `infer` finds the files again through the model.
+#[test]
+fn an_mnist_style_directory_trains_and_infers() {
+    let dir = tempfile::Builder::new()
+        .prefix("spikeloop-idx-")
+        .tempdir()
+        .expect("temp dir");
+    let data = dir.path().join("idx");
+    std::fs::create_dir_all(&data).expect("dir");
+    // Class k is a bright square in one of ten places.
+    let image = |k: usize| -> Vec<u8> {
+        let mut im = vec![0u8; 784];
+        let (r0, c0) = (4 + (k / 5) * 10, 3 + (k % 5) * 4);
+        for r in r0..r0 + 6 {
+            for c in c0..c0 + 3 {
+                im[r * 28 + c] = 250;
+            }
+        }
+        im
+    };
+    for (prefix, n) in [("train", 200usize), ("t10k", 50)] {
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        let pixels: Vec<u8> = labels.iter().flat_map(|&l| image(usize::from(l))).collect();
+        let n32 = n as u32;
+        std::fs::write(
+            data.join(format!("{prefix}-images-idx3-ubyte")),
+            idx(&[n32, 28, 28], &pixels),
+        )
+        .expect("write");
+        std::fs::write(
+            data.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx(&[n32], &labels),
+        )
+        .expect("write");
+    }
+    let run = dir.path().join("run");
+    let out = ok(&[
+        "train",
+        "--quiet",
+        "--backend",
+        "ideal",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        s(&data),
+        "--downscale-16",
+        "--validation",
+        "40",
+        "--hidden",
+        "20",
+        "--epochs",
+        "2",
+        "--out",
+        s(&run),
+    ]);
+    assert!(out.contains("test accuracy"), "{out}");
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model.json")).expect("model"))
+            .expect("json");
+    assert_eq!(model["n_inputs"], 256, "down-scaled to 16x16");
+    assert_eq!(model["dataset"], "mnist");
+    let infer = ok(&[
+        "infer",
+        "--model",
+        s(&run.join("model.json")),
+        "--backend",
+        "ideal",
+    ]);
+    assert!(
+        infer.contains("mnist test split") && infer.contains("(50 samples)"),
+        "{infer}"
+    );
+    // A missing directory is named with what it should hold.
+    let err = refused(&[
+        "train",
+        "--backend",
+        "ideal",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        s(&dir.path().join("nowhere")),
+        "--out",
+        s(&dir.path().join("x")),
+    ]);
+    assert!(
+        err.contains("train-images-idx3-ubyte") && err.contains("missing"),
+        "{err}"
+    );
 }
