@@ -169,46 +169,6 @@ pub fn read_mnist_dir(dir: &Path, classes: usize) -> Result<(Labelled, Labelled)
     Ok((pair("train")?, pair("t10k")?))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_study_split_and_a_sixth_otherwise() {
-        assert_eq!(
-            training_split(60_000, None),
-            Ok((0..50_000, 50_000..60_000))
-        );
-        assert_eq!(training_split(600, None), Ok((0..500, 500..600)));
-        assert_eq!(training_split(600, Some(100)), Ok((0..500, 500..600)));
-        assert!(training_split(5, None).is_err());
-        assert!(training_split(10, Some(10)).is_err());
-    }
-
-    #[test]
-    fn down_scaling_averages_the_centre_by_area() {
-        // A uniform image stays uniform; the 2-pixel border is cropped away.
-        let mut image = vec![100u8; 28 * 28];
-        image[..28].fill(255); // the top row, outside the crop
-        let small = down16(&image, 28, 28);
-        assert_eq!(small.len(), 256);
-        assert!(small.iter().all(|&v| (v - 100.0).abs() < 1e-9), "{small:?}");
-        // One bright input pixel at the crop's corner: output (0, 0) covers it fully
-        // (1.5 x 1.5 cell, overlap 1 x 1), so it holds 255 / 2.25.
-        let mut image = vec![0u8; 28 * 28];
-        image[2 * 28 + 2] = 255;
-        let small = down16(&image, 28, 28);
-        assert!((small[0] - 255.0 / 2.25).abs() < 1e-9);
-        assert!(small[1..].iter().all(|&v| v == 0.0));
-        // The pixel shared by two cells (input 1 of the crop) splits half and half.
-        let mut image = vec![0u8; 28 * 28];
-        image[2 * 28 + 3] = 255;
-        let small = down16(&image, 28, 28);
-        assert!((small[0] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
-        assert!((small[1] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
-    }
-}
-
 /// The class names of MNIST, by label.
 const DIGIT_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
@@ -282,4 +242,44 @@ pub fn load_split(
         Resolution::Full
     };
     dataset(kind.as_str(), classes, &images, &labels, range, resolution)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_study_split_and_a_sixth_otherwise() {
+        assert_eq!(
+            training_split(60_000, None),
+            Ok((0..50_000, 50_000..60_000))
+        );
+        assert_eq!(training_split(600, None), Ok((0..500, 500..600)));
+        assert_eq!(training_split(600, Some(100)), Ok((0..500, 500..600)));
+        assert!(training_split(5, None).is_err());
+        assert!(training_split(10, Some(10)).is_err());
+    }
+
+    #[test]
+    fn down_scaling_averages_the_centre_by_area() {
+        // A uniform image stays uniform; the 2-pixel border is cropped away.
+        let mut image = vec![100u8; 28 * 28];
+        image[..28].fill(255); // the top row, outside the crop
+        let small = down16(&image, 28, 28);
+        assert_eq!(small.len(), 256);
+        assert!(small.iter().all(|&v| (v - 100.0).abs() < 1e-9), "{small:?}");
+        // One bright input pixel at the crop's corner: output (0, 0) covers it fully
+        // (1.5 x 1.5 cell, overlap 1 x 1), so it holds 255 / 2.25.
+        let mut image = vec![0u8; 28 * 28];
+        image[2 * 28 + 2] = 255;
+        let small = down16(&image, 28, 28);
+        assert!((small[0] - 255.0 / 2.25).abs() < 1e-9);
+        assert!(small[1..].iter().all(|&v| v == 0.0));
+        // The pixel shared by two cells (input 1 of the crop) splits half and half.
+        let mut image = vec![0u8; 28 * 28];
+        image[2 * 28 + 3] = 255;
+        let small = down16(&image, 28, 28);
+        assert!((small[0] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
+        assert!((small[1] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
+    }
 }
