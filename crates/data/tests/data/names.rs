@@ -53,13 +53,14 @@ fn unknown_dataset_names_the_bad_value_and_the_allowed_ones() {
     let message = error.map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(
         message,
-        r#"unknown data set "cifar"; allowed: yin-yang, yinyang, yin_yang, digits"#
+        r#"unknown data set "cifar"; allowed: yin-yang, yinyang, yin_yang, digits, mnist, fashion-mnist"#
     );
 }
 
 #[test]
-fn every_kind_loads_every_split_as_a_valid_data_set() {
-    for &kind in DatasetKind::ALL {
+fn every_built_in_kind_loads_every_split_as_a_valid_data_set() {
+    // MNIST and Fashion-MNIST are read from files (tests in images.rs).
+    for &kind in [DatasetKind::YinYang, DatasetKind::Digits].iter() {
         for &split in Split::ALL {
             let data = kind.load(split).expect("built-in data sets load");
             assert_eq!(data.name, kind.to_string());
