@@ -72,13 +72,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Only what the backend is; every measurement opens its own (a device takes one host at a
     // time).
     let capabilities = args.backend.build()?.capabilities().clone();
-    let mut config = Preset::suited_to(&capabilities).config();
+    // A given model brings its training configuration (data set, batch size, loss); otherwise
+    // the preset suited to the backend.
+    let given = args
+        .model
+        .as_deref()
+        .map(crate::infer::load_model)
+        .transpose()?;
+    let mut config = given
+        .as_ref()
+        .and_then(|m| m.provenance.as_ref().map(|p| p.config.clone()))
+        .unwrap_or_else(|| Preset::suited_to(&capabilities).config());
     if let Some(b) = args.batch_size {
         config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
     }
     let data = load_data(&config)?;
-    let model = match &args.model {
-        Some(path) => crate::infer::load_model(path)?,
+    let model = match given {
+        Some(m) => m,
         None => Model::initialise(
             &config,
             data.train.n_features(),
