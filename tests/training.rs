@@ -146,3 +146,44 @@ fn resume_from_checkpoint_is_bit_identical() {
     assert_eq!(losses(&straight.history), losses(&resumed.history));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Dale's law: through training, every hidden neuron's outgoing weights keep the sign of its
+/// population (the first neurons excite, the last inhibit), and the network still learns.
+#[test]
+fn dale_s_law_keeps_every_outgoing_weight_s_sign() {
+    let mut config = small_config(6, 4);
+    config.network.hidden = vec![16, 16];
+    config.network.weight_init_mean = vec![1.5, 0.5, 0.5];
+    config.network.weight_init_sd = vec![0.8, 0.8, 0.8];
+    config.training.max_missing_spikes = vec![0.3, 0.3, 0.0];
+    config.network.dale = Some(spikeloop_trainer::Dale {
+        excitatory: 12,
+        inhibitory: 4,
+    });
+    let data = small_data(&config, 5000);
+    let state = train::start(
+        &config,
+        &data,
+        spikeloop_backend::Substrate::new("ideal", "ideal"),
+    )
+    .expect("start");
+    let outcome =
+        train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train");
+    for (l, layer) in outcome.model.layers.iter().enumerate().skip(1) {
+        for (j, column) in layer.weights.columns().into_iter().enumerate().take(16) {
+            let ok = if j < 12 {
+                column.iter().all(|&w| w >= 0.0)
+            } else {
+                column.iter().all(|&w| w <= 0.0)
+            };
+            assert!(ok, "layer {l}: neuron {j}'s outgoing weights changed sign");
+        }
+    }
+    // The inputs into the first layer stay free.
+    assert!(outcome.model.layers[0].weights.iter().any(|&w| w < 0.0));
+    assert!(
+        outcome.test_accuracy > 0.6,
+        "test accuracy {}",
+        outcome.test_accuracy
+    );
+}

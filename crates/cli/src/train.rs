@@ -55,9 +55,13 @@ pub struct TrainArgs {
     /// Initial learning rate of Adam.
     #[arg(long, value_name = "RATE")]
     learning_rate: Option<f64>,
-    /// Hidden layer sizes, comma separated (e.g. 120 or 200,100).
+    /// Hidden layer sizes, comma separated (e.g. 120 or 400,400,400,400).
     #[arg(long, value_name = "SIZES", value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
+    /// Dale's law: every hidden layer split into E excitatory and I inhibitory neurons whose
+    /// outgoing weights keep their sign (e.g. 300:100 for layers of 400).
+    #[arg(long, value_name = "E:I")]
+    dale: Option<spikeloop_trainer::Dale>,
     /// Standard deviation of Gaussian noise on training input times, in tau_s (0 = off).
     #[arg(long, value_name = "SIGMA")]
     input_jitter: Option<f64>,
@@ -103,6 +107,7 @@ impl TrainArgs {
             || self.batch_size.is_some()
             || self.learning_rate.is_some()
             || self.hidden.is_some()
+            || self.dale.is_some()
             || self.input_jitter.is_some()
     }
 
@@ -145,6 +150,9 @@ impl TrainArgs {
                 resize(&mut config.training.max_missing_spikes);
             }
             config.network.hidden = h.clone();
+        }
+        if let Some(d) = self.dale {
+            config.network.dale = Some(d);
         }
         if let Some(j) = self.input_jitter {
             config.training.input_jitter = j;

@@ -98,6 +98,56 @@ pub struct NetworkConfig {
     pub weight_init_mean: Vec<f64>,
     /// Standard deviation of the initial weights, one value per layer.
     pub weight_init_sd: Vec<f64>,
+    /// Dale's law: every hidden layer split into excitatory and inhibitory neurons whose
+    /// outgoing weights keep their sign through training (none by default, and then left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dale: Option<Dale>,
+}
+
+/// Dale's law for the hidden layers, as in the founding study: the first `excitatory` neurons of
+/// every hidden layer only excite the next layer, the last `inhibitory` ones only inhibit it
+/// (their outgoing weights are initialised with that sign and projected back onto it after
+/// every step); the weights from the inputs into the first layer, and from bias spikes, stay
+/// free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dale {
+    /// Excitatory neurons per hidden layer (its first ones).
+    pub excitatory: usize,
+    /// Inhibitory neurons per hidden layer (its last ones).
+    pub inhibitory: usize,
+}
+
+impl Dale {
+    /// The sign an outgoing weight of neuron `j` of a hidden layer must have: `+1`, `-1`, or
+    /// `0` for a column that is no hidden neuron (a bias spike), which is free.
+    pub fn sign(&self, j: usize) -> f64 {
+        if j < self.excitatory {
+            1.0
+        } else if j < self.excitatory + self.inhibitory {
+            -1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+impl std::str::FromStr for Dale {
+    type Err = String;
+
+    /// `E:I`, e.g. `300:100`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{text}: give Dale's split as E:I, excitatory and inhibitory neurons per hidden layer (e.g. 300:100)"
+            )
+        };
+        let (e, i) = text.split_once(':').ok_or_else(bad)?;
+        Ok(Dale {
+            excitatory: e.trim().parse().map_err(|_| bad())?,
+            inhibitory: i.trim().parse().map_err(|_| bad())?,
+        })
+    }
 }
 
 /// Linear latency encoding: value v in [0, 1] spikes at `early + v (late - early)`.
@@ -211,6 +261,7 @@ impl Default for NetworkConfig {
             bias_times: vec![0.9],
             weight_init_mean: vec![1.5, 0.5],
             weight_init_sd: vec![0.8, 0.8],
+            dale: None,
         }
     }
 }
@@ -377,6 +428,27 @@ impl TrainConfig {
         }
         if let Err(e) = net.neuron.validate() {
             return err(format!("network.neuron: {e}"));
+        }
+        if let Some(d) = net.dale {
+            if d.excitatory == 0 || d.inhibitory == 0 {
+                return err(format!(
+                    "network.dale = {}:{}: both populations need at least one neuron",
+                    d.excitatory, d.inhibitory
+                ));
+            }
+            if let Some(&size) = net
+                .hidden
+                .iter()
+                .find(|&&n| n != d.excitatory + d.inhibitory)
+            {
+                return err(format!(
+                    "network.dale = {}:{} splits layers of {} neurons, but network.hidden = {:?} has a layer of {size}; every hidden layer must have excitatory + inhibitory neurons",
+                    d.excitatory,
+                    d.inhibitory,
+                    d.excitatory + d.inhibitory,
+                    net.hidden
+                ));
+            }
         }
         if let Some(t) = net.bias_times.iter().find(|t| !t.is_finite() || **t < 0.0) {
             return err(format!(

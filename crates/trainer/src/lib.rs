@@ -24,7 +24,7 @@ pub mod train;
 
 use std::path::PathBuf;
 
-pub use config::{Preset, TrainConfig};
+pub use config::{Dale, Preset, TrainConfig};
 pub use eval::{Evaluation, evaluate};
 pub use model::{Model, Provenance};
 pub use train::{Checkpoint, DataSplits, EpochMetrics, Observer, TrainOutcome};

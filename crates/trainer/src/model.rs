@@ -147,8 +147,17 @@ impl Model {
             };
             let n_in = n_prev + bias_times.len();
             let draws = (0..size * n_in).map(|_| normal.sample(&mut rng)).collect();
-            let weights = Array2::from_shape_vec((size, n_in), draws)
+            let mut weights = Array2::from_shape_vec((size, n_in), draws)
                 .map_err(|e| TrainError::Config(format!("layer {l}: {e}")))?;
+            // Under Dale's law a hidden neuron's outgoing weights start with its sign.
+            if let Some(d) = net.dale.filter(|_| l > 0) {
+                for (j, mut column) in weights.columns_mut().into_iter().enumerate() {
+                    let sign = d.sign(j);
+                    if sign != 0.0 {
+                        column.mapv_inplace(|w| sign * w.abs());
+                    }
+                }
+            }
             layers.push(ModelLayer {
                 size,
                 neuron: net.neuron,

@@ -509,6 +509,7 @@ fn train_epoch(
     observer.epoch_started(epoch + 1, t.epochs, batches.len());
 
     let max_weight = backend.capabilities().max_weight;
+    let dale = state.config.network.dale;
     let window = backend.capabilities().sample_window;
     let mut progress = resumed.unwrap_or_else(|| PartialEpoch {
         batches_done: 0,
@@ -533,7 +534,7 @@ fn train_epoch(
         // are (each batch ends clipped), before it they may not be: that batch ran with them as
         // they were, and the chip clips them itself.
         if b == skip {
-            clip_weights(&mut state.model, max_weight);
+            clip_weights(&mut state.model, max_weight, dale);
         }
         let inputs = batch_inputs(
             &state.model,
@@ -611,7 +612,7 @@ fn train_epoch(
             progress.chopped += batch_chopped;
             observer.batch_finished(b, Some(mean_loss), batch_correct as f64 / n as f64);
         }
-        clip_weights(&mut state.model, max_weight);
+        clip_weights(&mut state.model, max_weight, dale);
         progress.batches_done = b + 1;
         let stop = observer.should_stop();
         let due = stop
@@ -660,11 +661,23 @@ fn train_epoch(
 }
 
 /// Keeps float weights within what the substrate can realise (the reference does the same on
-/// BrainScaleS-2): beyond it the gradient would move weights the chip never sees.
-fn clip_weights(model: &mut Model, max_weight: Option<f64>) {
+/// BrainScaleS-2): beyond it the gradient would move weights the chip never sees. Under Dale's
+/// law, also projects every hidden neuron's outgoing weights back onto its sign.
+fn clip_weights(model: &mut Model, max_weight: Option<f64>, dale: Option<crate::config::Dale>) {
     if let Some(m) = max_weight {
         for layer in &mut model.layers {
             layer.weights.mapv_inplace(|w| w.clamp(-m, m));
+        }
+    }
+    if let Some(d) = dale {
+        for layer in model.layers.iter_mut().skip(1) {
+            for (j, mut column) in layer.weights.columns_mut().into_iter().enumerate() {
+                match d.sign(j) {
+                    s if s > 0.0 => column.mapv_inplace(|w| w.max(0.0)),
+                    s if s < 0.0 => column.mapv_inplace(|w| w.min(0.0)),
+                    _ => {}
+                }
+            }
         }
     }
 }
