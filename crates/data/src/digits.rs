@@ -2,8 +2,11 @@
 //! binary so that nothing is downloaded: a small visual data set that trains in seconds.
 //!
 //! Intensities 0..16 are scaled to 0..256 and become features `1 - p/256` like every image
-//! ([`crate::images`]). The split is fixed by position: the first 1,257 images train, the next
-//! 180 validate, the last 360 test.
+//! ([`crate::images`]). The split is fixed: the images in the order of a seeded shuffle
+//! ([`split_order`]), of which the first 1,257 train, the next 180 validate and the last 360
+//! test. (A split by position tested on images unlike the training ones: 97.8 % validation
+//! against 88.9 % test accuracy for the same network, which suggests the file keeps each
+//! writer's images together.)
 
 use std::io::Read;
 
@@ -17,6 +20,19 @@ const DIGITS_GZ: &[u8] = include_bytes!("../assets/digits.csv.gz");
 pub const DIGITS_IMAGES: usize = 1797;
 /// Where the splits start: train, validation, test, end.
 const BOUNDS: [usize; 4] = [0, 1257, 1437, DIGITS_IMAGES];
+
+/// The order of the images that the split cuts: a Fisher-Yates shuffle of `0..1797` (from the
+/// last position down, each swapped with a uniform earlier or equal one) driven by MT19937
+/// seeded with 0.
+pub fn split_order() -> Vec<usize> {
+    let mut rng = crate::mt19937::Mt19937::new(0);
+    let mut order: Vec<usize> = (0..DIGITS_IMAGES).collect();
+    for i in (1..DIGITS_IMAGES).rev() {
+        let j = rng.randint(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    order
+}
 
 /// The given split of the digits.
 pub fn digits(split: Split) -> Result<Dataset, DataError> {
@@ -33,9 +49,17 @@ pub fn digits(split: Split) -> Result<Dataset, DataError> {
         Split::Validation => BOUNDS[1]..BOUNDS[2],
         Split::Test => BOUNDS[2]..BOUNDS[3],
     };
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() != DIGITS_IMAGES {
+        return Err(bad(format!(
+            "the embedded file holds {} lines, not {DIGITS_IMAGES}",
+            lines.len()
+        )));
+    }
     let mut values = Vec::with_capacity(range.len() * 64);
     let mut labels = Vec::with_capacity(range.len());
-    for (i, line) in text.lines().enumerate().filter(|(i, _)| range.contains(i)) {
+    for i in split_order()[range].iter().copied() {
+        let line = lines[i];
         let row: Vec<u32> = line
             .split(',')
             .map(|v| v.trim().parse())
