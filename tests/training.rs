@@ -5,6 +5,20 @@ use spikeloop_backend::IdealBackend;
 use spikeloop_tests::{small_config, small_data};
 use spikeloop_trainer::train::{self, Checkpoint, Silent};
 
+/// Trains `config` on the ideal backend from scratch.
+fn train_ideal(
+    config: &spikeloop_trainer::TrainConfig,
+    data: &spikeloop_trainer::DataSplits,
+) -> train::TrainOutcome {
+    let state = train::start(
+        config,
+        data,
+        spikeloop_backend::Substrate::new("ideal", "ideal"),
+    )
+    .expect("start");
+    train::run(state, data, &mut IdealBackend::new(), None, &mut Silent).expect("train")
+}
+
 fn flat(model: &spikeloop_trainer::Model) -> Vec<u64> {
     model.weight_bits()
 }
@@ -13,14 +27,7 @@ fn flat(model: &spikeloop_trainer::Model) -> Vec<u64> {
 fn training_learns_yin_yang() {
     let config = small_config(6, 3);
     let data = small_data(&config, 5000);
-    let state = train::start(
-        &config,
-        &data,
-        spikeloop_backend::Substrate::new("ideal", "ideal"),
-    )
-    .expect("start");
-    let outcome =
-        train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train");
+    let outcome = train_ideal(&config, &data);
     let first = &outcome.history[0];
     let last = outcome.history.last().expect("history");
     assert_eq!(last.epoch, 6);
@@ -45,15 +52,7 @@ fn training_learns_yin_yang() {
 fn same_seed_same_weights_other_seed_other_weights() {
     let config = small_config(2, 11);
     let data = small_data(&config, 600);
-    let run = |c: &spikeloop_trainer::TrainConfig| {
-        let state = train::start(
-            c,
-            &data,
-            spikeloop_backend::Substrate::new("ideal", "ideal"),
-        )
-        .expect("start");
-        train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train")
-    };
+    let run = |c: &spikeloop_trainer::TrainConfig| train_ideal(c, &data);
     let a = run(&config);
     let b = run(&config);
     assert_eq!(flat(&a.model), flat(&b.model));
@@ -74,15 +73,7 @@ fn thread_count_does_not_change_the_result() {
             .num_threads(threads)
             .build()
             .expect("pool");
-        pool.install(|| {
-            let state = train::start(
-                &config,
-                &data,
-                spikeloop_backend::Substrate::new("ideal", "ideal"),
-            )
-            .expect("start");
-            train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train")
-        })
+        pool.install(|| train_ideal(&config, &data))
     };
     assert_eq!(flat(&run(1).model), flat(&run(2).model));
 }
@@ -100,14 +91,7 @@ fn resume_from_checkpoint_is_bit_identical() {
     let config = small_config(4, 8);
     let data = small_data(&config, 600);
 
-    let state = train::start(
-        &config,
-        &data,
-        spikeloop_backend::Substrate::new("ideal", "ideal"),
-    )
-    .expect("start");
-    let straight =
-        train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train");
+    let straight = train_ideal(&config, &data);
 
     // Train 2 of the 4 epochs, as if interrupted, then resume from the file.
     let mut short = config.clone();
@@ -161,14 +145,7 @@ fn dale_s_law_keeps_every_outgoing_weight_s_sign() {
         inhibitory: 4,
     });
     let data = small_data(&config, 5000);
-    let state = train::start(
-        &config,
-        &data,
-        spikeloop_backend::Substrate::new("ideal", "ideal"),
-    )
-    .expect("start");
-    let outcome =
-        train::run(state, &data, &mut IdealBackend::new(), None, &mut Silent).expect("train");
+    let outcome = train_ideal(&config, &data);
     for (l, layer) in outcome.model.layers.iter().enumerate().skip(1) {
         for (j, column) in layer.weights.columns().into_iter().enumerate().take(16) {
             let ok = if j < 12 {
