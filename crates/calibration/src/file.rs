@@ -232,6 +232,13 @@ impl CalibrationFile {
         self.targets.check()
     }
 
+    /// A fingerprint of what the calibration sets, the chip and every circuit's codes (not
+    /// when or how fast it was taken): the same calibration made again has the same one.
+    pub fn codes_fingerprint(&self) -> String {
+        spikeloop_files::fingerprint(&(&self.chip_id, &self.codes))
+            .unwrap_or_else(|_| "unknown".into())
+    }
+
     /// Every circuit's codes as the writes [`Backend::set_parameter_codes`] takes.
     pub fn writes(&self) -> Vec<(usize, Option<NeuronCodes>)> {
         self.codes

@@ -42,12 +42,12 @@ pub struct Applied {
 }
 
 impl Applied {
-    /// `calibration-chip1.json (crc 0123456789abcdef)`.
+    /// `calibration-chip1.json (codes 0123456789abcdef)`.
     pub fn describe(&self) -> String {
         format!(
-            "{} (crc {})",
+            "{} (codes {})",
             self.path.display(),
-            self.file.checksum.as_deref().unwrap_or("none")
+            self.file.codes_fingerprint()
         )
     }
 }
@@ -171,15 +171,12 @@ fn apply_named(backend: &mut dyn Backend, paths: &[PathBuf]) -> anyhow::Result<A
     )
 }
 
-/// `substrate` with the calibration in effect: its file's checksum becomes a setting (a run
-/// cannot continue, nor a model be reused, under another calibration) and the summary says so.
+/// `substrate` with the calibration in effect: the fingerprint of its codes becomes a setting
+/// (a run cannot continue, nor a model be reused, under other codes) and the summary says so.
 pub fn described(substrate: Substrate, applied: Option<&Applied>) -> Substrate {
     match applied {
         Some(a) => {
-            let mut s = substrate.with(
-                "calibration",
-                a.file.checksum.as_deref().unwrap_or("unsealed"),
-            );
+            let mut s = substrate.with("calibration", a.file.codes_fingerprint());
             s.summary.push_str(", calibrated");
             s
         }

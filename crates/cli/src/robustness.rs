@@ -195,7 +195,7 @@ struct Matrix {
     fine_tune_epochs: u32,
     /// The training chip's configuration (TOML).
     training_chip: String,
-    /// Checksum of the training chip's calibration (`None`: uncalibrated).
+    /// Fingerprint of the training chip's calibration codes (`None`: uncalibrated).
     calibration: Option<String>,
     rows: Vec<Condition>,
     /// `as is`, and `fine-tuned N epochs` with fine-tuning.
@@ -480,7 +480,7 @@ fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
         repeats: args.repeats,
         fine_tune_epochs: args.fine_tune_epochs,
         training_chip: base.to_toml_string(),
-        calibration: training.as_ref().and_then(|f| f.checksum.clone()),
+        calibration: training.as_ref().map(CalibrationFile::codes_fingerprint),
         rows,
         columns,
     };
@@ -745,7 +745,7 @@ fn write_outputs(report: &Report, dir: &Path) -> anyhow::Result<()> {
         m.split,
         m.repeats,
         match &m.calibration {
-            Some(c) => format!(" with its calibration (crc {c})"),
+            Some(c) => format!(" with its calibration (codes {c})"),
             None => ", uncalibrated".into(),
         },
         table(report, true)

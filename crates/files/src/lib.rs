@@ -115,8 +115,13 @@ pub trait Checksummed: serde::Serialize + Clone {
 fn checksum_of<T: Checksummed>(doc: &T) -> Result<String, FileError> {
     let mut bare = doc.clone();
     *bare.checksum_mut() = None;
-    let text = serde_json::to_vec(&bare).map_err(|e| FileError::Serialise {
-        what: "a document for its checksum".into(),
+    fingerprint(&bare)
+}
+
+/// The CRC-64/XZ (16 hex digits) of the compact JSON of `value`: a fingerprint of what it holds.
+pub fn fingerprint<T: serde::Serialize>(value: &T) -> Result<String, FileError> {
+    let text = serde_json::to_vec(value).map_err(|e| FileError::Serialise {
+        what: "a value for its fingerprint".into(),
         message: e.to_string(),
     })?;
     Ok(format!(
