@@ -345,6 +345,36 @@ pub(crate) fn format_digits(value: f64, digits: usize) -> String {
     format!("{value:.decimals$}")
 }
 
+/// Draws the grid, ticks and axis descriptions of a chart on two [`Axis`] coordinates in the
+/// crate's style (labelled ticks, major and minor grid lines); `path` is for errors.
+pub(crate) fn draw_mesh<DB: plotters::prelude::DrawingBackend>(
+    chart: &mut plotters::chart::ChartContext<
+        '_,
+        DB,
+        plotters::coord::cartesian::Cartesian2d<Axis, Axis>,
+    >,
+    (x, y): (&Axis, &Axis),
+    (x_desc, y_desc): (&str, &str),
+    path: &std::path::Path,
+) -> Result<(), crate::PlotError> {
+    use crate::style;
+    let x_label = |v: &f64| x.label(*v);
+    let y_label = |v: &f64| y.label(*v);
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .label_style(style::tick_label())
+        .axis_desc_style(style::axis_description())
+        .bold_line_style(style::GRID)
+        .light_line_style(style::MINOR_GRID)
+        .axis_style(style::AXIS)
+        .draw()
+        .map_err(crate::output::render_error(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,21 +117,7 @@ impl Figure for Distributions<'_> {
                 .y_label_area_size(y.label_area_px())
                 .build_cartesian_2d(x.clone(), y.clone())
                 .map_err(&err)?;
-            let x_label = |v: &f64| x.label(*v);
-            let y_label = |v: &f64| y.label(*v);
-            chart
-                .configure_mesh()
-                .x_desc(panel.x_label)
-                .y_desc("Circuits")
-                .x_label_formatter(&x_label)
-                .y_label_formatter(&y_label)
-                .label_style(style::tick_label())
-                .axis_desc_style(style::axis_description())
-                .bold_line_style(style::GRID)
-                .light_line_style(style::MINOR_GRID)
-                .axis_style(style::AXIS)
-                .draw()
-                .map_err(&err)?;
+            axis::draw_mesh(&mut chart, (&x, &y), (panel.x_label, "Circuits"), path)?;
             let width = (high - low) / BINS as f64;
             let unmeasured = |v: &[f64]| v.iter().filter(|x| !x.is_finite()).count();
             for (values, counts, color, label) in [

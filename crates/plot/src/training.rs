@@ -555,21 +555,12 @@ fn draw_panel<DB: DrawingBackend>(
         .build_cartesian_2d(panel.x.clone(), panel.y.clone())
         .map_err(&err)?;
 
-    let x_label = |v: &f64| panel.x.label(*v);
-    let y_label = |v: &f64| panel.y.label(*v);
-    chart
-        .configure_mesh()
-        .x_desc("Epoch")
-        .y_desc(panel.y_description.as_str())
-        .x_label_formatter(&x_label)
-        .y_label_formatter(&y_label)
-        .label_style(style::tick_label())
-        .axis_desc_style(style::axis_description())
-        .bold_line_style(style::GRID)
-        .light_line_style(style::MINOR_GRID)
-        .axis_style(style::AXIS)
-        .draw()
-        .map_err(&err)?;
+    axis::draw_mesh(
+        &mut chart,
+        (&panel.x, &panel.y),
+        ("Epoch", panel.y_description.as_str()),
+        path,
+    )?;
 
     if let Some(epoch) =
         selected_epoch.filter(|e| e.is_finite() && (panel.x.low..=panel.x.high).contains(e))
