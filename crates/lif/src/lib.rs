@@ -99,13 +99,19 @@
 //! [`spike_time_sorted`] and [`gradients_at_inputs`] serve neurons with individual parameters.
 
 pub mod closed_form;
+mod dense;
 mod gradients;
 mod kernel;
 pub mod lambert_w;
 mod params;
+mod simd;
 mod solve;
 mod volley;
 
+pub use dense::{
+    LayerGradients, LayerState, NeuronGradients, add_scaled, dense_applies,
+    layer_spike_times_dense, transpose_weights,
+};
 pub use gradients::{gradients_at, gradients_at_inputs};
 pub use params::{Kernel, NeuronParams, ParamError};
 pub use solve::{

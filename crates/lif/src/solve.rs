@@ -154,7 +154,7 @@ fn solve_equal<I: Inputs>(c: &Consts, inputs: &I) -> Spike {
 /// exactly the branch distance of `z`, so `W0` is evaluated without forming `z`. If `guaranteed`, the caller already knows the threshold is reached (the end of the
 /// interval is at or above it) and rounding must not lose the crossing.
 #[inline]
-fn equal_root(a: f64, b: f64, theta: f64, d: f64, guaranteed: bool) -> Option<f64> {
+pub(crate) fn equal_root(a: f64, b: f64, theta: f64, d: f64, guaranteed: bool) -> Option<f64> {
     if a.is_nan() || a <= 0.0 {
         return None;
     }
@@ -391,7 +391,7 @@ fn clamp_interval(x: f64, d: f64) -> f64 {
 /// The spike of prefix `k + 1`, kept at or before the next input `next` (the local solution is
 /// clamped to its interval, but `t_k + (t_{k+1} - t_k)` may round past `t_{k+1}`).
 #[inline]
-fn spike(time: f64, k: usize, next: f64) -> Spike {
+pub(crate) fn spike(time: f64, k: usize, next: f64) -> Spike {
     Spike {
         time: time.min(next),
         causal_len: k + 1,

@@ -29,6 +29,7 @@ pub struct Volley {
     steps: Vec<[f64; 3]>,
     scratch_bucket: Vec<u32>,
     scratch_count: Vec<u32>,
+    scratch_first: Vec<f64>,
     scratch_times: Vec<f64>,
     scratch_order: Vec<u32>,
     scratch_pairs: Vec<(f64, u32)>,
@@ -112,6 +113,7 @@ impl Volley {
             order: &mut self.order,
             bucket: &mut self.scratch_bucket,
             count: &mut self.scratch_count,
+            first: &mut self.scratch_first,
             spare_times: &mut self.scratch_times,
             spare_order: &mut self.scratch_order,
             pairs: &mut self.scratch_pairs,
@@ -128,6 +130,7 @@ struct SortBuffers<'a> {
     order: &'a mut Vec<u32>,
     bucket: &'a mut Vec<u32>,
     count: &'a mut Vec<u32>,
+    first: &'a mut Vec<f64>,
     spare_times: &'a mut Vec<f64>,
     spare_order: &'a mut Vec<u32>,
     pairs: &'a mut Vec<(f64, u32)>,
@@ -184,18 +187,28 @@ impl SortBuffers<'_> {
         self.count.resize(n_buckets, 0);
         let top = (n_buckets - 1) as f64;
         let mut cost = 0usize;
+        self.first.clear();
+        self.first.resize(n_buckets, 0.0);
         {
-            let count = &mut self.count[..];
+            let (count, first) = (&mut self.count[..], &mut self.first[..]);
             for (slot, &t) in self.bucket.iter_mut().zip(self.times.iter()) {
                 let x = (t - lo) * scale;
                 let b = (if x < top { x } else { top }) as u32;
                 *slot = b;
                 let c = &mut count[b as usize];
-                cost += 2 * *c as usize + 1;
+                if *c == 0 {
+                    first[b as usize] = t;
+                }
+                // Equal times never move (the bucket keeps index order), so a bucket of many
+                // equal times (pixels of one intensity) costs nothing.
+                if t != first[b as usize] {
+                    cost += 2 * *c as usize + 1;
+                }
                 *c += 1;
             }
         }
-        // Insertion sort inside the buckets costs about the sum of squared bucket sizes.
+        // Insertion sort inside the buckets costs about the sum of squared bucket sizes of
+        // elements that differ from their bucket's first.
         if cost > 8 * m {
             self.comparison_sort();
             return;

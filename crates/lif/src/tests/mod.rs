@@ -3,6 +3,7 @@
 
 mod agreement;
 mod brute;
+mod dense;
 mod edge_cases;
 mod gradients;
 mod lambert;

@@ -1,0 +1,554 @@
+//! Whole layers at once: the forward scan and the spike-time gradients as dense loops over a
+//! layer's neurons (forward) or a neuron's inputs (backward), for the `tau_m = tau_s` kernel.
+//!
+//! The one idea: a layer's neurons share their inputs, so everything that depends only on the
+//! input times is computed once per sample and layer, and what is left per neuron is the same
+//! few multiply-adds for every neuron (forward) or every input (backward), which the processor
+//! does several at a time. The forward pass walks the sorted inputs once and updates the state
+//! of all the layer's neurons per input, reading that input's outgoing weights as one contiguous
+//! row (the weights transposed); the arithmetic per neuron is exactly that of the one-neuron
+//! scan, so the spike times are bit-identical to [`crate::spike_time`]. The backward pass needs
+//! no sort at all: with the input factors `E_i = exp((t_i - t_ref)/tau)` computed once per layer,
+//! each kernel value `exp(-(T - t_i)/tau)` is one product `exp(-(T - t_ref)/tau) E_i`, and a
+//! neuron's gradients are two passes over its inputs in their original order; they agree with
+//! [`crate::gradients_at`] to a few units in the last place (sums are formed in another order).
+//!
+//! Where the processor has AVX-512 or AVX2 the same code is also compiled for it and chosen at
+//! run time ([`crate::widest_simd`]); elsewhere the portable build runs. None changes a result:
+//! no operation is fused or reordered by the compiler.
+
+use crate::params::{Consts, Kernel, NeuronParams};
+use crate::solve::{equal_root, spike};
+use crate::volley::Volley;
+
+/// Neurons (forward) or inputs (backward) handled together in one step of the dense loops.
+const LANES: usize = 8;
+
+/// Input spreads beyond this many time constants fall back to the one-neuron gradients (the
+/// shared factors would leave `f64`'s range).
+const MAX_SPREAD: f64 = 600.0;
+
+/// `weights` (row-major, `n_out` rows of `n_in`) transposed into `out`: one row of `n_out`
+/// weights per input, the layout [`layer_spike_times_dense`] reads.
+///
+/// # Panics
+///
+/// If `weights.len() != n_out * n_in`.
+pub fn transpose_weights(weights: &[f64], n_out: usize, n_in: usize, out: &mut Vec<f64>) {
+    assert_eq!(weights.len(), n_out * n_in, "transpose_weights: shape");
+    out.clear();
+    out.resize(weights.len(), 0.0);
+    for (j, row) in weights.chunks_exact(n_in.max(1)).enumerate() {
+        for (i, &w) in row.iter().enumerate() {
+            out[i * n_out + j] = w;
+        }
+    }
+}
+
+/// Whether [`layer_spike_times_dense`] and [`LayerGradients`] apply to neurons with `params`
+/// (the `tau_m = tau_s` kernel); other kernels use the one-neuron functions.
+pub fn dense_applies(params: &NeuronParams) -> bool {
+    params.kernel() == Kernel::Equal
+}
+
+/// Buffers of [`layer_spike_times_dense`], reused across samples.
+#[derive(Clone, Debug, Default)]
+pub struct LayerState {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    b_next: Vec<f64>,
+    hit: Vec<u8>,
+}
+
+/// Below this many neurons still waiting, the layer scan finishes them one by one.
+const FEW_OPEN: usize = 16;
+
+/// First spike times of all neurons of a layer with the `tau_m = tau_s` kernel, bit-identical to
+/// [`crate::layer_spike_times`].
+///
+/// `weights` is row-major (one row of `volley.n_inputs()` weights per neuron), `weights_t` the
+/// same transposed (one row of `out.len()` weights per input, see [`transpose_weights`]), both
+/// in the volley's original input order.
+///
+/// # Panics
+///
+/// If the kernel of the volley's parameters is not `Equal` ([`dense_applies`]), or if a weight
+/// slice does not hold `out.len() * volley.n_inputs()` weights.
+pub fn layer_spike_times_dense(
+    volley: &Volley,
+    weights: &[f64],
+    weights_t: &[f64],
+    state: &mut LayerState,
+    out: &mut [f64],
+) {
+    let n_out = out.len();
+    assert!(
+        weights_t.len() == n_out * volley.n_inputs() && weights.len() == weights_t.len(),
+        "layer_spike_times_dense: need {n_out} x {} weights",
+        volley.n_inputs()
+    );
+    out.fill(f64::INFINITY);
+    let Some(c) = volley.consts() else {
+        return;
+    };
+    assert!(
+        c.kernel == Kernel::Equal,
+        "layer_spike_times_dense: only for tau_m = tau_s"
+    );
+    let times = volley.sorted_times();
+    let n = times.len();
+    if n == 0 || n_out == 0 {
+        return;
+    }
+    let LayerState { a, b, b_next, hit } = state;
+    for v in [&mut *a, &mut *b, &mut *b_next] {
+        v.clear();
+        v.resize(n_out, 0.0);
+    }
+    hit.clear();
+    hit.resize(n_out, 0);
+    let scan = Scan {
+        c,
+        times,
+        order: volley.order(),
+        steps: volley.steps(),
+    };
+    let mut n_open = n_out;
+    let mut e_prev = 1.0;
+    let mut k = 0;
+    while k < n - 1 && n_open >= FEW_OPEN {
+        let w = &weights_t[scan.order[k] as usize * n_out..][..n_out];
+        let [e, de, one_minus_d] = scan.steps[k];
+        let mut any = 0;
+        step_any(
+            a,
+            b,
+            b_next,
+            hit,
+            w,
+            e_prev,
+            e,
+            de,
+            one_minus_d,
+            c.g_theta,
+            &mut any,
+        );
+        if any != 0 {
+            for (j, _) in hit.iter().enumerate().filter(|(_, h)| **h != 0) {
+                let reaches_end = b_next[j] >= c.g_theta;
+                if let Some(t) = scan.root(k, a[j], b[j], reaches_end) {
+                    out[j] = t;
+                    // NaN state never tests as crossing again: the neuron leaves the scan.
+                    a[j] = f64::NAN;
+                    b_next[j] = f64::NAN;
+                    n_open -= 1;
+                }
+            }
+        }
+        std::mem::swap(b, b_next);
+        e_prev = e;
+        k += 1;
+    }
+    // The few neurons still waiting (or all of them at the last input): one by one from the
+    // state they reached.
+    for j in 0..n_out {
+        if a[j].is_nan() {
+            continue;
+        }
+        let n_in = volley.n_inputs();
+        let row = &weights[j * n_in..][..n_in];
+        out[j] = scan.finish(k, a[j], b[j], e_prev, row);
+    }
+}
+
+/// The sorted inputs of one layer scan.
+struct Scan<'a> {
+    c: &'a Consts,
+    times: &'a [f64],
+    order: &'a [u32],
+    steps: &'a [[f64; 3]],
+}
+
+impl Scan<'_> {
+    /// The crossing in the interval after input `k` of a neuron in state `(a, b)`, as
+    /// `solve_equal` finds it.
+    #[inline]
+    fn root(&self, k: usize, a: f64, b: f64, reaches_end: bool) -> Option<f64> {
+        let c = self.c;
+        let d = (self.times[k + 1] - self.times[k]) * c.inv_tau_m;
+        equal_root(a, b, c.g_theta, d, reaches_end)
+            .map(|x| spike(self.times[k] + c.tau_m * x, k, self.times[k + 1]).time)
+    }
+
+    /// `solve_equal` of one neuron from input `k` on, its state `a` (before the decay `e_prev`
+    /// of the previous gap and the input `k`) and `b` (the membrane at `t_k`).
+    fn finish(&self, k: usize, mut a: f64, mut b: f64, mut e_prev: f64, row: &[f64]) -> f64 {
+        let c = self.c;
+        let theta = c.g_theta;
+        let n = self.times.len();
+        for kk in k..n - 1 {
+            a = a * e_prev + row[self.order[kk] as usize];
+            let [e, de, one_minus_d] = self.steps[kk];
+            let b_end = e * b + de * a;
+            let reaches_end = b_end >= theta;
+            let peak_inside = (a > b) & (a * one_minus_d < b);
+            if (reaches_end | peak_inside)
+                && let Some(t) = self.root(kk, a, b, reaches_end)
+            {
+                return t;
+            }
+            e_prev = e;
+            b = b_end;
+        }
+        a = a * e_prev + row[self.order[n - 1] as usize];
+        if a > b
+            && let Some(x) = equal_root(a, b, theta, f64::INFINITY, false)
+        {
+            return spike(self.times[n - 1] + c.tau_m * x, n - 1, f64::INFINITY).time;
+        }
+        f64::INFINITY
+    }
+}
+
+/// One input for every neuron: `a = a e_prev + w`, the membrane at the next input into
+/// `b_next`, and `hit[j]` set where the interval may fire, `any` to whether one is (on the
+/// widest vector instructions).
+#[allow(clippy::too_many_arguments)]
+fn step_any(
+    a: &mut [f64],
+    b: &[f64],
+    b_next: &mut [f64],
+    hit: &mut [u8],
+    w: &[f64],
+    e_prev: f64,
+    e: f64,
+    de: f64,
+    one_minus_d: f64,
+    theta: f64,
+    any: &mut u8,
+) {
+    crate::widest_simd!(step_portable(
+        a: &mut [f64],
+        b: &[f64],
+        b_next: &mut [f64],
+        hit: &mut [u8],
+        w: &[f64],
+        e_prev: f64,
+        e: f64,
+        de: f64,
+        one_minus_d: f64,
+        theta: f64,
+        any: &mut u8,
+    ))
+}
+
+/// The arithmetic of `solve_equal`'s interval test, per neuron, branch-free.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn step_portable(
+    a: &mut [f64],
+    b: &[f64],
+    b_next: &mut [f64],
+    hit: &mut [u8],
+    w: &[f64],
+    e_prev: f64,
+    e: f64,
+    de: f64,
+    one_minus_d: f64,
+    theta: f64,
+    any: &mut u8,
+) {
+    let n = a.len();
+    let (b, b_next, hit, w) = (&b[..n], &mut b_next[..n], &mut hit[..n], &w[..n]);
+    let mut acc = 0u8;
+    for j in 0..n {
+        let aj = a[j] * e_prev + w[j];
+        let bj = b[j];
+        let be = e * bj + de * aj;
+        let h = (be >= theta) | ((aj > bj) & (aj * one_minus_d < bj));
+        a[j] = aj;
+        b_next[j] = be;
+        hit[j] = u8::from(h);
+        acc |= u8::from(h);
+    }
+    *any = acc;
+}
+
+/// One sample's inputs to a layer prepared for the dense gradients of its neurons: the input
+/// times and the factors `exp((t_i - t_ref)/tau)` (zero for silent inputs), once per layer.
+#[derive(Clone, Debug, Default)]
+pub struct LayerGradients {
+    consts: Option<Consts>,
+    times: Vec<f64>,
+    factors: Vec<f64>,
+    t_ref: f64,
+    /// Spread of the finite inputs too wide for shared factors: use the one-neuron gradients.
+    too_wide: bool,
+    kd: Vec<f64>,
+    wkp: Vec<f64>,
+    volley: Volley,
+}
+
+/// The gradients of one neuron as [`LayerGradients::neuron`] leaves them: `dT/dw_i` is
+/// `scale_w * kernel()[i]` and `dT/dt_i` is `scale_t * weighted_slope()[i]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NeuronGradients {
+    /// The membrane slope `du/dt` at the spike time (as [`crate::gradients_at`] returns).
+    pub slope: f64,
+    /// Factor turning the stored kernel values into `dT/dw`.
+    pub scale_w: f64,
+    /// Factor turning the stored weighted kernel slopes into `dT/dt_in`.
+    pub scale_t: f64,
+    /// Largest magnitude of the stored kernel values: `max |dT/dw| = max_kernel * |scale_w|`.
+    pub max_kernel: f64,
+}
+
+impl NeuronGradients {
+    const NONE: NeuronGradients = NeuronGradients {
+        slope: 0.0,
+        scale_w: 0.0,
+        scale_t: 0.0,
+        max_kernel: 0.0,
+    };
+}
+
+impl LayerGradients {
+    /// An empty preparation (no buffers allocated).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads one sample's input times to a layer (original order, `+inf` for silent inputs).
+    ///
+    /// # Panics
+    ///
+    /// If the kernel of `params` is not `Equal` ([`dense_applies`]).
+    pub fn prepare(&mut self, times: &[f64], params: &NeuronParams) {
+        let c = match self.consts {
+            Some(c) if c.params == *params => c,
+            _ => Consts::new(params),
+        };
+        assert!(
+            c.kernel == Kernel::Equal,
+            "LayerGradients: only for tau_m = tau_s"
+        );
+        self.consts = Some(c);
+        self.times.clear();
+        self.times.extend_from_slice(times);
+        let (lo, hi) = times
+            .iter()
+            .filter(|t| t.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &t| {
+                (lo.min(t), hi.max(t))
+            });
+        self.t_ref = if hi.is_finite() { hi } else { 0.0 };
+        self.too_wide = hi.is_finite() && (hi - lo) * c.inv_tau_m > MAX_SPREAD;
+        self.factors.clear();
+        self.factors.extend(times.iter().map(|&t| {
+            if t.is_finite() {
+                ((t - self.t_ref) * c.inv_tau_m).exp()
+            } else {
+                0.0
+            }
+        }));
+        if self.too_wide {
+            self.volley.prepare(times, params);
+        }
+        self.kd.resize(times.len(), 0.0);
+        self.wkp.resize(times.len(), 0.0);
+    }
+
+    /// Kernel values `K(T - t_i)/tau` of the last neuron (zero for inputs at or after `T`).
+    pub fn kernel(&self) -> &[f64] {
+        &self.kd
+    }
+
+    /// Weighted kernel slopes `w_i K'(T - t_i)` of the last neuron.
+    pub fn weighted_slope(&self) -> &[f64] {
+        &self.wkp
+    }
+
+    /// Gradients of one neuron with incoming `weights` (one per input) that fired at `t_out`,
+    /// by implicit differentiation of `u(t_out) = threshold` as [`crate::gradients_at`] does;
+    /// all factors zero (and the slope not positive) when there is no usable gradient.
+    ///
+    /// # Panics
+    ///
+    /// If `weights` has not one entry per input, or before [`LayerGradients::prepare`].
+    pub fn neuron(&mut self, weights: &[f64], t_out: f64) -> NeuronGradients {
+        let n = self.times.len();
+        assert_eq!(
+            weights.len(),
+            n,
+            "LayerGradients::neuron: one weight per input"
+        );
+        let c = self.consts.expect("LayerGradients::neuron before prepare");
+        if !t_out.is_finite() {
+            self.kd.fill(0.0);
+            self.wkp.fill(0.0);
+            return NeuronGradients::NONE;
+        }
+        if self.too_wide {
+            // Rare: inputs hundreds of time constants apart. The one-neuron gradients, already
+            // scaled (so both factors are 1).
+            let slope = crate::gradients_at(
+                &c.params,
+                &self.volley,
+                weights,
+                t_out,
+                &mut self.kd,
+                &mut self.wkp,
+            );
+            let max_kernel = self.kd.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            return NeuronGradients {
+                slope,
+                scale_w: if slope > 0.0 { 1.0 } else { 0.0 },
+                scale_t: if slope > 0.0 { 1.0 } else { 0.0 },
+                max_kernel,
+            };
+        }
+        let mut sums = Sums::default();
+        let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
+        neuron_pass(
+            &self.times,
+            &self.factors,
+            weights,
+            t_out,
+            e_out,
+            c.inv_tau_m,
+            &mut self.kd,
+            &mut self.wkp,
+            &mut sums,
+        );
+        let Sums {
+            d,
+            max_kernel,
+            max_weighted,
+        } = sums;
+        let slope = d * c.inv_c_m;
+        if !(d > 0.0 && slope.is_finite()) {
+            return NeuronGradients {
+                slope,
+                ..NeuronGradients::NONE
+            };
+        }
+        let scale_t = 1.0 / d;
+        let scale_w = -c.tau_m * scale_t;
+        if !((max_kernel * scale_w).is_finite() && (max_weighted * scale_t).is_finite()) {
+            return NeuronGradients {
+                slope,
+                ..NeuronGradients::NONE
+            };
+        }
+        NeuronGradients {
+            slope,
+            scale_w,
+            scale_t,
+            max_kernel,
+        }
+    }
+}
+
+/// What one pass over a neuron's inputs sums up.
+#[derive(Default)]
+struct Sums {
+    /// `sum_i w_i K'(T - t_i)` (scaled by `exp(-(T - t_ref)/tau)` like the stored values).
+    d: f64,
+    max_kernel: f64,
+    max_weighted: f64,
+}
+
+/// The pass of [`LayerGradients::neuron`] on the widest vector instructions.
+#[allow(clippy::too_many_arguments)]
+fn neuron_pass(
+    times: &[f64],
+    factors: &[f64],
+    weights: &[f64],
+    t_out: f64,
+    e_out: f64,
+    inv_tau: f64,
+    kd: &mut [f64],
+    wkp: &mut [f64],
+    sums: &mut Sums,
+) {
+    crate::widest_simd!(neuron_portable(
+        times: &[f64],
+        factors: &[f64],
+        weights: &[f64],
+        t_out: f64,
+        e_out: f64,
+        inv_tau: f64,
+        kd: &mut [f64],
+        wkp: &mut [f64],
+        sums: &mut Sums,
+    ))
+}
+
+/// Kernel values and weighted slopes of every input (one element-wise loop), then their sum and
+/// largest magnitudes in lanes of partial results, so that both loops vectorise (the order of
+/// the sum is fixed, so results are the same on every processor).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn neuron_portable(
+    times: &[f64],
+    factors: &[f64],
+    weights: &[f64],
+    t_out: f64,
+    e_out: f64,
+    inv_tau: f64,
+    kd: &mut [f64],
+    wkp: &mut [f64],
+    sums: &mut Sums,
+) {
+    let n = times.len();
+    let (factors, weights, kd, wkp) = (&factors[..n], &weights[..n], &mut kd[..n], &mut wkp[..n]);
+    for i in 0..n {
+        let (k, v) = kernel_pair(times[i], factors[i], weights[i], t_out, e_out, inv_tau);
+        kd[i] = k;
+        wkp[i] = v;
+    }
+    let whole = n - n % LANES;
+    let lanes = |values: &[f64], f: fn(f64, f64) -> f64| -> [f64; LANES] {
+        values[..whole]
+            .chunks_exact(LANES)
+            .fold([0.0; LANES], |acc, c| {
+                std::array::from_fn(|l| f(acc[l], c[l]))
+            })
+    };
+    let mut d = lanes(wkp, |acc, v| acc + v);
+    let mut max_k = lanes(kd, |acc, v| if v > acc { v } else { acc });
+    let mut max_w = lanes(wkp, |acc, v| if v.abs() > acc { v.abs() } else { acc });
+    for i in whole..n {
+        d[0] += wkp[i];
+        max_k[0] = max_k[0].max(kd[i]);
+        max_w[0] = max_w[0].max(wkp[i].abs());
+    }
+    sums.d = d.iter().sum::<f64>();
+    sums.max_kernel = max_k.iter().fold(0.0f64, |m, &v| m.max(v));
+    sums.max_weighted = max_w.iter().fold(0.0f64, |m, &v| m.max(v));
+}
+
+/// `K(T - t)/tau` and `w K'(T - t)` of one input (both zero unless `t < T`), from the shared
+/// factor `f = exp((t - t_ref)/tau)` and `e_out = exp(-(T - t_ref)/tau)`.
+#[inline(always)]
+fn kernel_pair(t: f64, f: f64, w: f64, t_out: f64, e_out: f64, inv_tau: f64) -> (f64, f64) {
+    let causal = t < t_out;
+    let x = (t_out - t) * inv_tau;
+    let decay = e_out * f;
+    let k = if causal { x * decay } else { 0.0 };
+    let kp = if causal { decay - k } else { 0.0 };
+    (k, w * kp)
+}
+
+/// `y[i] += x[i] * a` over the shorter of the two slices, on the widest vector instructions
+/// (the accumulation of [`LayerGradients`]' results into weight gradients and errors).
+pub fn add_scaled(y: &mut [f64], x: &[f64], a: f64) {
+    crate::widest_simd!(add_scaled_portable(y: &mut [f64], x: &[f64], a: f64))
+}
+
+#[inline(always)]
+fn add_scaled_portable(y: &mut [f64], x: &[f64], a: f64) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += x * a;
+    }
+}

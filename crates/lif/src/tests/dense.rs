@@ -1,0 +1,111 @@
+//! The dense layer functions are other schedules of the same model: the forward scan must agree
+//! with `spike_time` bit for bit, the gradients with `gradients_at` to rounding.
+
+use proptest::prelude::*;
+
+use crate::{
+    LayerGradients, LayerState, NeuronParams, Volley, gradients_at, layer_spike_times_dense,
+    spike_time, transpose_weights,
+};
+
+/// Weights in [-0.8, 2.2) from a xorshift stream.
+fn weights(seed: u64, n: usize) -> Vec<f64> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            3.0 * ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.8
+        })
+        .collect()
+}
+
+fn input_strategy() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(
+        prop_oneof![4 => 0.0f64..3.0, 1 => Just(f64::INFINITY), 1 => Just(1.0)],
+        0..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn dense_layer_equals_neuron_by_neuron(
+        n_out in 0usize..27,
+        inputs in input_strategy(),
+        seed in any::<u64>(),
+    ) {
+        let params = NeuronParams::REFERENCE;
+        let n_in = inputs.len();
+        let w = weights(seed, n_out * n_in);
+        let mut volley = Volley::new();
+        volley.prepare(&inputs, &params);
+        let mut w_t = Vec::new();
+        transpose_weights(&w, n_out, n_in, &mut w_t);
+        let mut out = vec![f64::NAN; n_out];
+        layer_spike_times_dense(&volley, &w, &w_t, &mut LayerState::default(), &mut out);
+        for (j, t) in out.iter().enumerate() {
+            let single = spike_time(&params, &volley, &w[j * n_in..(j + 1) * n_in]).time;
+            prop_assert_eq!(t.to_bits(), single.to_bits(), "neuron {}: {} vs {}", j, t, single);
+        }
+    }
+
+    #[test]
+    fn dense_gradients_equal_the_one_neuron_gradients(
+        inputs in input_strategy(),
+        seed in any::<u64>(),
+        t_out in 0.0f64..5.0,
+    ) {
+        let params = NeuronParams::REFERENCE;
+        let n = inputs.len();
+        let w = weights(seed, n);
+        let mut volley = Volley::new();
+        volley.prepare(&inputs, &params);
+        let (mut d_w, mut d_t) = (vec![0.0; n], vec![0.0; n]);
+        let slope = gradients_at(&params, &volley, &w, t_out, &mut d_w, &mut d_t);
+        let mut dense = LayerGradients::new();
+        dense.prepare(&inputs, &params);
+        let g = dense.neuron(&w, t_out);
+        let close = |a: f64, b: f64, scale: f64| (a - b).abs() <= 1e-12 * scale.max(1e-300);
+        if slope > 0.0 && slope.is_finite() {
+            // Relative to the largest magnitude: terms of a sum are formed in another order.
+            let largest_w = d_w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let largest_t = d_t.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            prop_assert!(close(g.slope, slope, slope.abs()), "slope {} vs {}", g.slope, slope);
+            prop_assert!(close(g.max_kernel * g.scale_w.abs(), largest_w, largest_w));
+            for i in 0..n {
+                prop_assert!(close(dense.kernel()[i] * g.scale_w, d_w[i], largest_w),
+                    "dT/dw {}: {} vs {}", i, dense.kernel()[i] * g.scale_w, d_w[i]);
+                prop_assert!(close(dense.weighted_slope()[i] * g.scale_t, d_t[i], largest_t),
+                    "dT/dt {}: {} vs {}", i, dense.weighted_slope()[i] * g.scale_t, d_t[i]);
+            }
+        } else {
+            // No usable gradient one way means none the other way.
+            prop_assert!(g.slope <= 0.0 || g.slope.is_nan() || g.scale_w == 0.0 || !slope.is_finite());
+            prop_assert!(d_w.iter().all(|v| *v == 0.0));
+        }
+    }
+}
+
+#[test]
+fn inputs_hundreds_of_time_constants_apart_still_get_their_gradients() {
+    let params = NeuronParams::REFERENCE;
+    let inputs = [0.5, 1000.0, 1000.2];
+    let w = [2.0, 1.5, 1.5];
+    let t_out = 1001.0;
+    let mut volley = Volley::new();
+    volley.prepare(&inputs, &params);
+    let (mut d_w, mut d_t) = (vec![0.0; 3], vec![0.0; 3]);
+    let slope = gradients_at(&params, &volley, &w, t_out, &mut d_w, &mut d_t);
+    assert!(slope > 0.0);
+    let mut dense = LayerGradients::new();
+    dense.prepare(&inputs, &params);
+    let g = dense.neuron(&w, t_out);
+    assert_eq!(g.slope, slope);
+    for i in 0..3 {
+        assert_eq!(dense.kernel()[i] * g.scale_w, d_w[i]);
+        assert_eq!(dense.weighted_slope()[i] * g.scale_t, d_t[i]);
+    }
+}
