@@ -8,7 +8,7 @@
 
 use ndarray::Array2;
 use spikeloop_backend::Network;
-use spikeloop_lif::{Volley, gradients_at};
+use spikeloop_lif::{LayerGradients, Volley, dense_applies, gradients_at};
 
 use crate::loss::{LossParams, loss_and_gradient};
 
@@ -16,6 +16,7 @@ use crate::loss::{LossParams, loss_and_gradient};
 #[derive(Debug, Default)]
 pub struct GradScratch {
     volley: Volley,
+    dense: LayerGradients,
     layer_input: Vec<f64>,
     d_t_d_w: Vec<f64>,
     d_t_d_t: Vec<f64>,
@@ -79,12 +80,46 @@ pub fn accumulate_sample(
         if scratch.delta[l].iter().all(|d| *d == 0.0) {
             continue;
         }
-        scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
-        scratch.d_t_d_w.resize(n_in, 0.0);
-        scratch.d_t_d_t.resize(n_in, 0.0);
         let times = &measured[offsets[l]..offsets[l] + layer.size];
         let (lower, upper) = scratch.delta.split_at_mut(l);
         let delta_here = &upper[0];
+        let mut delta_prev = if l > 0 {
+            Some(&mut lower[l - 1][..])
+        } else {
+            None
+        };
+        if dense_applies(&layer.neuron) {
+            // Dense: shared input factors, two passes per neuron in input order.
+            scratch.dense.prepare(&scratch.layer_input, &layer.neuron);
+            for j in 0..layer.size {
+                let delta_j = delta_here[j];
+                if delta_j == 0.0 || !times[j].is_finite() {
+                    continue;
+                }
+                let g = scratch.dense.neuron(layer.weights_of(j), times[j]);
+                if g.slope.is_nan() || g.slope <= 0.0 {
+                    continue;
+                }
+                let w_factor = g.scale_w * delta_j;
+                if params.max_dw_norm > 0.0 && g.max_kernel * w_factor.abs() > params.max_dw_norm {
+                    chopped += 1;
+                } else {
+                    add_scaled(&mut grads[l], j, scratch.dense.kernel(), w_factor);
+                }
+                if let Some(dp) = delta_prev.as_deref_mut() {
+                    let t_factor = g.scale_t * delta_j;
+                    spikeloop_lif::add_scaled(
+                        dp,
+                        &scratch.dense.weighted_slope()[..n_prev],
+                        t_factor,
+                    );
+                }
+            }
+            continue;
+        }
+        scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
+        scratch.d_t_d_w.resize(n_in, 0.0);
+        scratch.d_t_d_t.resize(n_in, 0.0);
         for j in 0..layer.size {
             let delta_j = delta_here[j];
             if delta_j == 0.0 || !times[j].is_finite() {
@@ -101,25 +136,17 @@ pub fn accumulate_sample(
             if slope.is_nan() || slope <= 0.0 {
                 continue;
             }
-            let mut row = grads[l].row_mut(j);
             let largest = scratch
                 .d_t_d_w
                 .iter()
                 .fold(0.0f64, |m, g| m.max((g * delta_j).abs()));
             if params.max_dw_norm > 0.0 && largest > params.max_dw_norm {
                 chopped += 1;
-            } else if let Some(row) = row.as_slice_mut() {
-                // Contiguous rows (gradients made by `Array2::zeros`): a slice loop vectorises.
-                for (g, d) in row.iter_mut().zip(&scratch.d_t_d_w) {
-                    *g += d * delta_j;
-                }
             } else {
-                for (g, d) in row.iter_mut().zip(&scratch.d_t_d_w) {
-                    *g += d * delta_j;
-                }
+                add_scaled(&mut grads[l], j, &scratch.d_t_d_w, delta_j);
             }
-            if l > 0 {
-                for (dp, dt) in lower[l - 1].iter_mut().zip(&scratch.d_t_d_t[..n_prev]) {
+            if let Some(dp) = delta_prev.as_deref_mut() {
+                for (dp, dt) in dp.iter_mut().zip(&scratch.d_t_d_t[..n_prev]) {
                     *dp += dt * delta_j;
                 }
             }
@@ -128,9 +155,22 @@ pub fn accumulate_sample(
     SampleOutcome { loss, chopped }
 }
 
+/// `grads[j, ..] += values * factor`.
+fn add_scaled(grads: &mut Array2<f64>, j: usize, values: &[f64], factor: f64) {
+    let mut row = grads.row_mut(j);
+    if let Some(row) = row.as_slice_mut() {
+        // Contiguous rows (gradients made by `Array2::zeros`): a slice loop vectorises.
+        spikeloop_lif::add_scaled(row, values, factor);
+    } else {
+        for (g, d) in row.iter_mut().zip(values) {
+            *g += d * factor;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use spikeloop_backend::ideal::{ForwardScratch, forward_sample};
+    use spikeloop_backend::ideal::{DenseWeights, ForwardScratch, forward_sample};
     use spikeloop_backend::{Layer, Network, NeuronParams};
 
     use super::*;
@@ -158,7 +198,13 @@ mod tests {
 
     fn loss_of(network: &Network, inputs: &[f64], label: usize) -> f64 {
         let mut out = vec![0.0; network.n_neurons()];
-        forward_sample(network, inputs, &mut ForwardScratch::default(), &mut out);
+        forward_sample(
+            network,
+            &DenseWeights::of(network),
+            inputs,
+            &mut ForwardScratch::default(),
+            &mut out,
+        );
         let mut g = vec![0.0; 3];
         let p = LossParams {
             xi: 0.2,
@@ -189,6 +235,7 @@ mod tests {
             let mut measured = vec![0.0; network.n_neurons()];
             forward_sample(
                 &network,
+                &DenseWeights::of(&network),
                 &inputs,
                 &mut ForwardScratch::default(),
                 &mut measured,

@@ -455,7 +455,9 @@ pub fn run_with(
 /// Input times of a batch, with the epoch's jitter applied in batch order. Jittered times are
 /// reflected back into the substrate's sample window `[0, window)` at both ends (a time pushed
 /// below 0 to `-t`, one pushed past the window's end `w` to `2 w - t`) and, should the jitter
-/// exceed the window itself, clamped into it; without a window only at 0.
+/// exceed the window itself, clamped into it; without a window only at 0. A silent input
+/// (`+inf`) stays silent (its noise is drawn all the same, so the stream does not depend on
+/// which inputs are silent).
 fn batch_inputs(
     model: &Model,
     data: &Dataset,
@@ -471,6 +473,9 @@ fn batch_inputs(
     if jitter > 0.0 {
         for t in &mut times {
             let noise: f64 = StandardNormal.sample(rng);
+            if !t.is_finite() {
+                continue;
+            }
             *t = (*t + jitter * noise).abs();
             if let Some(w) = window
                 && *t >= w
@@ -731,13 +736,8 @@ pub fn batch_gradient(
     indices: &[usize],
     params: &BackwardParams,
 ) -> (Vec<Array2<f64>>, f64, u64) {
-    let zero = || -> Vec<Array2<f64>> {
-        network
-            .layers
-            .iter()
-            .map(|l| Array2::zeros(l.weights.dim()))
-            .collect()
-    };
+    let shapes: Vec<(usize, usize)> = network.layers.iter().map(|l| l.weights.dim()).collect();
+    let zero = || GRADIENT_POOL.take(&shapes);
     let chunks: Vec<(Vec<Array2<f64>>, f64, u64)> = (0..indices.len().div_ceil(SAMPLES_PER_TASK))
         .into_par_iter()
         .map_init(GradScratch::default, |scratch, c| {
@@ -774,6 +774,47 @@ pub fn batch_gradient(
         }
         loss += l;
         chopped += c;
+        GRADIENT_POOL.give(g);
     }
     (total, loss, chopped)
+}
+
+/// Gradient buffers of earlier batches, handed out zeroed again: a deep network's per-task
+/// gradients are megabytes each, and fresh ones every batch cost more in page faults than the
+/// backward pass itself.
+static GRADIENT_POOL: GradientPool = GradientPool(std::sync::Mutex::new(Vec::new()));
+
+struct GradientPool(std::sync::Mutex<Vec<Vec<Array2<f64>>>>);
+
+impl GradientPool {
+    /// Most buffer sets kept.
+    const KEEP: usize = 64;
+
+    /// Zeroed gradients of the given shapes.
+    fn take(&self, shapes: &[(usize, usize)]) -> Vec<Array2<f64>> {
+        let reused = self.0.lock().ok().and_then(|mut pool| {
+            let at = pool
+                .iter()
+                .position(|g| g.iter().map(Array2::dim).eq(shapes.iter().copied()))?;
+            Some(pool.swap_remove(at))
+        });
+        match reused {
+            Some(mut g) => {
+                for m in &mut g {
+                    m.fill(0.0);
+                }
+                g
+            }
+            None => shapes.iter().map(|&s| Array2::zeros(s)).collect(),
+        }
+    }
+
+    fn give(&self, g: Vec<Array2<f64>>) {
+        if let Ok(mut pool) = self.0.lock() {
+            if pool.len() >= Self::KEEP {
+                pool.remove(0);
+            }
+            pool.push(g);
+        }
+    }
 }
