@@ -11,7 +11,7 @@ use spikeloop_trainer::eval::{EVAL_BATCH, encode_batch};
 use spikeloop_trainer::grad::BackwardParams;
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent, batch_gradient};
-use spikeloop_trainer::{Model, Preset, TrainConfig, load_data};
+use spikeloop_trainer::{Model, TrainConfig, load_data};
 
 use crate::backend::{BackendArgs, BackendKind};
 
@@ -35,9 +35,13 @@ pub struct BenchArgs {
     /// Samples per batch [default: the training default].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: Option<u64>,
-    /// Measure with this trained model instead of a freshly initialised network.
-    #[arg(long, value_name = "FILE")]
+    /// Measure with this trained model (and its data set) instead of a freshly initialised
+    /// network.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "preset", "dataset", "hidden", "dale", "seed", "downscale_16", "blank_silent", "validation"])]
     model: Option<std::path::PathBuf>,
+    /// The network to initialise and its data set (without --model).
+    #[command(flatten)]
+    network: crate::train::NetworkArgs,
     #[command(flatten)]
     backend: BackendArgs,
     /// The chip's calibration for the accuracy of --model (as `infer` takes it).
@@ -79,13 +83,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::infer::load_model)
         .transpose()?;
-    let mut config = given
-        .as_ref()
-        .and_then(|m| m.provenance.as_ref().map(|p| p.config.clone()))
-        .unwrap_or_else(|| Preset::suited_to(&capabilities).config());
+    let mut config = match given.as_ref().and_then(|m| m.provenance.as_ref()) {
+        Some(p) => p.config.clone(),
+        None => args.network.config(&capabilities)?,
+    };
     if let Some(b) = args.batch_size {
         config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
     }
+    config.validate()?;
     let data = load_data(&config)?;
     let model = match given {
         Some(m) => m,
@@ -245,38 +250,28 @@ fn measure(
     backend.configure(&network)?;
     let batch_size = config.training.batch_size;
     let n = data.train.len();
+    // Batches are encoded as they are run (as training does), so a large data set is not held
+    // twice; the throughputs include the encoding.
     let batches: Vec<Vec<usize>> = (0..n)
         .collect::<Vec<_>>()
         .chunks(batch_size)
         .map(<[usize]>::to_vec)
         .collect();
-    let inputs = batches
-        .iter()
-        .map(|b| encode_batch(model, &data.train, b.iter().copied()))
-        .collect::<Result<Vec<_>, _>>()?;
     let budget = Duration::from_secs_f64(args.seconds);
 
-    let inference_batches = (0..n)
-        .collect::<Vec<_>>()
-        .chunks(EVAL_BATCH)
-        .map(|b| encode_batch(model, &data.train, b.iter().copied()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let inference = throughput(budget, || {
-        let mut samples = 0;
-        for batch in &inference_batches {
-            backend.run(batch, Record::OutputOnly)?;
-            samples += batch.len();
-        }
-        Ok(samples)
+    let inference_batches: Vec<std::ops::Range<usize>> = (0..n.div_ceil(EVAL_BATCH))
+        .map(|k| k * EVAL_BATCH..((k + 1) * EVAL_BATCH).min(n))
+        .collect();
+    let inference = throughput(budget, inference_batches.len(), |k| {
+        let batch = encode_batch(model, &data.train, inference_batches[k].clone())?;
+        backend.run(&batch, Record::OutputOnly)?;
+        Ok(batch.len())
     })?;
 
-    let forward = throughput(budget, || {
-        let mut samples = 0;
-        for batch in &inputs {
-            backend.run(batch, Record::AllLayers)?;
-            samples += batch.len();
-        }
-        Ok(samples)
+    let forward = throughput(budget, batches.len(), |k| {
+        let batch = encode_batch(model, &data.train, batches[k].iter().copied())?;
+        backend.run(&batch, Record::AllLayers)?;
+        Ok(batch.len())
     })?;
 
     let t = &config.training;
@@ -285,16 +280,14 @@ fn measure(
         scale: 1.0 / batch_size as f64,
         max_dw_norm: t.max_dw_norm,
     };
-    let forward_backward = throughput(budget, || {
-        let mut samples = 0;
-        for (batch, indices) in inputs.iter().zip(&batches) {
-            let out = backend.run(batch, Record::AllLayers)?;
-            let (grads, _, _) =
-                batch_gradient(&network, batch, &out.spikes, &data.train, indices, &params);
-            std::hint::black_box(grads);
-            samples += batch.len();
-        }
-        Ok(samples)
+    let forward_backward = throughput(budget, batches.len(), |k| {
+        let indices = &batches[k];
+        let batch = encode_batch(model, &data.train, indices.iter().copied())?;
+        let out = backend.run(&batch, Record::AllLayers)?;
+        let (grads, _, _) =
+            batch_gradient(&network, &batch, &out.spikes, &data.train, indices, &params);
+        std::hint::black_box(grads);
+        Ok(batch.len())
     })?;
 
     let mut bench_config = config.clone();
@@ -317,16 +310,23 @@ fn measure(
     })
 }
 
-/// Repeats `pass` (which returns the samples it processed) until `budget` is spent; samples/s.
+/// Runs `pass(k)` over batches `k = 0, 1, ...` (from the first again after the last, `n` of
+/// them) until `budget` is spent, after one batch of warm-up; samples/s.
 fn throughput(
     budget: Duration,
-    mut pass: impl FnMut() -> anyhow::Result<usize>,
+    n: usize,
+    mut pass: impl FnMut(usize) -> anyhow::Result<usize>,
 ) -> anyhow::Result<f64> {
-    pass()?; // warm-up
+    if n == 0 {
+        return Ok(0.0);
+    }
+    pass(0)?; // warm-up
     let started = Instant::now();
     let mut samples = 0usize;
+    let mut k = 0;
     while started.elapsed() < budget {
-        samples += pass()?;
+        samples += pass(k)?;
+        k = (k + 1) % n;
     }
     Ok(samples as f64 / started.elapsed().as_secs_f64())
 }

@@ -18,16 +18,16 @@ use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, TrainError, load_data
 use crate::backend::{BackendArgs, PresetArg};
 use crate::progress::Progress;
 
-/// Arguments of `spikeloop train`.
+/// The configuration flags `train` and `bench` share: data set, network, seed.
 #[derive(Debug, Args)]
-pub struct TrainArgs {
+pub struct NetworkArgs {
     /// TOML configuration file (see `spikeloop config`); flags below override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Defaults to start from [default: chip on the emulator, software on the ideal backend].
     #[arg(long, value_enum, value_name = "PRESET")]
     preset: Option<PresetArg>,
-    /// Data set to train on: yin-yang, digits, mnist or fashion-mnist.
+    /// Data set: yin-yang, digits, mnist or fashion-mnist.
     #[arg(long, value_name = "NAME")]
     dataset: Option<DatasetKind>,
     /// Directory of the IDX files of mnist or fashion-mnist (plain or .gz) [default for
@@ -42,19 +42,13 @@ pub struct TrainArgs {
     /// sixth of a smaller training file].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     validation: Option<u64>,
-    /// Number of epochs (at least 1).
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
-    epochs: Option<u32>,
+    /// Blank pixels (value 0) send no spike [default: every pixel spikes, a blank one last].
+    #[arg(long)]
+    blank_silent: bool,
     /// Training seed (weight initialisation, batch order, input jitter); at most
     /// 9223372036854775807 (the largest integer config.toml holds).
     #[arg(long, value_name = "N", value_parser = crate::backend::seed_parser())]
     seed: Option<u64>,
-    /// Samples per gradient step.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    batch_size: Option<u64>,
-    /// Initial learning rate of Adam.
-    #[arg(long, value_name = "RATE")]
-    learning_rate: Option<f64>,
     /// Hidden layer sizes, comma separated (e.g. 120 or 400,400,400,400).
     #[arg(long, value_name = "SIZES", value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
@@ -62,6 +56,95 @@ pub struct TrainArgs {
     /// outgoing weights keep their sign (e.g. 300:100 for layers of 400).
     #[arg(long, value_name = "E:I")]
     dale: Option<spikeloop_trainer::Dale>,
+}
+
+impl NetworkArgs {
+    /// True when any flag is given.
+    fn given(&self) -> bool {
+        self.config.is_some()
+            || self.preset.is_some()
+            || self.dataset.is_some()
+            || self.data_dir.is_some()
+            || self.downscale_16
+            || self.validation.is_some()
+            || self.blank_silent
+            || self.seed.is_some()
+            || self.hidden.is_some()
+            || self.dale.is_some()
+    }
+
+    /// The configuration: the file or the preset (by default the one suited to the backend),
+    /// with the flags applied (not yet validated).
+    pub fn config(
+        &self,
+        capabilities: &spikeloop_backend::Capabilities,
+    ) -> anyhow::Result<TrainConfig> {
+        let preset = self
+            .preset
+            .map_or_else(|| Preset::suited_to(capabilities), Preset::from);
+        let mut config = match &self.config {
+            Some(path) => TrainConfig::load_with_preset(path, preset)?,
+            None => preset.config(),
+        };
+        self.apply(&mut config)?;
+        Ok(config)
+    }
+
+    /// Applies the flags on top of `config`.
+    fn apply(&self, config: &mut TrainConfig) -> anyhow::Result<()> {
+        if let Some(d) = self.dataset {
+            config.dataset = d;
+        }
+        if let Some(d) = &self.data_dir {
+            config.data.dir = Some(d.clone());
+        }
+        if self.downscale_16 {
+            config.data.downscale_16 = true;
+        }
+        if let Some(v) = self.validation {
+            config.data.validation = Some(usize::try_from(v).context("--validation is too large")?);
+        }
+        if self.blank_silent {
+            config.encoding.blank_silent = true;
+        }
+        if let Some(s) = self.seed {
+            config.seed = s;
+        }
+        if let Some(h) = &self.hidden {
+            if h.len() != config.network.hidden.len() {
+                // Keep per-layer lists consistent with the new depth: repeat the hidden-layer
+                // values of the first hidden layer, keep the output layer's.
+                let resize = |v: &mut Vec<f64>| {
+                    let (first, last) = (v[0], v[v.len() - 1]);
+                    *v = std::iter::repeat_n(first, h.len()).chain([last]).collect();
+                };
+                resize(&mut config.network.weight_init_mean);
+                resize(&mut config.network.weight_init_sd);
+                resize(&mut config.training.max_missing_spikes);
+            }
+            config.network.hidden = h.clone();
+        }
+        if let Some(d) = self.dale {
+            config.network.dale = Some(d);
+        }
+        Ok(())
+    }
+}
+
+/// Arguments of `spikeloop train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    network: NetworkArgs,
+    /// Number of epochs (at least 1).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
+    /// Samples per gradient step.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: Option<u64>,
+    /// Initial learning rate of Adam.
+    #[arg(long, value_name = "RATE")]
+    learning_rate: Option<f64>,
     /// Standard deviation of Gaussian noise on training input times, in tau_s (0 = off).
     #[arg(long, value_name = "SIGMA")]
     input_jitter: Option<f64>,
@@ -97,39 +180,20 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn overrides_given(&self) -> bool {
-        self.config.is_some()
-            || self.preset.is_some()
-            || self.dataset.is_some()
-            || self.data_dir.is_some()
-            || self.downscale_16
-            || self.validation.is_some()
-            || self.seed.is_some()
+        self.network.given()
             || self.batch_size.is_some()
             || self.learning_rate.is_some()
-            || self.hidden.is_some()
-            || self.dale.is_some()
             || self.input_jitter.is_some()
     }
 
-    /// Applies the flags on top of `config`.
-    fn apply(&self, config: &mut TrainConfig) -> anyhow::Result<()> {
-        if let Some(d) = self.dataset {
-            config.dataset = d;
-        }
-        if let Some(d) = &self.data_dir {
-            config.data.dir = Some(d.clone());
-        }
-        if self.downscale_16 {
-            config.data.downscale_16 = true;
-        }
-        if let Some(v) = self.validation {
-            config.data.validation = Some(usize::try_from(v).context("--validation is too large")?);
-        }
+    /// The configuration the flags ask for.
+    fn config(
+        &self,
+        capabilities: &spikeloop_backend::Capabilities,
+    ) -> anyhow::Result<TrainConfig> {
+        let mut config = self.network.config(capabilities)?;
         if let Some(e) = self.epochs {
             config.training.epochs = e;
-        }
-        if let Some(s) = self.seed {
-            config.seed = s;
         }
         if let Some(b) = self.batch_size {
             config.training.batch_size = usize::try_from(b).context("--batch-size is too large")?;
@@ -137,28 +201,11 @@ impl TrainArgs {
         if let Some(lr) = self.learning_rate {
             config.training.learning_rate = lr;
         }
-        if let Some(h) = &self.hidden {
-            if h.len() != config.network.hidden.len() {
-                // Keep per-layer lists consistent with the new depth: repeat the hidden-layer
-                // values of the first hidden layer, keep the output layer's.
-                let resize = |v: &mut Vec<f64>| {
-                    let (first, last) = (v[0], v[v.len() - 1]);
-                    *v = std::iter::repeat_n(first, h.len()).chain([last]).collect();
-                };
-                resize(&mut config.network.weight_init_mean);
-                resize(&mut config.network.weight_init_sd);
-                resize(&mut config.training.max_missing_spikes);
-            }
-            config.network.hidden = h.clone();
-        }
-        if let Some(d) = self.dale {
-            config.network.dale = Some(d);
-        }
         if let Some(j) = self.input_jitter {
             config.training.input_jitter = j;
         }
         config.validate()?;
-        Ok(())
+        Ok(config)
     }
 }
 
@@ -256,14 +303,7 @@ impl RunFiles {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut backend = args.backend.build()?;
-    let preset = args
-        .preset
-        .map_or_else(|| Preset::suited_to(backend.capabilities()), Preset::from);
-    let mut config = match &args.config {
-        Some(path) => TrainConfig::load_with_preset(path, preset)?,
-        None => preset.config(),
-    };
-    args.apply(&mut config)?;
+    let config = args.config(backend.capabilities())?;
     let dir = match &args.out {
         Some(d) => d.clone(),
         None => PathBuf::from(format!(

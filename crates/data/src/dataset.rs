@@ -28,6 +28,18 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The first `n` samples (all of them if there are fewer).
+    pub fn head(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            name: self.name.clone(),
+            n_classes: self.n_classes,
+            class_names: self.class_names.clone(),
+            features: self.features.slice(ndarray::s![..n, ..]).to_owned(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()

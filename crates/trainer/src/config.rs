@@ -152,6 +152,9 @@ impl std::str::FromStr for Dale {
 
 /// Linear latency encoding: value v in [0, 1] spikes at `early + v (late - early)`.
 ///
+/// With `blank_silent` a value of exactly 1 sends no spike at all (for the image data sets,
+/// whose feature is `1 - p/256`, a pixel of value 0), instead of spiking at `late`.
+///
 /// With `repeat > 1` every input channel and every bias spike of the first layer is fed
 /// `repeat` times (each copy with its own weights), as the reference did on BrainScaleS-2 to
 /// give neurons enough drive with 6-bit weights.
@@ -164,6 +167,9 @@ pub struct EncodingConfig {
     pub late: f64,
     /// How many copies of each input channel (and of the first layer's bias spikes) are fed.
     pub repeat: usize,
+    /// A value of 1 (a blank pixel) sends no spike instead of spiking at `late`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub blank_silent: bool,
 }
 
 impl EncodingConfig {
@@ -272,6 +278,7 @@ impl Default for EncodingConfig {
             early: 0.15,
             late: 2.0,
             repeat: 1,
+            blank_silent: false,
         }
     }
 }

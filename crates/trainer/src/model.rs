@@ -255,15 +255,22 @@ impl Model {
     }
 
     /// Input spike times for feature values in [0, 1] (one sample), each feature repeated
-    /// `encoding.repeat` times one after another.
+    /// `encoding.repeat` times one after another; with `encoding.blank_silent` a value of 1
+    /// gives `+inf` (no spike).
     pub fn encode_into(&self, features: &[f64], out: &mut Vec<f64>) {
         let EncodingConfig {
             early,
             late,
             repeat,
+            blank_silent,
         } = self.encoding;
-        for v in features {
-            out.extend(std::iter::repeat_n(early + v * (late - early), repeat));
+        for &v in features {
+            let t = if blank_silent && v >= 1.0 {
+                f64::INFINITY
+            } else {
+                early + v * (late - early)
+            };
+            out.extend(std::iter::repeat_n(t, repeat));
         }
     }
 
@@ -412,6 +419,20 @@ mod tests {
 
     fn classes() -> Vec<String> {
         ["yin", "yang", "dot"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn blank_pixels_stay_silent_only_when_asked() {
+        let mut config = TrainConfig::default();
+        let every = Model::initialise(&config, 4, classes()).expect("model");
+        let mut times = Vec::new();
+        every.encode_into(&[0.0, 0.5, 1.0, 1.0], &mut times);
+        assert_eq!(times, vec![0.15, 1.075, 2.0, 2.0]);
+        config.encoding.blank_silent = true;
+        let silent = Model::initialise(&config, 4, classes()).expect("model");
+        times.clear();
+        silent.encode_into(&[0.0, 0.5, 1.0, 1.0], &mut times);
+        assert_eq!(times, vec![0.15, 1.075, f64::INFINITY, f64::INFINITY]);
     }
 
     #[test]
