@@ -409,6 +409,7 @@ fn write_figure(file: &CalibrationFile, path: &Path) -> anyhow::Result<()> {
             title: &format!("Calibration of {}", file.chip_id),
             subtitle: &subtitle,
             labels: ("uncalibrated", "calibrated"),
+            count_label: "Circuits",
             panels: &panels,
         },
     )

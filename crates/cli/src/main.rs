@@ -35,6 +35,7 @@ macro_rules! errln {
     }};
 }
 
+mod analyze;
 mod backend;
 mod bench;
 mod calibrate;
@@ -90,6 +91,10 @@ enum Command {
     Robustness(robustness::RobustnessArgs),
     /// Measure forward and forward+backward throughput and the time per training epoch.
     Bench(bench::BenchArgs),
+    /// Synchronisation and semantisation layer by layer: pulse packets, class pathways,
+    /// separability, for a trained model and its untrained initialisation side by side; writes
+    /// a report (Markdown, JSON) and figures (PNG, SVG).
+    Analyze(analyze::AnalyzeArgs),
     /// Serve the emulated chip behind the device protocol on a pseudo-terminal (a virtual
     /// device): prints the terminal's path, then serves until killed.
     Device(device::DeviceArgs),
@@ -167,6 +172,7 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate::run(args),
         Command::Robustness(args) => robustness::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Analyze(args) => analyze::run(args),
         Command::Device(args) => device::run(args),
         Command::Relay(args) => relay::run(args),
         Command::Ports => device::ports(),

@@ -304,3 +304,87 @@ fn an_mnist_style_directory_trains_and_infers() {
         "{err}"
     );
 }
+
+#[test]
+fn analyze_reports_every_layer_of_a_deep_dale_network_beside_its_untrained_self() {
+    let dir = tempfile::Builder::new()
+        .prefix("spikeloop-analyze-")
+        .tempdir()
+        .expect("temp dir");
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--quiet",
+        "--backend",
+        "ideal",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "24,24,24",
+        "--dale",
+        "18:6",
+        "--blank-silent",
+        "--epochs",
+        "2",
+        "--out",
+        s(&run),
+    ]);
+    let out_dir = dir.path().join("analysis");
+    let md = ok(&[
+        "analyze",
+        "--model",
+        s(&run.join("model.json")),
+        "--backend",
+        "ideal",
+        "--samples",
+        "60",
+        "--out",
+        s(&out_dir),
+    ]);
+    for row in [
+        "hidden 1 (24)",
+        "hidden 3 (24)",
+        "output (10)",
+        "excitatory",
+    ] {
+        assert!(md.contains(row), "{row} missing from\n{md}");
+    }
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.join("analysis.json")).expect("report"),
+    )
+    .expect("json");
+    assert_eq!(report["samples"], 60);
+    for net in ["untrained", "trained"] {
+        let layers = report[net]["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), 4);
+        assert!(
+            layers[0]["inhibitory"]["window50"].is_number(),
+            "{}",
+            layers[0]
+        );
+        let overlap = layers[1]["pathway_overlap_structural"]
+            .as_f64()
+            .expect("overlap");
+        assert!((0.0..=1.0).contains(&overlap));
+    }
+    for figure in ["raster", "spike-times", "packet-widths", "depth"] {
+        for ext in ["png", "svg"] {
+            let f = out_dir.join(format!("{figure}.{ext}"));
+            assert!(
+                f.metadata().is_ok_and(|m| m.len() > 1000),
+                "{}",
+                f.display()
+            );
+        }
+    }
+    let err = refused(&[
+        "analyze",
+        "--model",
+        s(&run.join("model.json")),
+        "--backend",
+        "ideal",
+        "--pathway-fraction",
+        "1.5",
+    ]);
+    assert!(err.contains("--pathway-fraction 1.5"), "{err}");
+}

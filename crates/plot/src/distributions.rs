@@ -43,6 +43,8 @@ pub struct Distributions<'a> {
     pub subtitle: &'a str,
     /// Legend text of the two distributions (`uncalibrated`, `calibrated`).
     pub labels: (&'a str, &'a str),
+    /// What the histograms count (the y axis), e.g. "Circuits".
+    pub count_label: &'a str,
     /// The panels, in reading order.
     pub panels: &'a [DistributionPanel<'a>],
 }
@@ -117,7 +119,12 @@ impl Figure for Distributions<'_> {
                 .y_label_area_size(y.label_area_px())
                 .build_cartesian_2d(x.clone(), y.clone())
                 .map_err(&err)?;
-            axis::draw_mesh(&mut chart, (&x, &y), (panel.x_label, "Circuits"), path)?;
+            axis::draw_mesh(
+                &mut chart,
+                (&x, &y),
+                (panel.x_label, self.count_label),
+                path,
+            )?;
             let width = (high - low) / BINS as f64;
             let unmeasured = |v: &[f64]| v.iter().filter(|x| !x.is_finite()).count();
             for (values, counts, color, label) in [

@@ -12,6 +12,7 @@
 //! Everything random derives from one training seed, and the run writes a checkpoint after
 //! every epoch from which it resumes to the bit-identical result.
 
+pub mod analysis;
 pub mod config;
 pub mod eval;
 mod flat;
