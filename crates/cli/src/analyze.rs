@@ -130,11 +130,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     };
-    let mut config: TrainConfig = provenance.config.clone();
-    if let Some(d) = &args.data_dir {
-        config.data.dir = Some(d.clone());
-    }
-    let full = model.dataset.load_with(args.split, &config.data)?;
+    let config: &TrainConfig = &provenance.config;
+    let full = crate::infer::model_split(&model, args.split, args.data_dir.as_deref())?;
     let n = full
         .len()
         .min(usize::try_from(args.samples).unwrap_or(usize::MAX));
@@ -146,7 +143,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         );
     }
     let data = full.head(n);
-    let untrained = Model::initialise(&config, model.n_features(), model.classes.clone())?;
+    let untrained = Model::initialise(config, model.n_features(), model.classes.clone())?;
 
     let mut backend = args.backend.build()?;
     let applied = crate::calibrate::for_model(

@@ -123,17 +123,27 @@ struct LayerReport {
     spike_times: Vec<Vec<Option<f64>>>,
 }
 
-pub fn run(args: InferArgs) -> anyhow::Result<()> {
-    let model = load_model(&args.model)?;
+/// The model's `split` of its data set, read with the options it was trained with (from
+/// `data_dir` where the files have moved).
+pub(crate) fn model_split(
+    model: &Model,
+    split: Split,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<spikeloop_data::Dataset> {
     let mut options = model
         .provenance
         .as_ref()
         .map(|p| p.config.data.clone())
         .unwrap_or_default();
-    if let Some(d) = &args.data_dir {
-        options.dir = Some(d.clone());
+    if let Some(d) = data_dir {
+        options.dir = Some(d.to_path_buf());
     }
-    let data = model.dataset.load_with(args.split, &options)?;
+    Ok(model.dataset.load_with(split, &options)?)
+}
+
+pub fn run(args: InferArgs) -> anyhow::Result<()> {
+    let model = load_model(&args.model)?;
+    let data = model_split(&model, args.split, args.data_dir.as_deref())?;
     let mut backend = args.backend.build()?;
     let applied = crate::calibrate::for_model(
         backend.as_mut(),
