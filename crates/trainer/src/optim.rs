@@ -2,6 +2,7 @@
 //! `Adam` and `StepLR` semantics).
 
 use ndarray::Array2;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Adam's state for a list of parameter matrices (a network's weights, layer by layer), each
@@ -61,21 +62,51 @@ impl Adam {
         let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
         let step_size = lr / bias1;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        for (((p, g), m), v) in params
-            .into_iter()
-            .zip(grads)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
+        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
             for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;
                 let denom = v.sqrt() / bias2_sqrt + eps;
                 *p -= step_size * *m / denom;
             }
+        };
+        for (((p, g), m), v) in params
+            .into_iter()
+            .zip(grads)
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+        {
+            match (
+                p.as_slice_mut(),
+                g.as_slice(),
+                m.as_slice_mut(),
+                v.as_slice_mut(),
+            ) {
+                // Element-wise, so splitting the work over threads changes no result.
+                (Some(p), Some(g), Some(m), Some(v)) => p
+                    .par_chunks_mut(PARALLEL_CHUNK)
+                    .zip(g.par_chunks(PARALLEL_CHUNK))
+                    .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+                    .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+                    .for_each(|(((p, g), m), v)| update(p, g, m, v)),
+                _ => {
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                    {
+                        update(
+                            std::slice::from_mut(p),
+                            &[g],
+                            std::slice::from_mut(m),
+                            std::slice::from_mut(v),
+                        );
+                    }
+                }
+            }
         }
     }
 }
+
+/// Parameters one thread updates at a time (large enough that small networks stay on one).
+const PARALLEL_CHUNK: usize = 1 << 14;
 
 /// Learning rate of epoch `epoch` (0-based) under a step schedule.
 pub fn step_lr(lr0: f64, gamma: f64, step: u32, epoch: u32) -> f64 {
