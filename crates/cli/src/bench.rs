@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use spikeloop_backend::{Backend, Record};
 use spikeloop_trainer::eval::{EVAL_BATCH, encode_batch};
-use spikeloop_trainer::grad::BackwardParams;
+use spikeloop_trainer::grad::{Backward, BackwardParams};
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train::{self, Silent, batch_gradient};
 use spikeloop_trainer::{Model, TrainConfig, load_data};
@@ -280,12 +280,20 @@ fn measure(
         scale: 1.0 / batch_size as f64,
         max_dw_norm: t.max_dw_norm,
     };
+    let mut backward = Backward::new();
     let forward_backward = throughput(budget, batches.len(), |k| {
         let indices = &batches[k];
         let batch = encode_batch(model, &data.train, indices.iter().copied())?;
         let out = backend.run(&batch, Record::AllLayers)?;
-        let (grads, _, _) =
-            batch_gradient(&network, &batch, &out.spikes, &data.train, indices, &params);
+        let (grads, _, _) = batch_gradient(
+            &mut backward,
+            &network,
+            &batch,
+            &out.spikes,
+            &data.train,
+            indices,
+            &params,
+        );
         std::hint::black_box(grads);
         Ok(batch.len())
     })?;

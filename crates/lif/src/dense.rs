@@ -276,6 +276,11 @@ fn step_portable(
 
 /// One sample's inputs to a layer prepared for the dense gradients of its neurons: the input
 /// times and the factors `exp((t_i - t_ref)/tau)` (zero for silent inputs), once per layer.
+///
+/// A neuron's gradients are never stored: [`LayerGradients::neuron`] sums what scales them, and
+/// [`LayerGradients::add_kernel`] and [`LayerGradients::add_weighted_slope`] compute the values
+/// again (bit for bit) where they are added up, so that nothing of the size of a weight matrix
+/// is written per sample.
 #[derive(Clone, Debug, Default)]
 pub struct LayerGradients {
     consts: Option<Consts>,
@@ -284,22 +289,21 @@ pub struct LayerGradients {
     t_ref: f64,
     /// Spread of the finite inputs too wide for shared factors: use the one-neuron gradients.
     too_wide: bool,
-    kd: Vec<f64>,
-    wkp: Vec<f64>,
     volley: Volley,
 }
 
-/// The gradients of one neuron as [`LayerGradients::neuron`] leaves them: `dT/dw_i` is
-/// `scale_w * kernel()[i]` and `dT/dt_i` is `scale_t * weighted_slope()[i]`.
+/// What scales the gradients of one neuron, as [`LayerGradients::neuron`] finds them: `dT/dw_i`
+/// is `scale_w` times the kernel value [`LayerGradients::add_kernel`] adds, and `dT/dt_i` is
+/// `scale_t` times the weighted slope [`LayerGradients::add_weighted_slope`] adds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NeuronGradients {
     /// The membrane slope `du/dt` at the spike time (as [`crate::gradients_at`] returns).
     pub slope: f64,
-    /// Factor turning the stored kernel values into `dT/dw`.
+    /// Factor turning kernel values into `dT/dw`.
     pub scale_w: f64,
-    /// Factor turning the stored weighted kernel slopes into `dT/dt_in`.
+    /// Factor turning weighted kernel slopes into `dT/dt_in`.
     pub scale_t: f64,
-    /// Largest magnitude of the stored kernel values: `max |dT/dw| = max_kernel * |scale_w|`.
+    /// Largest kernel value: `max |dT/dw| = max_kernel * |scale_w|`.
     pub max_kernel: f64,
 }
 
@@ -354,28 +358,17 @@ impl LayerGradients {
         if self.too_wide {
             self.volley.prepare(times, params);
         }
-        self.kd.resize(times.len(), 0.0);
-        self.wkp.resize(times.len(), 0.0);
     }
 
-    /// Kernel values `K(T - t_i)/tau` of the last neuron (zero for inputs at or after `T`).
-    pub fn kernel(&self) -> &[f64] {
-        &self.kd
-    }
-
-    /// Weighted kernel slopes `w_i K'(T - t_i)` of the last neuron.
-    pub fn weighted_slope(&self) -> &[f64] {
-        &self.wkp
-    }
-
-    /// Gradients of one neuron with incoming `weights` (one per input) that fired at `t_out`,
-    /// by implicit differentiation of `u(t_out) = threshold` as [`crate::gradients_at`] does;
-    /// all factors zero (and the slope not positive) when there is no usable gradient.
+    /// The scales of the gradients of one neuron with incoming `weights` (one per input) that
+    /// fired at `t_out`, by implicit differentiation of `u(t_out) = threshold` as
+    /// [`crate::gradients_at`] does; all factors zero (and the slope not positive) when there is
+    /// no usable gradient. `scratch` is only used for inputs spread too wide for shared factors.
     ///
     /// # Panics
     ///
     /// If `weights` has not one entry per input, or before [`LayerGradients::prepare`].
-    pub fn neuron(&mut self, weights: &[f64], t_out: f64) -> NeuronGradients {
+    pub fn neuron(&self, weights: &[f64], t_out: f64, scratch: &mut Vec<f64>) -> NeuronGradients {
         let n = self.times.len();
         assert_eq!(
             weights.len(),
@@ -384,22 +377,13 @@ impl LayerGradients {
         );
         let c = self.consts.expect("LayerGradients::neuron before prepare");
         if !t_out.is_finite() {
-            self.kd.fill(0.0);
-            self.wkp.fill(0.0);
             return NeuronGradients::NONE;
         }
         if self.too_wide {
             // Rare: inputs hundreds of time constants apart. The one-neuron gradients, already
             // scaled (so both factors are 1).
-            let slope = crate::gradients_at(
-                &c.params,
-                &self.volley,
-                weights,
-                t_out,
-                &mut self.kd,
-                &mut self.wkp,
-            );
-            let max_kernel = self.kd.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            let (slope, d_t_d_w, _) = self.one_neuron(weights, t_out, scratch);
+            let max_kernel = d_t_d_w.iter().fold(0.0f64, |m, g| m.max(g.abs()));
             return NeuronGradients {
                 slope,
                 scale_w: if slope > 0.0 { 1.0 } else { 0.0 },
@@ -409,15 +393,13 @@ impl LayerGradients {
         }
         let mut sums = Sums::default();
         let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
-        neuron_pass(
+        neuron_sums(
             &self.times,
             &self.factors,
             weights,
             t_out,
             e_out,
             c.inv_tau_m,
-            &mut self.kd,
-            &mut self.wkp,
             &mut sums,
         );
         let Sums {
@@ -447,6 +429,114 @@ impl LayerGradients {
             max_kernel,
         }
     }
+
+    /// Adds `factor` times the kernel values `K(T - t_i)/tau` of a neuron with incoming
+    /// `weights` that fired at `t_out` to `row` (one entry per input, zero for inputs at or after
+    /// `t_out`): with `factor` = [`NeuronGradients::scale_w`] times the neuron's error, its
+    /// contribution to the weight gradient. `scratch` as in [`LayerGradients::neuron`].
+    ///
+    /// # Panics
+    ///
+    /// If `weights` or `row` has not one entry per input, or before [`LayerGradients::prepare`].
+    pub fn add_kernel(
+        &self,
+        weights: &[f64],
+        t_out: f64,
+        factor: f64,
+        row: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) {
+        self.add_pass(Pass::Kernel, weights, t_out, factor, row, scratch);
+    }
+
+    /// Adds `factor` times the weighted kernel slopes `w_i K'(T - t_i)` of a neuron with
+    /// incoming `weights` that fired at `t_out` to `row` (one entry per input, or fewer: the
+    /// first `row.len()` inputs): with `factor` = [`NeuronGradients::scale_t`] times the neuron's
+    /// error, its contribution to its inputs' errors. `scratch` as in [`LayerGradients::neuron`].
+    ///
+    /// # Panics
+    ///
+    /// If `weights` has not one entry per input, `row` more, or before
+    /// [`LayerGradients::prepare`].
+    pub fn add_weighted_slope(
+        &self,
+        weights: &[f64],
+        t_out: f64,
+        factor: f64,
+        row: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) {
+        self.add_pass(Pass::WeightedSlope, weights, t_out, factor, row, scratch);
+    }
+
+    fn add_pass(
+        &self,
+        pass: Pass,
+        weights: &[f64],
+        t_out: f64,
+        factor: f64,
+        row: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) {
+        let n = self.times.len();
+        assert!(
+            weights.len() == n && row.len() <= n,
+            "LayerGradients: one weight per input, at most one result per input"
+        );
+        let c = self
+            .consts
+            .expect("LayerGradients: prepare before the gradients");
+        if !t_out.is_finite() {
+            return;
+        }
+        if self.too_wide {
+            let (_, d_t_d_w, d_t_d_t) = self.one_neuron(weights, t_out, scratch);
+            let values = match pass {
+                Pass::Kernel => d_t_d_w,
+                Pass::WeightedSlope => d_t_d_t,
+            };
+            add_scaled(row, values, factor);
+            return;
+        }
+        let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
+        let m = row.len();
+        let (times, factors, weights) = (&self.times[..m], &self.factors[..m], &weights[..m]);
+        match pass {
+            Pass::Kernel => kernel_into(times, factors, t_out, e_out, c.inv_tau_m, factor, row),
+            Pass::WeightedSlope => slope_into(
+                times,
+                factors,
+                weights,
+                t_out,
+                e_out,
+                c.inv_tau_m,
+                factor,
+                row,
+            ),
+        }
+    }
+
+    /// [`crate::gradients_at`] into `scratch`: the slope, `dT/dw` and `dT/dt`.
+    fn one_neuron<'s>(
+        &self,
+        weights: &[f64],
+        t_out: f64,
+        scratch: &'s mut Vec<f64>,
+    ) -> (f64, &'s [f64], &'s [f64]) {
+        let n = self.times.len();
+        scratch.resize(2 * n, 0.0);
+        let (d_t_d_w, d_t_d_t) = scratch.split_at_mut(n);
+        let params = &self.consts.expect("prepared").params;
+        let slope = crate::gradients_at(params, &self.volley, weights, t_out, d_t_d_w, d_t_d_t);
+        (slope, d_t_d_w, d_t_d_t)
+    }
+}
+
+/// Which values a pass of [`LayerGradients`] adds.
+#[derive(Clone, Copy)]
+enum Pass {
+    Kernel,
+    WeightedSlope,
 }
 
 /// What one pass over a neuron's inputs sums up.
@@ -458,74 +548,163 @@ struct Sums {
     max_weighted: f64,
 }
 
-/// The pass of [`LayerGradients::neuron`] on the widest vector instructions.
+/// The sums of [`LayerGradients::neuron`] on the widest vector instructions.
 #[allow(clippy::too_many_arguments)]
-fn neuron_pass(
+fn neuron_sums(
     times: &[f64],
     factors: &[f64],
     weights: &[f64],
     t_out: f64,
     e_out: f64,
     inv_tau: f64,
-    kd: &mut [f64],
-    wkp: &mut [f64],
     sums: &mut Sums,
 ) {
-    crate::widest_simd!(neuron_portable(
+    crate::widest_simd!(neuron_sums_portable(
         times: &[f64],
         factors: &[f64],
         weights: &[f64],
         t_out: f64,
         e_out: f64,
         inv_tau: f64,
-        kd: &mut [f64],
-        wkp: &mut [f64],
         sums: &mut Sums,
     ))
 }
 
-/// Kernel values and weighted slopes of every input (one element-wise loop), then their sum and
-/// largest magnitudes in lanes of partial results, so that both loops vectorise (the order of
-/// the sum is fixed, so results are the same on every processor).
+/// The sum of the weighted kernel slopes and the largest magnitudes. Blocks of inputs are
+/// evaluated element by element into small buffers, then folded into lanes of partial results:
+/// two simple loops that the compiler vectorises, where one loop doing both does not. The order
+/// of the sum is fixed (lane `l` takes inputs `l, l + LANES, ...`, the inputs after the last
+/// whole chunk go to lane 0), so results are the same on every processor.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn neuron_portable(
+fn neuron_sums_portable(
     times: &[f64],
     factors: &[f64],
     weights: &[f64],
     t_out: f64,
     e_out: f64,
     inv_tau: f64,
-    kd: &mut [f64],
-    wkp: &mut [f64],
     sums: &mut Sums,
 ) {
+    /// Inputs evaluated per block (a multiple of `LANES`, so blocks keep the lanes' order).
+    const BLOCK: usize = 8 * LANES;
     let n = times.len();
-    let (factors, weights, kd, wkp) = (&factors[..n], &weights[..n], &mut kd[..n], &mut wkp[..n]);
-    for i in 0..n {
-        let (k, v) = kernel_pair(times[i], factors[i], weights[i], t_out, e_out, inv_tau);
-        kd[i] = k;
-        wkp[i] = v;
-    }
-    let whole = n - n % LANES;
-    let lanes = |values: &[f64], f: fn(f64, f64) -> f64| -> [f64; LANES] {
-        values[..whole]
-            .chunks_exact(LANES)
-            .fold([0.0; LANES], |acc, c| {
-                std::array::from_fn(|l| f(acc[l], c[l]))
-            })
-    };
-    let mut d = lanes(wkp, |acc, v| acc + v);
-    let mut max_k = lanes(kd, |acc, v| if v > acc { v } else { acc });
-    let mut max_w = lanes(wkp, |acc, v| if v.abs() > acc { v.abs() } else { acc });
-    for i in whole..n {
-        d[0] += wkp[i];
-        max_k[0] = max_k[0].max(kd[i]);
-        max_w[0] = max_w[0].max(wkp[i].abs());
+    let (factors, weights) = (&factors[..n], &weights[..n]);
+    let mut d = [0.0; LANES];
+    let mut max_k = [0.0f64; LANES];
+    let mut max_w = [0.0f64; LANES];
+    let mut k = [0.0; BLOCK];
+    let mut v = [0.0; BLOCK];
+    let blocks = times
+        .chunks(BLOCK)
+        .zip(factors.chunks(BLOCK))
+        .zip(weights.chunks(BLOCK));
+    for ((t, f), w) in blocks {
+        let m = t.len();
+        let (k, v) = (&mut k[..m], &mut v[..m]);
+        for i in 0..m {
+            (k[i], v[i]) = kernel_pair(t[i], f[i], w[i], t_out, e_out, inv_tau);
+        }
+        for (kc, vc) in k.chunks_exact(LANES).zip(v.chunks_exact(LANES)) {
+            for l in 0..LANES {
+                d[l] += vc[l];
+                max_k[l] = if kc[l] > max_k[l] { kc[l] } else { max_k[l] };
+                let a = vc[l].abs();
+                max_w[l] = if a > max_w[l] { a } else { max_w[l] };
+            }
+        }
+        let whole = m - m % LANES;
+        for (&kt, &vt) in k[whole..].iter().zip(&v[whole..]) {
+            d[0] += vt;
+            max_k[0] = max_k[0].max(kt);
+            max_w[0] = max_w[0].max(vt.abs());
+        }
     }
     sums.d = d.iter().sum::<f64>();
     sums.max_kernel = max_k.iter().fold(0.0f64, |m, &v| m.max(v));
     sums.max_weighted = max_w.iter().fold(0.0f64, |m, &v| m.max(v));
+}
+
+/// `row[i] += K(T - t_i)/tau * factor` for every input, on the widest vector instructions.
+fn kernel_into(
+    times: &[f64],
+    factors: &[f64],
+    t_out: f64,
+    e_out: f64,
+    inv_tau: f64,
+    factor: f64,
+    row: &mut [f64],
+) {
+    crate::widest_simd!(kernel_into_portable(
+        times: &[f64],
+        factors: &[f64],
+        t_out: f64,
+        e_out: f64,
+        inv_tau: f64,
+        factor: f64,
+        row: &mut [f64],
+    ))
+}
+
+#[inline(always)]
+fn kernel_into_portable(
+    times: &[f64],
+    factors: &[f64],
+    t_out: f64,
+    e_out: f64,
+    inv_tau: f64,
+    factor: f64,
+    row: &mut [f64],
+) {
+    let n = row.len();
+    let (times, factors) = (&times[..n], &factors[..n]);
+    for i in 0..n {
+        let (k, _) = kernel_pair(times[i], factors[i], 0.0, t_out, e_out, inv_tau);
+        row[i] += k * factor;
+    }
+}
+
+/// `row[i] += w_i K'(T - t_i) * factor` for every input, on the widest vector instructions.
+#[allow(clippy::too_many_arguments)]
+fn slope_into(
+    times: &[f64],
+    factors: &[f64],
+    weights: &[f64],
+    t_out: f64,
+    e_out: f64,
+    inv_tau: f64,
+    factor: f64,
+    row: &mut [f64],
+) {
+    crate::widest_simd!(slope_into_portable(
+        times: &[f64],
+        factors: &[f64],
+        weights: &[f64],
+        t_out: f64,
+        e_out: f64,
+        inv_tau: f64,
+        factor: f64,
+        row: &mut [f64],
+    ))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn slope_into_portable(
+    times: &[f64],
+    factors: &[f64],
+    weights: &[f64],
+    t_out: f64,
+    e_out: f64,
+    inv_tau: f64,
+    factor: f64,
+    row: &mut [f64],
+) {
+    let n = row.len();
+    let (times, factors, weights) = (&times[..n], &factors[..n], &weights[..n]);
+    for i in 0..n {
+        let (_, v) = kernel_pair(times[i], factors[i], weights[i], t_out, e_out, inv_tau);
+        row[i] += v * factor;
+    }
 }
 
 /// `K(T - t)/tau` and `w K'(T - t)` of one input (both zero unless `t < T`), from the shared

@@ -5,32 +5,25 @@
 //! implicit differentiation of the membrane equation at the measured time
 //! (`spikeloop_lif::gradients_at`), using the host's float shadow weights. Errors flow backwards
 //! as `delta_pre = sum_post dT_post/dt_pre * delta_post`, and `dL/dw = dT/dw * delta_post`.
+//!
+//! A batch is done in two phases. First every sample's errors are propagated back through the
+//! layers, samples in parallel; each sample keeps, per layer, its prepared inputs and one factor
+//! per neuron (zero where the neuron adds no weight gradient). Then the weight gradients are
+//! summed row by row, rows in parallel: one neuron's row takes every sample's contribution
+//! while it stays in cache, instead of every sample streaming through a whole gradient matrix
+//! of megabytes. A row's samples are summed in groups of [`SAMPLES_PER_GROUP`] and the groups in
+//! order, so the sums never depend on the number of threads.
 
 use ndarray::Array2;
-use spikeloop_backend::Network;
+use rayon::prelude::*;
+use spikeloop_backend::{Layer, Network};
 use spikeloop_lif::{LayerGradients, Volley, dense_applies, gradients_at};
 
 use crate::loss::{LossParams, loss_and_gradient};
 
-/// Scratch buffers for one worker; reused across samples.
-#[derive(Debug, Default)]
-pub struct GradScratch {
-    volley: Volley,
-    dense: LayerGradients,
-    layer_input: Vec<f64>,
-    d_t_d_w: Vec<f64>,
-    d_t_d_t: Vec<f64>,
-    delta: Vec<Vec<f64>>,
-}
-
-/// What one sample's backward pass reports besides its gradient contribution.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SampleOutcome {
-    /// The sample's loss.
-    pub loss: f64,
-    /// Neurons whose weight gradient was dropped by the gradient chop.
-    pub chopped: u32,
-}
+/// Samples summed into one partial gradient before the partials are added up in order; fixed,
+/// so that no sum depends on the thread count.
+pub const SAMPLES_PER_GROUP: usize = 4;
 
 /// Settings of the backward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,129 +36,336 @@ pub struct BackwardParams {
     pub max_dw_norm: f64,
 }
 
-/// Adds one sample's weight gradient to `grads` (one matrix per layer, of its weights' shape,
-/// in standard layout as `Array2::zeros` makes them).
-///
-/// `inputs` are the sample's input spike times as fed to the backend, `measured` the measured
-/// first-spike times of all layers one after another.
-pub fn accumulate_sample(
+/// One sample of a batch: what the backend was fed and what it measured.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRef<'a> {
+    /// Input spike times as fed to the backend.
+    pub inputs: &'a [f64],
+    /// Measured first-spike times of all layers one after another.
+    pub measured: &'a [f64],
+    /// The sample's class.
+    pub label: usize,
+}
+
+/// What a batch's backward pass reports besides its gradient.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BatchOutcome {
+    /// The summed loss of the batch's samples.
+    pub loss: f64,
+    /// (sample, neuron) pairs whose weight gradient the gradient chop dropped.
+    pub chopped: u64,
+}
+
+/// The backward pass of batches: the weight gradients and every buffer both phases need, kept
+/// from one batch to the next (a deep network's are megabytes, and fresh ones every batch cost
+/// more in page faults than the arithmetic).
+#[derive(Debug, Default)]
+pub struct Backward {
+    samples: Vec<SampleBackward>,
+    grads: Vec<Array2<f64>>,
+}
+
+/// What the first phase keeps of one sample.
+#[derive(Debug, Default)]
+struct SampleBackward {
+    layers: Vec<LayerBackward>,
+    delta: Vec<Vec<f64>>,
+    loss: f64,
+    chopped: u32,
+    /// Buffers of the one-neuron gradients.
+    d_t_d_w: Vec<f64>,
+    d_t_d_t: Vec<f64>,
+}
+
+/// One layer of one sample after the first phase.
+#[derive(Debug, Default)]
+struct LayerBackward {
+    /// The layer's inputs prepared for the dense gradients (`tau_m = tau_s`) ...
+    dense: LayerGradients,
+    /// ... or sorted for the one-neuron gradients (any other kernel).
+    volley: Volley,
+    layer_input: Vec<f64>,
+    /// Per neuron, the factor of its weight gradient row: `dT/dw = kernel * coef` for dense
+    /// layers, `d_t_d_w * coef` otherwise; zero where the neuron contributes nothing.
+    coef: Vec<f64>,
+}
+
+impl Backward {
+    /// No buffers yet; the first batch allocates them.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The weight gradients (one matrix per layer, of its weights' shape) of a batch, summed
+    /// over its samples, with the summed loss and the number of chopped gradients.
+    pub fn batch(
+        &mut self,
+        network: &Network,
+        samples: &[SampleRef<'_>],
+        params: &BackwardParams,
+    ) -> (&[Array2<f64>], BatchOutcome) {
+        if self.samples.len() < samples.len() {
+            self.samples
+                .resize_with(samples.len(), SampleBackward::default);
+        }
+        let records = &mut self.samples[..samples.len()];
+        records
+            .par_iter_mut()
+            .zip(samples)
+            .for_each(|(record, sample)| record.backward(network, sample, params));
+
+        let same_shapes = self.grads.len() == network.layers.len()
+            && self
+                .grads
+                .iter()
+                .zip(&network.layers)
+                .all(|(g, l)| g.dim() == l.weights.dim());
+        if !same_shapes {
+            self.grads = network
+                .layers
+                .iter()
+                .map(|l| Array2::zeros(l.weights.dim()))
+                .collect();
+        }
+        let records = &self.samples[..samples.len()];
+        let mut rows: Vec<(usize, usize, &mut [f64])> = Vec::new();
+        for (l, g) in self.grads.iter_mut().enumerate() {
+            let n_in = g.ncols().max(1);
+            let g = g
+                .as_slice_mut()
+                .expect("gradients are made in standard layout");
+            rows.extend(g.chunks_mut(n_in).enumerate().map(|(j, row)| (l, j, row)));
+        }
+        rows.into_par_iter()
+            .for_each_init(RowScratch::default, |scratch, (l, j, row)| {
+                sum_row(network, records, samples, l, j, row, scratch);
+            });
+
+        let mut outcome = BatchOutcome::default();
+        for group in records.chunks(SAMPLES_PER_GROUP) {
+            outcome.loss += group.iter().fold(0.0, |sum, r| sum + r.loss);
+            outcome.chopped += group.iter().map(|r| u64::from(r.chopped)).sum::<u64>();
+        }
+        (&self.grads, outcome)
+    }
+}
+
+/// Buffers of one thread summing rows.
+#[derive(Debug, Default)]
+struct RowScratch {
+    partial: Vec<f64>,
+    spare: Vec<f64>,
+    d_t_d_t: Vec<f64>,
+}
+
+/// Row `j` of layer `l`'s weight gradient: every sample's contribution, summed in groups.
+fn sum_row(
     network: &Network,
-    inputs: &[f64],
-    measured: &[f64],
-    label: usize,
-    params: &BackwardParams,
-    scratch: &mut GradScratch,
-    grads: &mut [Array2<f64>],
-) -> SampleOutcome {
-    let n_layers = network.layers.len();
-    let offsets = network.layer_offsets();
-    scratch.delta.resize_with(n_layers, Vec::new);
-    for (d, layer) in scratch.delta.iter_mut().zip(&network.layers) {
-        d.clear();
-        d.resize(layer.size, 0.0);
-    }
-
-    let last = n_layers - 1;
-    let out_times = &measured[offsets[last]..offsets[last] + network.layers[last].size];
-    let loss = loss_and_gradient(&params.loss, out_times, label, &mut scratch.delta[last]);
-    for d in &mut scratch.delta[last] {
-        *d *= params.scale;
-    }
-
-    let mut chopped = 0;
-    for l in (0..n_layers).rev() {
-        let layer = &network.layers[l];
-        let n_prev = network.layer_input(l, inputs, measured, &mut scratch.layer_input);
-        let n_in = scratch.layer_input.len();
-        if scratch.delta[l].iter().all(|d| *d == 0.0) {
+    records: &[SampleBackward],
+    samples: &[SampleRef<'_>],
+    l: usize,
+    j: usize,
+    row: &mut [f64],
+    scratch: &mut RowScratch,
+) {
+    let layer = &network.layers[l];
+    let weights = layer.weights_of(j);
+    let t_index = network.layer_offsets()[l] + j;
+    row.fill(0.0);
+    let partial = &mut scratch.partial;
+    for (group, refs) in records
+        .chunks(SAMPLES_PER_GROUP)
+        .zip(samples.chunks(SAMPLES_PER_GROUP))
+    {
+        if group.iter().all(|r| r.layers[l].coef[j] == 0.0) {
             continue;
         }
-        let times = &measured[offsets[l]..offsets[l] + layer.size];
-        let (lower, upper) = scratch.delta.split_at_mut(l);
-        let delta_here = &upper[0];
-        let mut delta_prev = if l > 0 {
-            Some(&mut lower[l - 1][..])
-        } else {
-            None
-        };
-        if dense_applies(&layer.neuron) {
-            // Dense: shared input factors, two passes per neuron in input order.
-            scratch.dense.prepare(&scratch.layer_input, &layer.neuron);
-            for j in 0..layer.size {
-                let delta_j = delta_here[j];
-                if delta_j == 0.0 || !times[j].is_finite() {
-                    continue;
-                }
-                let g = scratch.dense.neuron(layer.weights_of(j), times[j]);
-                if g.slope.is_nan() || g.slope <= 0.0 {
-                    continue;
-                }
-                let w_factor = g.scale_w * delta_j;
-                if params.max_dw_norm > 0.0 && g.max_kernel * w_factor.abs() > params.max_dw_norm {
-                    chopped += 1;
-                } else {
-                    add_scaled(&mut grads[l], j, scratch.dense.kernel(), w_factor);
-                }
-                if let Some(dp) = delta_prev.as_deref_mut() {
-                    let t_factor = g.scale_t * delta_j;
-                    spikeloop_lif::add_scaled(
-                        dp,
-                        &scratch.dense.weighted_slope()[..n_prev],
-                        t_factor,
-                    );
-                }
+        partial.clear();
+        partial.resize(row.len(), 0.0);
+        for (record, sample) in group.iter().zip(refs) {
+            let rec = &record.layers[l];
+            let coef = rec.coef[j];
+            if coef == 0.0 {
+                continue;
             }
-            continue;
+            let t_j = sample.measured[t_index];
+            if dense_applies(&layer.neuron) {
+                rec.dense
+                    .add_kernel(weights, t_j, coef, partial, &mut scratch.spare);
+            } else {
+                scratch.spare.resize(row.len(), 0.0);
+                scratch.d_t_d_t.resize(row.len(), 0.0);
+                gradients_at(
+                    &layer.neuron,
+                    &rec.volley,
+                    weights,
+                    t_j,
+                    &mut scratch.spare,
+                    &mut scratch.d_t_d_t,
+                );
+                spikeloop_lif::add_scaled(partial, &scratch.spare, coef);
+            }
         }
-        scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
-        scratch.d_t_d_w.resize(n_in, 0.0);
-        scratch.d_t_d_t.resize(n_in, 0.0);
+        for (r, p) in row.iter_mut().zip(partial.iter()) {
+            *r += p;
+        }
+    }
+}
+
+impl SampleBackward {
+    /// The first phase for one sample: its loss, every layer's errors, and the factors of the
+    /// weight gradients.
+    fn backward(&mut self, network: &Network, sample: &SampleRef<'_>, params: &BackwardParams) {
+        let n_layers = network.layers.len();
+        let offsets = network.layer_offsets();
+        self.delta.resize_with(n_layers, Vec::new);
+        self.layers.resize_with(n_layers, LayerBackward::default);
+        for ((d, rec), layer) in self
+            .delta
+            .iter_mut()
+            .zip(&mut self.layers)
+            .zip(&network.layers)
+        {
+            d.clear();
+            d.resize(layer.size, 0.0);
+            rec.coef.clear();
+            rec.coef.resize(layer.size, 0.0);
+        }
+        let last = n_layers - 1;
+        let out_times = &sample.measured[offsets[last]..offsets[last] + network.layers[last].size];
+        self.loss = loss_and_gradient(&params.loss, out_times, sample.label, &mut self.delta[last]);
+        for d in &mut self.delta[last] {
+            *d *= params.scale;
+        }
+        self.chopped = 0;
+        for l in (0..n_layers).rev() {
+            if self.delta[l].iter().all(|d| *d == 0.0) {
+                continue;
+            }
+            let layer = &network.layers[l];
+            let times = &sample.measured[offsets[l]..offsets[l] + layer.size];
+            let (lower, upper) = self.delta.split_at_mut(l);
+            let delta_prev = if l > 0 {
+                Some(&mut lower[l - 1][..])
+            } else {
+                None
+            };
+            self.chopped += backward_layer(
+                network,
+                layer,
+                l,
+                sample,
+                times,
+                &upper[0],
+                delta_prev,
+                &mut self.layers[l],
+                params,
+                (&mut self.d_t_d_w, &mut self.d_t_d_t),
+            );
+        }
+    }
+}
+
+/// Errors of layer `l`'s inputs from its neurons' errors `delta`, and its weight-gradient
+/// factors; returns the number of chopped neurons.
+#[allow(clippy::too_many_arguments)]
+fn backward_layer(
+    network: &Network,
+    layer: &Layer,
+    l: usize,
+    sample: &SampleRef<'_>,
+    times: &[f64],
+    delta: &[f64],
+    mut delta_prev: Option<&mut [f64]>,
+    rec: &mut LayerBackward,
+    params: &BackwardParams,
+    (d_t_d_w, d_t_d_t): (&mut Vec<f64>, &mut Vec<f64>),
+) -> u32 {
+    let n_prev = network.layer_input(l, sample.inputs, sample.measured, &mut rec.layer_input);
+    let n_in = rec.layer_input.len();
+    let mut chopped = 0;
+    if dense_applies(&layer.neuron) {
+        // Dense: shared input factors, one pass per neuron in input order.
+        rec.dense.prepare(&rec.layer_input, &layer.neuron);
         for j in 0..layer.size {
-            let delta_j = delta_here[j];
+            let delta_j = delta[j];
             if delta_j == 0.0 || !times[j].is_finite() {
                 continue;
             }
-            let slope = gradients_at(
-                &layer.neuron,
-                &scratch.volley,
-                layer.weights_of(j),
-                times[j],
-                &mut scratch.d_t_d_w,
-                &mut scratch.d_t_d_t,
-            );
-            if slope.is_nan() || slope <= 0.0 {
+            let weights = layer.weights_of(j);
+            let g = rec.dense.neuron(weights, times[j], d_t_d_w);
+            if g.slope.is_nan() || g.slope <= 0.0 {
                 continue;
             }
-            let largest = scratch
-                .d_t_d_w
-                .iter()
-                .fold(0.0f64, |m, g| m.max((g * delta_j).abs()));
-            if params.max_dw_norm > 0.0 && largest > params.max_dw_norm {
+            let w_factor = g.scale_w * delta_j;
+            if params.max_dw_norm > 0.0 && g.max_kernel * w_factor.abs() > params.max_dw_norm {
                 chopped += 1;
             } else {
-                add_scaled(&mut grads[l], j, &scratch.d_t_d_w, delta_j);
+                rec.coef[j] = w_factor;
             }
             if let Some(dp) = delta_prev.as_deref_mut() {
-                for (dp, dt) in dp.iter_mut().zip(&scratch.d_t_d_t[..n_prev]) {
-                    *dp += dt * delta_j;
-                }
+                let t_factor = g.scale_t * delta_j;
+                rec.dense.add_weighted_slope(
+                    weights,
+                    times[j],
+                    t_factor,
+                    &mut dp[..n_prev],
+                    d_t_d_w,
+                );
+            }
+        }
+        return chopped;
+    }
+    rec.volley.prepare(&rec.layer_input, &layer.neuron);
+    d_t_d_w.resize(n_in, 0.0);
+    d_t_d_t.resize(n_in, 0.0);
+    for j in 0..layer.size {
+        let delta_j = delta[j];
+        if delta_j == 0.0 || !times[j].is_finite() {
+            continue;
+        }
+        let slope = gradients_at(
+            &layer.neuron,
+            &rec.volley,
+            layer.weights_of(j),
+            times[j],
+            d_t_d_w,
+            d_t_d_t,
+        );
+        if slope.is_nan() || slope <= 0.0 {
+            continue;
+        }
+        let largest = d_t_d_w
+            .iter()
+            .fold(0.0f64, |m, g| m.max((g * delta_j).abs()));
+        if params.max_dw_norm > 0.0 && largest > params.max_dw_norm {
+            chopped += 1;
+        } else {
+            rec.coef[j] = delta_j;
+        }
+        if let Some(dp) = delta_prev.as_deref_mut() {
+            for (dp, dt) in dp.iter_mut().zip(&d_t_d_t[..n_prev]) {
+                *dp += dt * delta_j;
             }
         }
     }
-    SampleOutcome { loss, chopped }
+    chopped
 }
 
-/// `grads[j, ..] += values * factor`.
-fn add_scaled(grads: &mut Array2<f64>, j: usize, values: &[f64], factor: f64) {
-    let mut row = grads.row_mut(j);
-    if let Some(row) = row.as_slice_mut() {
-        // Contiguous rows (gradients made by `Array2::zeros`): a slice loop vectorises.
-        spikeloop_lif::add_scaled(row, values, factor);
-    } else {
-        for (g, d) in row.iter_mut().zip(values) {
-            *g += d * factor;
-        }
+/// Adds one sample's weight gradient to `grads` (one matrix per layer, of its weights' shape)
+/// and returns its loss: [`Backward::batch`] of one sample.
+pub fn accumulate_sample(
+    network: &Network,
+    sample: SampleRef<'_>,
+    params: &BackwardParams,
+    grads: &mut [Array2<f64>],
+) -> f64 {
+    let mut backward = Backward::new();
+    let (g, outcome) = backward.batch(network, &[sample], params);
+    for (total, g) in grads.iter_mut().zip(g) {
+        *total += g;
     }
+    outcome.loss
 }
 
 #[cfg(test)]
@@ -175,8 +375,8 @@ mod tests {
 
     use super::*;
 
-    /// A 4-12-3 network with deterministic, varied weights and one bias per layer.
-    fn network() -> Network {
+    /// A 4-12-3 network of `neuron`s with deterministic, varied weights and one bias per layer.
+    fn network(neuron: NeuronParams) -> Network {
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut next = |mean: f64| {
             state ^= state << 13;
@@ -186,7 +386,7 @@ mod tests {
         };
         let layer = |size: usize, n_in: usize, mean: f64, next: &mut dyn FnMut(f64) -> f64| Layer {
             size,
-            neuron: NeuronParams::REFERENCE,
+            neuron,
             bias_times: vec![0.9],
             weights: Array2::from_shape_simple_fn((size, n_in + 1), || next(mean)),
         };
@@ -216,7 +416,20 @@ mod tests {
 
     #[test]
     fn batch_gradient_matches_finite_differences_of_the_loss() {
-        let network = network();
+        gradient_matches_finite_differences(NeuronParams::REFERENCE);
+    }
+
+    /// The one-neuron gradients (any kernel other than `tau_m = tau_s`) take the same way.
+    #[test]
+    fn batch_gradient_of_a_slower_membrane_matches_finite_differences() {
+        gradient_matches_finite_differences(NeuronParams {
+            tau_m: 1.5,
+            ..NeuronParams::REFERENCE
+        });
+    }
+
+    fn gradient_matches_finite_differences(neuron: NeuronParams) {
+        let network = network(neuron);
         let params = BackwardParams {
             loss: LossParams {
                 xi: 0.2,
@@ -250,15 +463,12 @@ mod tests {
                 .iter()
                 .map(|l| Array2::zeros(l.weights.dim()))
                 .collect();
-            accumulate_sample(
-                &network,
-                &inputs,
-                &measured,
+            let sample = SampleRef {
+                inputs: &inputs,
+                measured: &measured,
                 label,
-                &params,
-                &mut GradScratch::default(),
-                &mut grads,
-            );
+            };
+            accumulate_sample(&network, sample, &params, &mut grads);
             for (l, layer_grads) in grads.iter().enumerate() {
                 for (i, &g) in layer_grads.iter().enumerate() {
                     let h = 1e-6;

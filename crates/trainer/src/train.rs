@@ -18,22 +18,17 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spikeloop_backend::{Backend, InputBatch, Record, Substrate};
 use spikeloop_data::Dataset;
 
 use crate::config::ModelSelection;
 use crate::eval::{check_compatible, evaluate};
-use crate::grad::{BackwardParams, GradScratch, accumulate_sample};
+use crate::grad::{Backward, BackwardParams, SampleRef};
 use crate::loss::{LossParams, prediction};
 use crate::optim::{Adam, step_lr};
 use crate::seeds::{self, Stream};
 use crate::{Model, Provenance, TrainConfig, TrainError};
-
-/// Samples per gradient task; fixed so the reduction order never depends on the thread count,
-/// and small so that a batch of 50 spreads evenly over two cores.
-const SAMPLES_PER_TASK: usize = 4;
 
 /// The format identifier of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "spikeloop-checkpoint";
@@ -531,6 +526,7 @@ fn train_epoch(
         seconds: 0.0,
     });
     let skip = progress.batches_done;
+    let mut backward = Backward::new();
     for (b, indices) in batches.iter().enumerate().skip(skip) {
         // Every batch after the first changes only the weights.
         let network = state.model.to_network();
@@ -584,10 +580,17 @@ fn train_epoch(
                 scale: 1.0 / n as f64,
                 max_dw_norm: t.max_dw_norm,
             };
-            let (grads, batch_loss, batch_chopped) =
-                batch_gradient(&network, &inputs, spikes, train, indices, &params);
+            let (grads, batch_loss, batch_chopped) = batch_gradient(
+                &mut backward,
+                &network,
+                &inputs,
+                spikes,
+                train,
+                indices,
+                &params,
+            );
             let weights = state.model.layers.iter_mut().map(|l| &mut l.weights);
-            state.adam.step(weights, &grads, lr);
+            state.adam.step(weights, grads, lr);
             let mean_loss = batch_loss / n as f64;
             let diverged = |what: String| TrainError::Diverged {
                 epoch: epoch + 1,
@@ -724,97 +727,28 @@ fn bump_silent(
 }
 
 /// Sum of the per-sample gradients of a batch, its summed loss and the number of chopped
-/// gradients. Samples are processed in parallel in fixed chunks, and the chunks summed in order.
+/// gradients ([`Backward::batch`]).
 ///
 /// `spikes` must hold every layer of every sample of `inputs`; `indices` are the data set rows
 /// of the samples (for their labels).
-pub fn batch_gradient(
+pub fn batch_gradient<'b>(
+    backward: &'b mut Backward,
     network: &spikeloop_backend::Network,
     inputs: &InputBatch,
     spikes: &spikeloop_backend::SpikeTimes,
     data: &Dataset,
     indices: &[usize],
     params: &BackwardParams,
-) -> (Vec<Array2<f64>>, f64, u64) {
-    let shapes: Vec<(usize, usize)> = network.layers.iter().map(|l| l.weights.dim()).collect();
-    let zero = || GRADIENT_POOL.take(&shapes);
-    let chunks: Vec<(Vec<Array2<f64>>, f64, u64)> = (0..indices.len().div_ceil(SAMPLES_PER_TASK))
-        .into_par_iter()
-        .map_init(GradScratch::default, |scratch, c| {
-            let mut grads = zero();
-            let (mut loss, mut chopped) = (0.0, 0u64);
-            let end = ((c + 1) * SAMPLES_PER_TASK).min(indices.len());
-            for (k, &row) in indices
-                .iter()
-                .enumerate()
-                .take(end)
-                .skip(c * SAMPLES_PER_TASK)
-            {
-                let label = data.labels[row] as usize;
-                let o = accumulate_sample(
-                    network,
-                    inputs.sample(k),
-                    spikes.sample(k),
-                    label,
-                    params,
-                    scratch,
-                    &mut grads,
-                );
-                loss += o.loss;
-                chopped += u64::from(o.chopped);
-            }
-            (grads, loss, chopped)
+) -> (&'b [Array2<f64>], f64, u64) {
+    let samples: Vec<SampleRef<'_>> = indices
+        .iter()
+        .enumerate()
+        .map(|(k, &row)| SampleRef {
+            inputs: inputs.sample(k),
+            measured: spikes.sample(k),
+            label: data.labels[row] as usize,
         })
         .collect();
-    let mut total = zero();
-    let (mut loss, mut chopped) = (0.0, 0);
-    for (g, l, c) in chunks {
-        for (t, g) in total.iter_mut().zip(&g) {
-            *t += g;
-        }
-        loss += l;
-        chopped += c;
-        GRADIENT_POOL.give(g);
-    }
-    (total, loss, chopped)
-}
-
-/// Gradient buffers of earlier batches, handed out zeroed again: a deep network's per-task
-/// gradients are megabytes each, and fresh ones every batch cost more in page faults than the
-/// backward pass itself.
-static GRADIENT_POOL: GradientPool = GradientPool(std::sync::Mutex::new(Vec::new()));
-
-struct GradientPool(std::sync::Mutex<Vec<Vec<Array2<f64>>>>);
-
-impl GradientPool {
-    /// Most buffer sets kept.
-    const KEEP: usize = 64;
-
-    /// Zeroed gradients of the given shapes.
-    fn take(&self, shapes: &[(usize, usize)]) -> Vec<Array2<f64>> {
-        let reused = self.0.lock().ok().and_then(|mut pool| {
-            let at = pool
-                .iter()
-                .position(|g| g.iter().map(Array2::dim).eq(shapes.iter().copied()))?;
-            Some(pool.swap_remove(at))
-        });
-        match reused {
-            Some(mut g) => {
-                for m in &mut g {
-                    m.fill(0.0);
-                }
-                g
-            }
-            None => shapes.iter().map(|&s| Array2::zeros(s)).collect(),
-        }
-    }
-
-    fn give(&self, g: Vec<Array2<f64>>) {
-        if let Ok(mut pool) = self.0.lock() {
-            if pool.len() >= Self::KEEP {
-                pool.remove(0);
-            }
-            pool.push(g);
-        }
-    }
+    let (grads, outcome) = backward.batch(network, &samples, params);
+    (grads, outcome.loss, outcome.chopped)
 }

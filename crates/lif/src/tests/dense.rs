@@ -67,7 +67,8 @@ proptest! {
         let slope = gradients_at(&params, &volley, &w, t_out, &mut d_w, &mut d_t);
         let mut dense = LayerGradients::new();
         dense.prepare(&inputs, &params);
-        let g = dense.neuron(&w, t_out);
+        let (kernel, weighted_slope) = values(&dense, &w, t_out);
+        let g = dense.neuron(&w, t_out, &mut Vec::new());
         let close = |a: f64, b: f64, scale: f64| (a - b).abs() <= 1e-12 * scale.max(1e-300);
         if slope > 0.0 && slope.is_finite() {
             // Relative to the largest magnitude: terms of a sum are formed in another order.
@@ -76,10 +77,10 @@ proptest! {
             prop_assert!(close(g.slope, slope, slope.abs()), "slope {} vs {}", g.slope, slope);
             prop_assert!(close(g.max_kernel * g.scale_w.abs(), largest_w, largest_w));
             for i in 0..n {
-                prop_assert!(close(dense.kernel()[i] * g.scale_w, d_w[i], largest_w),
-                    "dT/dw {}: {} vs {}", i, dense.kernel()[i] * g.scale_w, d_w[i]);
-                prop_assert!(close(dense.weighted_slope()[i] * g.scale_t, d_t[i], largest_t),
-                    "dT/dt {}: {} vs {}", i, dense.weighted_slope()[i] * g.scale_t, d_t[i]);
+                prop_assert!(close(kernel[i] * g.scale_w, d_w[i], largest_w),
+                    "dT/dw {}: {} vs {}", i, kernel[i] * g.scale_w, d_w[i]);
+                prop_assert!(close(weighted_slope[i] * g.scale_t, d_t[i], largest_t),
+                    "dT/dt {}: {} vs {}", i, weighted_slope[i] * g.scale_t, d_t[i]);
             }
         } else {
             // No usable gradient one way means none the other way.
@@ -102,10 +103,20 @@ fn inputs_hundreds_of_time_constants_apart_still_get_their_gradients() {
     assert!(slope > 0.0);
     let mut dense = LayerGradients::new();
     dense.prepare(&inputs, &params);
-    let g = dense.neuron(&w, t_out);
+    let g = dense.neuron(&w, t_out, &mut Vec::new());
     assert_eq!(g.slope, slope);
+    let (kernel, weighted_slope) = values(&dense, &w, t_out);
     for i in 0..3 {
-        assert_eq!(dense.kernel()[i] * g.scale_w, d_w[i]);
-        assert_eq!(dense.weighted_slope()[i] * g.scale_t, d_t[i]);
+        assert_eq!(kernel[i] * g.scale_w, d_w[i]);
+        assert_eq!(weighted_slope[i] * g.scale_t, d_t[i]);
     }
+}
+
+/// The kernel values and weighted slopes of one neuron, each added once to zeros.
+fn values(dense: &LayerGradients, w: &[f64], t_out: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut kernel = vec![0.0; w.len()];
+    let mut weighted_slope = vec![0.0; w.len()];
+    dense.add_kernel(w, t_out, 1.0, &mut kernel, &mut Vec::new());
+    dense.add_weighted_slope(w, t_out, 1.0, &mut weighted_slope, &mut Vec::new());
+    (kernel, weighted_slope)
 }
