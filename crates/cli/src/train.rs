@@ -87,6 +87,9 @@ impl NetworkArgs {
             None => preset.config(),
         };
         self.apply(&mut config)?;
+        if self.config.is_none() {
+            config.initialise_for_fan_in();
+        }
         Ok(config)
     }
 

@@ -232,6 +232,17 @@ impl DataOptions {
 }
 
 impl DatasetKind {
+    /// Features per sample (the network's inputs before encoding repeats them), given how the
+    /// images are read.
+    pub fn n_features(self, options: &DataOptions) -> usize {
+        match self {
+            DatasetKind::YinYang => 4,
+            DatasetKind::Digits => 64,
+            DatasetKind::Mnist | DatasetKind::FashionMnist if options.downscale_16 => 256,
+            DatasetKind::Mnist | DatasetKind::FashionMnist => 784,
+        }
+    }
+
     /// Every data set kind.
     pub const ALL: &'static [DatasetKind] = &[
         DatasetKind::YinYang,
