@@ -460,8 +460,41 @@ fn markdown(r: &Report) -> String {
     s
 }
 
+/// The founding study's public 784-4x400-10 MNIST networks (Oberste-Frielinghaus et al. 2025,
+/// arXiv 2508.12975), hidden layers 1-4, as measured on them with these measures: the median
+/// width of the shortest window holding half of a layer's spikes (tau_s), and separability.
+const STUDY_WINDOW50: [f64; 4] = [0.14, 0.70, 0.32, 0.09];
+const STUDY_SEPARABILITY: [f64; 4] = [1.0, 1.4, 2.0, 3.1];
+
+/// The untrained and the trained network's values over depth, and a reference where given.
+fn profile_series<'a>(
+    untrained: &'a [f64],
+    trained: &'a [f64],
+    reference: Option<&'a [f64]>,
+) -> Vec<spikeloop_plot::ProfileSeries<'a>> {
+    use spikeloop_plot::ProfileSeries;
+    let mut v = vec![
+        ProfileSeries {
+            label: "untrained",
+            values: untrained,
+            reference: false,
+        },
+        ProfileSeries {
+            label: "trained",
+            values: trained,
+            reference: false,
+        },
+    ];
+    v.extend(reference.map(|values| ProfileSeries {
+        label: "founding study (MNIST, 4 x 400)",
+        values,
+        reference: true,
+    }));
+    v
+}
+
 fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
-    use spikeloop_plot::{Bar, BarChart, DistributionPanel, Distributions, ReferenceLine};
+    use spikeloop_plot::{DepthProfile, DistributionPanel, Distributions, ProfilePanel};
     let labels = ("untrained", "trained");
     let names: Vec<String> = r
         .trained
@@ -490,38 +523,47 @@ fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
         "{} {}, {} samples, {}",
         r.dataset, r.split, r.samples, r.substrate.summary
     );
-    let bar_labels: Vec<String> = r
-        .trained
-        .layers
-        .iter()
-        .flat_map(|l| {
-            [
-                format!("{} untrained", l.name),
-                format!("{} trained", l.name),
-            ]
-        })
-        .collect();
-    let values: Vec<f64> = r
-        .untrained
-        .layers
-        .iter()
-        .zip(&r.trained.layers)
-        .flat_map(|(u, t)| [u.packets.window50, t.packets.window50])
-        .collect();
-    let bars: Vec<Bar<'_>> = bar_labels
-        .iter()
-        .zip(&values)
-        .map(|(label, &value)| Bar {
-            label,
-            value,
-            error: None,
-            points: &[],
-        })
-        .collect();
-    let study = [ReferenceLine {
-        value: 0.14,
-        label: "study h1 0.14",
-    }];
+    // Profiles over depth, the untrained and trained network and, where the layer count
+    // matches, the founding study's public networks (hidden layers only).
+    let depth_names: Vec<&str> = r.trained.layers.iter().map(|l| l.name.as_str()).collect();
+    let profile = |n: &NetworkReport, f: fn(&LayerReport) -> f64| -> Vec<f64> {
+        n.layers.iter().map(f).collect()
+    };
+    let study = |values: [f64; 4]| -> Option<Vec<f64>> {
+        (r.trained.layers.len() == values.len() + 1)
+            .then(|| values.iter().copied().chain([f64::NAN]).collect())
+    };
+    let window = |l: &LayerReport| l.packets.window50;
+    let separability = |l: &LayerReport| l.separability;
+    let readout = |l: &LayerReport| 100.0 * l.linear_readout;
+    let (window_u, window_t) = (profile(&r.untrained, window), profile(&r.trained, window));
+    let (sep_u, sep_t) = (
+        profile(&r.untrained, separability),
+        profile(&r.trained, separability),
+    );
+    let (read_u, read_t) = (profile(&r.untrained, readout), profile(&r.trained, readout));
+    let study_window = study(STUDY_WINDOW50);
+    let study_separability = study(STUDY_SEPARABILITY);
+    let window_series = profile_series(&window_u, &window_t, study_window.as_deref());
+    let sep_series = profile_series(&sep_u, &sep_t, study_separability.as_deref());
+    let read_series = profile_series(&read_u, &read_t, None);
+    let depth_panels = [
+        ProfilePanel {
+            caption: "Pulse packet: median 50 % window",
+            y_label: "tau_s",
+            series: &window_series,
+        },
+        ProfilePanel {
+            caption: "Separability (between / within)",
+            y_label: "ratio",
+            series: &sep_series,
+        },
+        ProfilePanel {
+            caption: "Linear read-out accuracy",
+            y_label: "%",
+            series: &read_series,
+        },
+    ];
     let raster_layers = |n: &NetworkReport| -> Vec<Vec<f64>> {
         n.layers.iter().map(|l| l.first_sample.clone()).collect()
     };
@@ -548,15 +590,13 @@ fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
                 panels: &widths,
             },
         )?;
-        spikeloop_plot::write_bar_chart(
+        spikeloop_plot::write_depth_profile(
             &dir.join(format!("depth.{ext}")),
-            &BarChart {
-                title: "Median 50 % window over depth",
+            &DepthProfile {
+                title: "Over depth: pulse packets, separability, read-out",
                 subtitle: &subtitle,
-                y_label: "tau_s",
-                bars: &bars,
-                y_range: None,
-                reference_lines: &study,
+                layers: &depth_names,
+                panels: &depth_panels,
             },
         )?;
         spikeloop_plot::write_raster(

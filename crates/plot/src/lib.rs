@@ -48,6 +48,7 @@ mod error;
 mod font;
 mod heatmap;
 mod output;
+mod profile;
 mod raster;
 mod style;
 mod training;
@@ -56,6 +57,7 @@ pub use bars::{BAR_CHART_HEIGHT, Bar, BarChart, ReferenceLine, write_bar_chart};
 pub use distributions::{DistributionPanel, Distributions, write_distributions};
 pub use error::PlotError;
 pub use heatmap::{Cell, Heatmap, write_heatmap};
+pub use profile::{DepthProfile, ProfilePanel, ProfileSeries, write_depth_profile};
 pub use raster::{Raster, write_raster};
 pub use training::{
     TRAINING_CURVES_SIZE, TRAINING_SCHEDULE_HEIGHT, TrainingCurves, write_training_curves,

@@ -576,3 +576,75 @@ mod output {
         assert!(other_files(&dir, &["figure.png"]).is_empty());
     }
 }
+
+mod depth_profile {
+    use spikeloop_plot::{DepthProfile, ProfilePanel, ProfileSeries, write_depth_profile};
+
+    use super::*;
+
+    const LAYERS: [&str; 3] = ["hidden 1", "hidden 2", "output"];
+
+    fn profile<'a>(panels: &'a [ProfilePanel<'a>]) -> DepthProfile<'a> {
+        DepthProfile {
+            title: "Over depth",
+            subtitle: "test data",
+            layers: &LAYERS,
+            panels,
+        }
+    }
+
+    #[test]
+    fn writes_one_panel_per_measure_with_its_series_and_reference() {
+        let (untrained, trained, study) =
+            ([0.5, 0.1, 0.01], [0.7, 0.3, 0.2], [0.14, 0.7, f64::NAN]);
+        let series = [
+            ProfileSeries {
+                label: "untrained",
+                values: &untrained,
+                reference: false,
+            },
+            ProfileSeries {
+                label: "trained",
+                values: &trained,
+                reference: false,
+            },
+            ProfileSeries {
+                label: "published network",
+                values: &study,
+                reference: true,
+            },
+        ];
+        let panels = [
+            ProfilePanel {
+                caption: "window",
+                y_label: "tau_s",
+                series: &series,
+            },
+            ProfilePanel {
+                caption: "separability",
+                y_label: "ratio",
+                series: &series[..2],
+            },
+        ];
+        let dir = scratch_dir("depth");
+        let png = dir.join("depth.png");
+        write_depth_profile(&png, &profile(&panels)).expect("figure");
+        assert_eq!(png_size(&png), profile(&panels).size_px());
+        let (one_panel, _) = profile(&panels[..1]).size_px();
+        assert_eq!(profile(&panels).size_px().0, 2 * one_panel);
+
+        let svg = dir.join("depth.svg");
+        write_depth_profile(&svg, &profile(&panels)).expect("figure");
+        let text = std::fs::read_to_string(&svg).expect("svg");
+        for label in ["window", "separability", "published network", "hidden 2"] {
+            assert!(text.contains(label), "{label} missing");
+        }
+    }
+
+    #[test]
+    fn no_panels_is_an_error() {
+        let dir = scratch_dir("depth-empty");
+        let error = write_depth_profile(&dir.join("depth.png"), &profile(&[])).expect_err("empty");
+        assert!(matches!(error, PlotError::NoPanels), "{error:?}");
+    }
+}
