@@ -1,14 +1,17 @@
 //! Cost of one Yin-Yang sample (network 5 -> 120 -> 3) on the training hot path: the forward
 //! pass (prepare two volleys, 123 spike times) and the gradients (123 `gradients_at` calls at the
 //! forward pass's spike times). Weights are drawn once from a small deterministic generator with
-//! the reference initialisation (layer 1: mean 1.5, sd 0.8; layer 2: mean 0.5, sd 0.8).
+//! the reference initialisation (layer 1: mean 1.5, sd 0.8; layer 2: mean 0.5, sd 0.8). Also
+//! the per-neuron passes of the dense gradients at the founding study's size.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use spikeloop_backend_testkit::TestRng;
-use spikeloop_lif::{NeuronParams, Volley, gradients_at, spike_time, spike_time_sorted};
+use spikeloop_lif::{
+    LayerGradients, NeuronParams, Volley, gradients_at, spike_time, spike_time_sorted,
+};
 
 const N_IN: usize = 5;
 const N_HIDDEN: usize = 120;
@@ -165,5 +168,42 @@ fn per_neuron(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, yin_yang, per_neuron);
+/// The dense gradients of one neuron of the founding study's first hidden layer: 785 inputs (784
+/// pixels, a blank one spiking last at 2.0, and a bias), the sums that scale its gradients, and
+/// the two passes that add its weight gradient and its inputs' errors.
+fn dense_gradients(c: &mut Criterion) {
+    const N: usize = 785;
+    let mut rng = TestRng::new(11);
+    let times: Vec<f64> = (0..N)
+        .map(|i| {
+            if i == N - 1 {
+                BIAS_TIME
+            } else if rng.uniform(0.0, 1.0) < 0.5 {
+                2.0
+            } else {
+                0.15 + 1.85 * rng.uniform(0.0, 1.0)
+            }
+        })
+        .collect();
+    let weights: Vec<f64> = (0..N).map(|_| rng.normal(0.01, 0.064)).collect();
+    let params = NeuronParams::REFERENCE;
+    let mut dense = LayerGradients::new();
+    dense.prepare(&times, &params);
+    let t_out = 1.7;
+    let mut scratch = Vec::new();
+    let mut row = vec![0.0; N];
+    c.bench_function("dense/neuron_sums_785_inputs", |b| {
+        b.iter(|| dense.neuron(black_box(&weights), black_box(t_out), &mut scratch))
+    });
+    c.bench_function("dense/add_kernel_785_inputs", |b| {
+        b.iter(|| dense.add_kernel(black_box(&weights), t_out, 1e-3, &mut row, &mut scratch))
+    });
+    c.bench_function("dense/add_weighted_slope_785_inputs", |b| {
+        b.iter(|| {
+            dense.add_weighted_slope(black_box(&weights), t_out, 1e-3, &mut row, &mut scratch)
+        })
+    });
+}
+
+criterion_group!(benches, yin_yang, per_neuron, dense_gradients);
 criterion_main!(benches);

@@ -604,10 +604,19 @@ fn neuron_sums_portable(
         for i in 0..m {
             (k[i], v[i]) = kernel_pair(t[i], f[i], w[i], t_out, e_out, inv_tau);
         }
-        for (kc, vc) in k.chunks_exact(LANES).zip(v.chunks_exact(LANES)) {
+        // Three folds, each a plain lane-wise operation that becomes vector instructions.
+        for vc in v.chunks_exact(LANES) {
             for l in 0..LANES {
                 d[l] += vc[l];
+            }
+        }
+        for kc in k.chunks_exact(LANES) {
+            for l in 0..LANES {
                 max_k[l] = if kc[l] > max_k[l] { kc[l] } else { max_k[l] };
+            }
+        }
+        for vc in v.chunks_exact(LANES) {
+            for l in 0..LANES {
                 let a = vc[l].abs();
                 max_w[l] = if a > max_w[l] { a } else { max_w[l] };
             }
