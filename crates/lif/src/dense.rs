@@ -501,19 +501,17 @@ impl LayerGradients {
         let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
         let m = row.len();
         let (times, factors, weights) = (&self.times[..m], &self.factors[..m], &weights[..m]);
-        match pass {
-            Pass::Kernel => kernel_into(times, factors, t_out, e_out, c.inv_tau_m, factor, row),
-            Pass::WeightedSlope => slope_into(
-                times,
-                factors,
-                weights,
-                t_out,
-                e_out,
-                c.inv_tau_m,
-                factor,
-                row,
-            ),
-        }
+        pass_into(
+            pass,
+            times,
+            factors,
+            weights,
+            t_out,
+            e_out,
+            c.inv_tau_m,
+            factor,
+            row,
+        );
     }
 
     /// [`crate::gradients_at`] into `scratch`: the slope, `dT/dw` and `dT/dt`.
@@ -633,48 +631,11 @@ fn neuron_sums_portable(
     sums.max_weighted = max_w.iter().fold(0.0f64, |m, &v| m.max(v));
 }
 
-/// `row[i] += K(T - t_i)/tau * factor` for every input, on the widest vector instructions.
-fn kernel_into(
-    times: &[f64],
-    factors: &[f64],
-    t_out: f64,
-    e_out: f64,
-    inv_tau: f64,
-    factor: f64,
-    row: &mut [f64],
-) {
-    crate::widest_simd!(kernel_into_portable(
-        times: &[f64],
-        factors: &[f64],
-        t_out: f64,
-        e_out: f64,
-        inv_tau: f64,
-        factor: f64,
-        row: &mut [f64],
-    ))
-}
-
-#[inline(always)]
-fn kernel_into_portable(
-    times: &[f64],
-    factors: &[f64],
-    t_out: f64,
-    e_out: f64,
-    inv_tau: f64,
-    factor: f64,
-    row: &mut [f64],
-) {
-    let n = row.len();
-    let (times, factors) = (&times[..n], &factors[..n]);
-    for i in 0..n {
-        let (k, _) = kernel_pair(times[i], factors[i], 0.0, t_out, e_out, inv_tau);
-        row[i] += k * factor;
-    }
-}
-
-/// `row[i] += w_i K'(T - t_i) * factor` for every input, on the widest vector instructions.
+/// `row[i] += K(T - t_i)/tau * factor` ([`Pass::Kernel`]) or `row[i] += w_i K'(T - t_i) *
+/// factor` ([`Pass::WeightedSlope`]) for every input, on the widest vector instructions.
 #[allow(clippy::too_many_arguments)]
-fn slope_into(
+fn pass_into(
+    pass: Pass,
     times: &[f64],
     factors: &[f64],
     weights: &[f64],
@@ -684,7 +645,8 @@ fn slope_into(
     factor: f64,
     row: &mut [f64],
 ) {
-    crate::widest_simd!(slope_into_portable(
+    crate::widest_simd!(pass_into_portable(
+        pass: Pass,
         times: &[f64],
         factors: &[f64],
         weights: &[f64],
@@ -698,7 +660,8 @@ fn slope_into(
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn slope_into_portable(
+fn pass_into_portable(
+    pass: Pass,
     times: &[f64],
     factors: &[f64],
     weights: &[f64],
@@ -710,9 +673,20 @@ fn slope_into_portable(
 ) {
     let n = row.len();
     let (times, factors, weights) = (&times[..n], &factors[..n], &weights[..n]);
-    for i in 0..n {
-        let (_, v) = kernel_pair(times[i], factors[i], weights[i], t_out, e_out, inv_tau);
-        row[i] += v * factor;
+    // One loop per pass, so that neither tests which it is per input.
+    match pass {
+        Pass::Kernel => {
+            for i in 0..n {
+                let (k, _) = kernel_pair(times[i], factors[i], 0.0, t_out, e_out, inv_tau);
+                row[i] += k * factor;
+            }
+        }
+        Pass::WeightedSlope => {
+            for i in 0..n {
+                let (_, v) = kernel_pair(times[i], factors[i], weights[i], t_out, e_out, inv_tau);
+                row[i] += v * factor;
+            }
+        }
     }
 }
 
