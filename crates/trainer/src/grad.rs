@@ -128,6 +128,7 @@ impl Backward {
                 .collect();
         }
         let records = &self.samples[..samples.len()];
+        let offsets = network.layer_offsets();
         let mut rows: Vec<(usize, usize, &mut [f64])> = Vec::new();
         for (l, g) in self.grads.iter_mut().enumerate() {
             let n_in = g.ncols().max(1);
@@ -138,7 +139,8 @@ impl Backward {
         }
         rows.into_par_iter()
             .for_each_init(RowScratch::default, |scratch, (l, j, row)| {
-                sum_row(network, records, samples, l, j, row, scratch);
+                let t_index = offsets[l] + j;
+                sum_row(network, records, samples, (l, j, t_index), row, scratch);
             });
 
         let mut outcome = BatchOutcome::default();
@@ -158,19 +160,18 @@ struct RowScratch {
     d_t_d_t: Vec<f64>,
 }
 
-/// Row `j` of layer `l`'s weight gradient: every sample's contribution, summed in groups.
+/// Row `j` of layer `l`'s weight gradient (the neuron's spike time at `t_index` of a sample's
+/// measured times): every sample's contribution, summed in groups.
 fn sum_row(
     network: &Network,
     records: &[SampleBackward],
     samples: &[SampleRef<'_>],
-    l: usize,
-    j: usize,
+    (l, j, t_index): (usize, usize, usize),
     row: &mut [f64],
     scratch: &mut RowScratch,
 ) {
     let layer = &network.layers[l];
     let weights = layer.weights_of(j);
-    let t_index = network.layer_offsets()[l] + j;
     row.fill(0.0);
     let partial = &mut scratch.partial;
     for (group, refs) in records
