@@ -47,6 +47,7 @@ mod error;
 pub mod geometry;
 pub mod ideal;
 mod network;
+pub mod partition;
 pub mod rows;
 mod spikes;
 pub mod substrate;
@@ -54,6 +55,7 @@ pub mod substrate;
 pub use analog::{AnalogParameter, NeuronCodes};
 pub use error::BackendError;
 pub use geometry::{ChipGeometry, FitError};
+pub use partition::{PartitionError, PartitionRules, Plan};
 
 pub use ideal::IdealBackend;
 pub use ndarray;

@@ -42,6 +42,7 @@ mod calibrate;
 mod compare;
 mod device;
 mod infer;
+mod plan;
 mod progress;
 mod pty;
 mod relay;
@@ -95,6 +96,10 @@ enum Command {
     /// separability, for a trained model and its untrained initialisation side by side; writes
     /// a report (Markdown, JSON) and figures (PNG, SVG).
     Analyze(analyze::AnalyzeArgs),
+    /// Split a network larger than one chip into parts that fit the substrate (the emulated chip
+    /// by default, or a device) and print the parts, the circuits and rows they use, the runs
+    /// per sample and the hardware time per sample.
+    Plan(plan::PlanArgs),
     /// Serve the emulated chip behind the device protocol on a pseudo-terminal (a virtual
     /// device): prints the terminal's path, then serves until killed.
     Device(device::DeviceArgs),
@@ -173,6 +178,7 @@ fn main() -> ExitCode {
         Command::Robustness(args) => robustness::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Device(args) => device::run(args),
         Command::Relay(args) => relay::run(args),
         Command::Ports => device::ports(),

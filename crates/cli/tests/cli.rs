@@ -1025,3 +1025,41 @@ fn ctrl_c_writes_the_best_model_so_far_and_the_run_resumes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
 }
+
+#[test]
+fn plan_splits_the_founding_study_s_network_and_refuses_an_impossible_one() {
+    // Needs no data files: the shape follows from the configuration.
+    let o = spikeloop(&[
+        "plan",
+        "--preset",
+        "software",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        "/nonexistent",
+        "--hidden",
+        "400,400,400,400",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("784 inputs"), "{text}");
+    // 785 sources: 7 circuits per neuron, 72 neurons per run, so 6 parts for the first layer;
+    // 4 parts for each further hidden layer and 1 for the output.
+    assert!(text.contains("19 part(s)"), "{text}");
+    assert!(text.contains("hardware time per sample"), "{text}");
+
+    let o = spikeloop(&[
+        "plan",
+        "--preset",
+        "software",
+        "--dataset",
+        "mnist",
+        "--hidden",
+        "400",
+        "--max-merged",
+        "4",
+    ]);
+    assert_clear_error(&o, "layer 0 listen to 785 signed sources");
+    let o = spikeloop(&["plan", "--backend", "ideal"]);
+    assert_clear_error(&o, "no chip geometry");
+}

@@ -243,6 +243,14 @@ impl DatasetKind {
         }
     }
 
+    /// Classes of the data set (the network's output neurons).
+    pub fn n_classes(self) -> usize {
+        match self {
+            DatasetKind::YinYang => 3,
+            DatasetKind::Digits | DatasetKind::Mnist | DatasetKind::FashionMnist => 10,
+        }
+    }
+
     /// Every data set kind.
     pub const ALL: &'static [DatasetKind] = &[
         DatasetKind::YinYang,
@@ -310,6 +318,24 @@ impl FromStr for DatasetKind {
                 name: s.to_owned(),
                 allowed: Self::ACCEPTED,
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stated_class_counts_are_those_of_the_data() {
+        for kind in [DatasetKind::YinYang, DatasetKind::Digits] {
+            let data = kind.load(Split::Test).expect("built-in data set");
+            assert_eq!(kind.n_classes(), data.n_classes, "{kind}");
+            assert_eq!(
+                kind.n_features(&DataOptions::default()),
+                data.n_features(),
+                "{kind}"
+            );
         }
     }
 }
