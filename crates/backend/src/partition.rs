@@ -6,7 +6,7 @@
 //! chip sequentially if every part does, and a part is bounded by two resources of a chip half:
 //! its neuron circuits and its synapse drivers. A synapse driver (two rows: one excitatory, one
 //! inhibitory) can carry several sources, told apart by the address label each synapse matches
-//! ([`PartitionRules::addresses_per_driver`], 64 on BrainScaleS-2), but each synapse column
+//! (up to 64 on BrainScaleS-2), but each synapse column
 //! listens to one source per driver. So one neuron circuit takes at most
 //! `rows_per_half / rows_per_source` signed sources, and a neuron with a larger fan-in is built
 //! from `m` merged circuits (one membrane; leak, capacitance and threshold act in the first),
@@ -16,7 +16,7 @@
 //! 1. if the whole network fits the chip at once ([`ChipGeometry::place`]), it is one part;
 //! 2. otherwise each layer is planned on its own: `m = ceil(sources / fan-in per circuit)`
 //!    circuits per neuron (an error naming the layer's neurons, their fan-in and the limit if
-//!    `m` exceeds [`PartitionRules::max_merged`] or the addresses a driver tells apart), each
+//!    `m` exceeds [`ChipGeometry::max_merged`]), each
 //!    half holds `floor(circuits per half / m)` neurons, and the layer is cut into as few parts
 //!    as hold it, of sizes differing by at most one neuron, each filling the halves in order.
 //!
@@ -31,14 +31,9 @@ use std::ops::Range;
 use crate::ChipGeometry;
 use crate::geometry::FitError;
 
-/// What a chip offers for partitioned execution beyond its [`ChipGeometry`].
+/// What partitioned execution costs beyond what the [`ChipGeometry`] says.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionRules {
-    /// Sources one synapse driver carries, told apart by the synapses' address labels (64 on
-    /// BrainScaleS-2: 6-bit addresses).
-    pub addresses_per_driver: usize,
-    /// Most neuron circuits merged into one logical neuron, all in one half.
-    pub max_merged: usize,
     /// Hardware time to write one part's configuration (synapse weights and addresses, routing),
     /// microseconds. The default, 2,000 us, is an estimate: the 131,072 synapses of a
     /// BrainScaleS-2 chip at 16 bits each over a 1 Gbit/s link take about 2.1 ms; no measured
@@ -47,11 +42,8 @@ pub struct PartitionRules {
 }
 
 impl PartitionRules {
-    /// BrainScaleS-2: 64 addresses per driver, merged circuits up to a whole half (256), and the
-    /// estimated reconfiguration time above.
+    /// BrainScaleS-2: the estimated reconfiguration time above.
     pub const BRAINSCALES2: PartitionRules = PartitionRules {
-        addresses_per_driver: 64,
-        max_merged: 256,
         reconfigure_us: 2_000.0,
     };
 }
@@ -127,7 +119,7 @@ pub struct PartitionError {
     pub fan_in: usize,
     /// Sources one circuit takes.
     pub per_circuit: usize,
-    /// Most circuits per logical neuron (merging limit and addresses per driver, the smaller).
+    /// Most circuits per logical neuron ([`ChipGeometry::max_merged`]).
     pub max_circuits: usize,
     /// The largest fan-in possible.
     pub limit: usize,
@@ -149,15 +141,12 @@ impl Plan {
                 rules,
             });
         }
-        let per_circuit = geometry.rows_per_half / geometry.rows_per_source.max(1);
-        let max_circuits = rules
-            .max_merged
-            .min(rules.addresses_per_driver)
-            .min(geometry.neurons_per_half);
+        let per_circuit = geometry.sources_per_circuit();
+        let max_circuits = geometry.max_merged.max(1).min(geometry.neurons_per_half);
         let mut parts = Vec::new();
         for (l, &(size, _)) in layers.iter().enumerate() {
             let sources = fan_in(l);
-            let m = sources.div_ceil(per_circuit.max(1)).max(1);
+            let m = geometry.circuits_per_neuron(sources);
             if m > max_circuits || per_circuit == 0 {
                 return Err(PartitionError {
                     layer: l,
@@ -268,20 +257,19 @@ impl Plan {
                     return fail("layer order", last_layer, pl.layer, format!("part {p}"));
                 }
                 last_layer = pl.layer;
-                let per_circuit = g.rows_per_half / g.rows_per_source.max(1);
-                if pl.circuits_per_neuron * per_circuit < pl.fan_in {
+                if pl.circuits_per_neuron * g.sources_per_circuit() < pl.fan_in {
                     return fail(
                         "sources per logical neuron",
                         pl.fan_in,
-                        pl.circuits_per_neuron * per_circuit,
+                        pl.circuits_per_neuron * g.sources_per_circuit(),
                         format!("part {p}, layer {}", pl.layer),
                     );
                 }
-                if pl.circuits_per_neuron > self.rules.max_merged.max(1) {
+                if pl.circuits_per_neuron > g.max_merged.max(1) {
                     return fail(
                         "merged circuits per neuron",
                         pl.circuits_per_neuron,
-                        self.rules.max_merged,
+                        g.max_merged,
                         format!("part {p}, layer {}", pl.layer),
                     );
                 }
@@ -382,7 +370,7 @@ fn whole_part(
                 layer: l,
                 neurons: 0..size,
                 fan_in: fan_in(l),
-                circuits_per_neuron: 1,
+                circuits_per_neuron: shares[l].first().map_or(1, |s| s.circuits_per_neuron),
             })
             .collect(),
         halves,
@@ -445,8 +433,8 @@ mod tests {
 
     #[test]
     fn a_neuron_wider_than_merged_circuits_can_be_is_refused_by_name() {
-        let rules = PartitionRules { max_merged: 4, ..R };
-        let e = Plan::new(G, rules, 784, &[(10, 1)]).expect_err("785 > 4 x 128");
+        let g = ChipGeometry { max_merged: 4, ..G };
+        let e = Plan::new(g, R, 784, &[(10, 1)]).expect_err("785 > 4 x 128");
         assert_eq!((e.layer, e.fan_in, e.limit), (0, 785, 512));
         let text = e.to_string();
         assert!(text.contains("layer 0") && text.contains("785") && text.contains("512"));

@@ -24,7 +24,8 @@ pub struct PlanArgs {
     /// estimate from the synapse array's size and a 1 Gbit/s link].
     #[arg(long, value_name = "US")]
     reconfigure_us: Option<f64>,
-    /// Most neuron circuits merged into one logical neuron [default: 256, a whole chip half].
+    /// Most neuron circuits merged into one logical neuron [default: what the substrate
+    /// announces; 64 on the emulated chip].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_merged: Option<u64>,
 }
@@ -34,7 +35,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     let backend = args.backend.build()?;
     let capabilities = backend.capabilities().clone();
     drop(backend);
-    let Some(geometry) = capabilities.geometry else {
+    let Some(mut geometry) = capabilities.geometry else {
         anyhow::bail!(
             "the {} backend has no chip geometry to plan for; plan against the emulated chip (the default) or a device (--device PATH)",
             capabilities.name
@@ -48,7 +49,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         rules.reconfigure_us = us;
     }
     if let Some(m) = args.max_merged {
-        rules.max_merged = usize::try_from(m).context("--max-merged is too large")?;
+        geometry.max_merged = usize::try_from(m).context("--max-merged is too large")?;
     }
     let mut config = args.network.config(&capabilities)?;
     if let Some(b) = args.batch_size {
@@ -77,7 +78,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
     } else {
         String::new()
     };
-    let per_circuit = geometry.rows_per_half / geometry.rows_per_source.max(1);
+    let per_circuit = geometry.sources_per_circuit();
     outln!(
         "{}: {} inputs{fed} and {} bias spike(s) -> {} on {}",
         config.dataset,
@@ -87,13 +88,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         capabilities.name
     );
     outln!(
-        "chip: {} halves of {} neuron circuits and {} synapse rows; {} signed sources per circuit, {} per synapse driver, up to {} circuits merged into one neuron",
+        "chip: {} halves of {} neuron circuits and {} synapse rows; {} signed sources per circuit, up to {} circuits merged into one neuron",
         geometry.halves,
         geometry.neurons_per_half,
         geometry.rows_per_half,
         per_circuit,
-        rules.addresses_per_driver,
-        rules.max_merged
+        geometry.max_merged
     );
     out!("{}", plan.table());
     let runs = plan.runs_per_sample();

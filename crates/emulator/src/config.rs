@@ -164,6 +164,13 @@ pub struct Geometry {
     pub event_buses_per_half: usize,
     /// Bits of weight magnitude per synapse (at most 7: weights are stored as `i8`).
     pub weight_bits: u32,
+    /// Most neuron circuits merged into one logical neuron for a layer with more sources than
+    /// one synapse column takes (`rows_per_half / 2`); 1 turns merging off. Default 64: the
+    /// 6-bit address labels tell 64 sources of one synapse driver apart. A merged neuron has the
+    /// first circuit's membrane (leak, capacitance, threshold, reset, time constants); every
+    /// circuit's synapse column feeds it with that circuit's own synaptic gain and synapse
+    /// deviations.
+    pub max_merged_circuits: usize,
 }
 
 impl Default for Geometry {
@@ -174,6 +181,7 @@ impl Default for Geometry {
             rows_per_half: 256,
             event_buses_per_half: 4,
             weight_bits: 6,
+            max_merged_circuits: 64,
         }
     }
 }
@@ -202,6 +210,7 @@ impl Geometry {
             neurons_per_half: self.neurons_per_half,
             rows_per_half: self.rows_per_half,
             rows_per_source: 2,
+            max_merged: self.max_merged_circuits,
         }
     }
 
@@ -227,6 +236,12 @@ impl Geometry {
             MAX_EVENT_BUSES,
         )?;
         check("weight_bits", self.weight_bits as usize, 1, 7)?;
+        check(
+            "max_merged_circuits",
+            self.max_merged_circuits,
+            1,
+            self.neurons_per_half,
+        )?;
         if !self.rows_per_half.is_multiple_of(2) {
             return Err(ConfigError::OutOfRange {
                 key: "geometry.rows_per_half".into(),

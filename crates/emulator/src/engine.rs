@@ -28,6 +28,8 @@ const MAX_SPIKES_CAP: usize = 10_000;
 #[derive(Clone, Debug)]
 pub(crate) struct PreparedBlock {
     pub(crate) first_driver: usize,
+    /// Drivers the layer's sources are spread over (source `s` on `first_driver + s % drivers`).
+    pub(crate) drivers: usize,
     /// Layer-neuron index of each neuron of the block.
     pub(crate) neurons: Vec<usize>,
     pub(crate) consts: Vec<NeuronConsts>,
@@ -239,20 +241,33 @@ pub(crate) fn prepare(
                     t_ref,
                 ));
                 leak_mv.push(a.leak_mv);
-                let per_step = a.synaptic_gain * tau_unit / mv_per_unit;
+                // A merged neuron: circuit `c` (the first one's membrane, its own synaptic
+                // input and synapses) carries sources `c * drivers ..`.
+                let mut per_step = Vec::with_capacity(hb.circuits_per_neuron);
+                per_step.push(a.synaptic_gain * tau_unit / mv_per_unit);
+                for c in 1..hb.circuits_per_neuron {
+                    let codes = chip
+                        .explicit_codes(n + c)
+                        .map_err(|e| BackendError::InvalidNetwork(e.to_string()))?
+                        .unwrap_or(nominal);
+                    let ac = chip.pattern(n + c).actual(&codes, config);
+                    per_step.push(ac.synaptic_gain * tau_unit / mv_per_unit);
+                }
                 let syn_sd = config.noise.synapse_gain_sd;
+                let drivers = hb.drivers.max(1);
                 for s in 0..n_in {
                     let q = lp.weights[j * n_in + s];
                     let w = if q == 0 {
                         0.0
                     } else {
-                        let row = 2 * (hb.first_driver + s) + usize::from(q < 0);
+                        let c = s / drivers;
+                        let row = 2 * (hb.first_driver + s % drivers) + usize::from(q < 0);
                         let gain = if syn_sd > 0.0 {
-                            1.0 + syn_sd * chip.synapse_z(n, row)
+                            1.0 + syn_sd * chip.synapse_z(n + c, row)
                         } else {
                             1.0
                         };
-                        f64::from(q) * per_step * gain
+                        f64::from(q) * per_step[c] * gain
                     };
                     weights[s * m + bi] = w;
                 }
@@ -270,6 +285,7 @@ pub(crate) fn prepare(
             };
             blocks.push(PreparedBlock {
                 first_driver: hb.first_driver,
+                drivers: hb.drivers.max(1),
                 neurons: hb.neurons.clone(),
                 columns,
                 consts,
@@ -412,7 +428,7 @@ impl Engine {
         let mut delayed = false;
         for &key in events {
             let (mut t, s) = event_of_key(key);
-            let bus = (block.first_driver + s as usize) % self.event_buses;
+            let bus = (block.first_driver + s as usize % block.drivers) % self.event_buses;
             if self.dead_time > 0.0 && t - last_on_bus[bus] < dead {
                 let from_fpga = first || s as usize >= layer.n_prev;
                 if !from_fpga {

@@ -11,9 +11,12 @@
 //! are routed back on chip as the next layer's sources.
 //!
 //! Resources per half (BrainScaleS-2, the default [`Geometry`]): 256 neurons, 256 rows (128
-//! drivers). The 6-bit source address of each
-//! synapse would let sources that reach disjoint neurons share a row; in layered all-to-all
-//! networks every neuron listens to every source, so this mapping uses one source per row.
+//! drivers). A layer with more sources than one column takes (128) is built from merged
+//! circuits: each neuron is `m` neighbouring circuits sharing the first one's membrane, the
+//! sources are spread over all 128 drivers (source `s` on driver `s mod 128`), and the 6-bit
+//! address label of each synapse picks which of a driver's sources its column listens to
+//! (circuit `c` of a neuron takes sources `128 c ..`), as in the fit rules
+//! ([`spikeloop_backend::geometry`]).
 
 use spikeloop_backend::{BackendError, Network};
 
@@ -24,11 +27,17 @@ use crate::Geometry;
 pub struct HalfBlock {
     /// The half (0 or 1).
     pub half: usize,
-    /// The layer's sources occupy drivers `first_driver..first_driver + n_sources` of this half
+    /// The layer's sources occupy drivers `first_driver..first_driver + drivers` of this half
     /// (rows `2 d` excitatory and `2 d + 1` inhibitory for driver `d`).
     pub first_driver: usize,
-    /// Number of sources (and drivers) of the layer.
+    /// Number of sources of the layer.
     pub n_sources: usize,
+    /// Drivers the sources are spread over: source `s` is on driver `first_driver + s %
+    /// drivers` (equal to `n_sources` unless the neurons are merged circuits).
+    pub drivers: usize,
+    /// Circuits per neuron: neuron `j` of the layer is circuits `chip_neurons[j]..` `+
+    /// circuits_per_neuron`, and source `s` reaches it through circuit `s / drivers`.
+    pub circuits_per_neuron: usize,
     /// Indices (within the layer) of the neurons placed in this half.
     pub neurons: Vec<usize>,
 }
@@ -36,7 +45,8 @@ pub struct HalfBlock {
 /// Where one layer sits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerPlacement {
-    /// Chip neuron (`0..neurons`, half = index / neurons per half) of each neuron of the layer.
+    /// Chip neuron (`0..neurons`, half = index / neurons per half) of each neuron of the layer:
+    /// its first circuit when it is made of merged circuits.
     pub chip_neurons: Vec<usize>,
     /// One block per half the layer uses.
     pub blocks: Vec<HalfBlock>,
@@ -108,17 +118,21 @@ pub fn place(
         let mut next = 0;
         for share in layer_shares {
             let h = share.half;
+            let m = share.circuits_per_neuron;
             blocks.push(HalfBlock {
                 half: h,
                 first_driver: share.first_row / 2,
                 n_sources: sources,
+                drivers: share.drivers,
+                circuits_per_neuron: m,
                 neurons: (next..next + share.neurons).collect(),
             });
             chip_neurons.extend(
-                (0..share.neurons).map(|k| h * geometry.neurons_per_half + share.first_circuit + k),
+                (0..share.neurons)
+                    .map(|k| h * geometry.neurons_per_half + share.first_circuit + k * m),
             );
-            neurons_used[h] = share.first_circuit + share.neurons;
-            rows_used[h] = share.first_row + 2 * sources;
+            neurons_used[h] = share.first_circuit + share.neurons * m;
+            rows_used[h] = share.first_row + 2 * share.drivers;
             next += share.neurons;
         }
         let mut clipped = 0;

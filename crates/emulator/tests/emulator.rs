@@ -193,7 +193,8 @@ fn yin_yang_fits_with_and_without_fivefold_repetition() {
 fn too_large_networks_do_not_fit_and_say_why() {
     let mut rng = TestRng::new(4);
     let mut b = backend(EmulatorConfig::default());
-    // 300 hidden neurons: the output layer has 301 sources, 602 rows in its half.
+    // 300 hidden neurons, split over both halves (10 rows each): the output layer has 301
+    // sources, so its neurons are merged circuits that need all 256 rows of a half.
     let err = b
         .configure(&yin_yang_network(300, 1, &mut rng))
         .expect_err("does not fit");
@@ -205,11 +206,11 @@ fn too_large_networks_do_not_fit_and_say_why() {
             ..
         } => {
             assert!(resource.contains("synapse rows"), "{resource}");
-            assert_eq!((*needed, *available), (602, 256));
+            assert_eq!((*needed, *available), (256, 246));
         }
         other => panic!("unexpected error {other}"),
     }
-    assert!(err.to_string().contains("602"), "{err}");
+    assert!(err.to_string().contains("246"), "{err}");
     // 600 hidden neurons: more neurons than the chip has.
     let network = Network {
         n_inputs: 4,
@@ -226,7 +227,8 @@ fn too_large_networks_do_not_fit_and_say_why() {
             ..
         } => {
             assert!(resource.contains("neuron"), "{resource}");
-            assert_eq!((needed, available), (603, 512));
+            // 600 circuits, and 3 output neurons of 5 merged circuits (600 sources).
+            assert_eq!((needed, available), (615, 512));
         }
         other => panic!("unexpected error {other}"),
     }
@@ -311,6 +313,94 @@ fn a_perfect_chip_reproduces_the_ideal_backend() {
             "{t} is not on the 8 ns grid"
         );
     }
+}
+
+/// 300 inputs (more than one synapse column's 128 sources) -> 20 -> 3, weights on the grid.
+fn wide_network(rng: &mut TestRng) -> Network {
+    gridded(&Network {
+        n_inputs: 300,
+        layers: vec![
+            layer(
+                20,
+                300,
+                vec![],
+                (0..6000).map(|_| rng.normal(0.03, 0.08)).collect(),
+            ),
+            layer(
+                3,
+                20,
+                vec![],
+                (0..60).map(|_| rng.normal(0.5, 0.3)).collect(),
+            ),
+        ],
+    })
+}
+
+fn wide_inputs(rng: &mut TestRng, n: usize) -> InputBatch {
+    let times = (0..n * 300).map(|_| rng.uniform(0.15, 2.0)).collect();
+    InputBatch::new(300, times).expect("valid inputs")
+}
+
+#[test]
+fn a_fan_in_beyond_one_column_runs_on_merged_circuits() {
+    let mut rng = TestRng::new(9);
+    let network = wide_network(&mut rng);
+    let inputs = wide_inputs(&mut rng, 20);
+    let mut perfect = EmulatorConfig {
+        noise: NoiseConfig::none(),
+        ..EmulatorConfig::default()
+    };
+    perfect.analog.refractory_us = 60.0;
+    let mut b = backend(perfect.clone());
+    let chip = run(&mut b, &network, &inputs);
+    // 300 sources take 3 circuits per neuron, spread over all 128 drivers of the half.
+    let p = b.placement().expect("placed");
+    let first = &p.layers[0];
+    assert_eq!(first.blocks.len(), 1);
+    assert_eq!(
+        (first.blocks[0].circuits_per_neuron, first.blocks[0].drivers),
+        (3, 128)
+    );
+    assert!(first.chip_neurons.windows(2).all(|w| w[1] == w[0] + 3));
+    assert_eq!(p.rows_used[first.blocks[0].half], 256);
+    let ideal = run(&mut IdealBackend::new(), &network, &inputs);
+    let (_, max, mismatched) = compare(ideal.spikes.as_slice(), chip.spikes.as_slice());
+    assert_eq!(mismatched, 0);
+    assert!(max < 1e-9, "largest deviation {max} tau_s");
+    let fired = chip
+        .spikes
+        .as_slice()
+        .iter()
+        .filter(|t| t.is_finite())
+        .count();
+    assert!(fired > 100, "only {fired} spikes");
+
+    // Each circuit feeds its own sources with its own synaptic gain: lowering the gain code of
+    // the second circuit of neuron 0 (sources 128..256) delays it; the first circuit's membrane
+    // and the other neurons are untouched.
+    let n0 = first.chip_neurons[0];
+    let nominal = b.nominal_codes(0).expect("codes");
+    b.set_neuron_codes(
+        n0 + 1,
+        spikeloop_backend::NeuronCodes {
+            synaptic_gain: nominal.synaptic_gain / 2,
+            ..nominal
+        },
+    )
+    .expect("write codes");
+    let weaker = b.run(&inputs, Record::AllLayers).expect("runs");
+    let (mut later, mut same) = (0, true);
+    for s in 0..inputs.len() {
+        let (a, w) = (chip.spikes.layer(s, 0), weaker.spikes.layer(s, 0));
+        let (a, w) = (a.expect("recorded"), w.expect("recorded"));
+        later += usize::from(w[0] > a[0] || (a[0].is_finite() && !w[0].is_finite()));
+        same &= a[1..] == w[1..];
+    }
+    assert!(
+        later >= 15,
+        "neuron 0 fired later in only {later} of 20 samples"
+    );
+    assert!(same, "other neurons changed");
 }
 
 // ---- Each imperfection on its own ----

@@ -149,6 +149,7 @@ pub fn golden_frames() -> Vec<GoldenFrame> {
                     neurons_per_half: 256,
                     rows_per_half: 256,
                     rows_per_source: 2,
+                    max_merged_circuits: 64,
                 }),
                 membrane_readout: Some(pb::MembraneReadout {
                     unit: "mV".into(),

@@ -235,11 +235,13 @@ pub(super) async fn errors_fit<L: Link>(c: &mut Client<L>, info: &DeviceInfo) ->
         shape(2, &[1 << 20, 1 << 20]),
     )];
     if let Some(g) = &info.capabilities.geometry {
-        let sources = g.rows_per_half / g.rows_per_source.max(1) + 1;
+        // One source more than merged circuits (or, without merging, one column) take.
+        let sources = g.sources_per_circuit() * g.max_merged.max(1) + 1;
         cases.push((
             format!(
-                "a layer of {sources} sources, more than the announced {} rows per half hold",
-                g.rows_per_half
+                "a layer of {sources} sources, more than {} merged circuit(s) of {} sources take",
+                g.max_merged.max(1),
+                g.sources_per_circuit()
             ),
             shape(u32::try_from(sources).unwrap_or(u32::MAX), &[2, 2]),
         ));

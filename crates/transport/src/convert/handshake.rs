@@ -193,6 +193,7 @@ impl DeviceInfo {
                 neurons_per_half: g.neurons_per_half as usize,
                 rows_per_half: g.rows_per_half as usize,
                 rows_per_source: g.rows_per_source as usize,
+                max_merged: (g.max_merged_circuits as usize).max(1),
             };
             if geometry.halves == 0 || geometry.rows_per_source == 0 {
                 return bad(format!(
@@ -285,6 +286,7 @@ impl DeviceInfo {
                     neurons_per_half: u32::try_from(g.neurons_per_half).unwrap_or(u32::MAX),
                     rows_per_half: u32::try_from(g.rows_per_half).unwrap_or(u32::MAX),
                     rows_per_source: u32::try_from(g.rows_per_source).unwrap_or(u32::MAX),
+                    max_merged_circuits: u32::try_from(g.max_merged).unwrap_or(u32::MAX),
                 }),
                 membrane_readout: caps.membrane_readout.as_ref().map(|r| pb::MembraneReadout {
                     unit: truncate_utf8(&r.unit, MAX_UNIT_LEN),
