@@ -2,10 +2,11 @@
 //! the batches skipped for weight bumping.
 //!
 //! When stderr is not a terminal the bar is hidden and a plain line is printed every twentieth
-//! of the run instead, so logs of batch jobs still show progress.
+//! of the run instead, so logs of batch jobs still show progress. The run's `metrics.csv` is
+//! rewritten after every epoch, so a long run can be followed (and plotted) while it trains.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +23,8 @@ pub struct Progress {
     on_first_checkpoint: Option<Box<dyn FnOnce()>>,
     /// Batches of the epoch in progress.
     batches: usize,
+    /// Where the metrics of every finished epoch go, and those so far.
+    metrics: Option<(PathBuf, Vec<EpochMetrics>)>,
 }
 
 impl Progress {
@@ -46,7 +49,14 @@ impl Progress {
             stop: None,
             on_first_checkpoint: None,
             batches: 0,
+            metrics: None,
         }
+    }
+
+    /// Rewrites `path` (CSV) with `history` and every epoch finished from now on.
+    pub fn write_metrics_to(mut self, path: PathBuf, history: Vec<EpochMetrics>) -> Self {
+        self.metrics = Some((path, history));
+        self
     }
 
     /// Stops the run after the batch in progress once `stop` is set.
@@ -101,6 +111,12 @@ impl Observer for Progress {
     }
 
     fn epoch_finished(&mut self, metrics: &EpochMetrics) {
+        if let Some((path, history)) = &mut self.metrics {
+            history.retain(|m| m.epoch < metrics.epoch);
+            history.push(metrics.clone());
+            // Best effort: the final metrics are written (and checked) when the run ends.
+            let _ = crate::train::write_metrics(path, history);
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position(u64::from(metrics.epoch));

@@ -397,8 +397,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         errln!("stopping after the batch in progress (Ctrl-C again quits at once; the last checkpoint stays)");
     })
     .context("could not install the Ctrl-C handler")?;
-    let mut progress =
-        Progress::new(config.training.epochs, state.epoch, args.quiet).stop_when(stop);
+    let mut progress = Progress::new(config.training.epochs, state.epoch, args.quiet)
+        .stop_when(stop)
+        .write_metrics_to(files.path("metrics.csv"), state.history.clone());
     if let Some(r) = &replaced {
         progress = progress.on_first_checkpoint(r.remove_when_superseded());
     }
@@ -612,7 +613,7 @@ fn config_toml(config: &TrainConfig, substrate: &Substrate) -> String {
     text
 }
 
-fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
+pub(crate) fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
     let mut csv = String::from(
         "epoch,learning_rate,train_loss,train_accuracy,validation_loss,validation_accuracy,bumped_batches,chopped_gradients,seconds\n",
     );
