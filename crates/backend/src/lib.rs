@@ -48,6 +48,7 @@ pub mod geometry;
 pub mod ideal;
 mod network;
 pub mod partition;
+pub mod partitioned;
 pub mod rows;
 mod spikes;
 pub mod substrate;
@@ -56,6 +57,7 @@ pub use analog::{AnalogParameter, NeuronCodes};
 pub use error::BackendError;
 pub use geometry::{ChipGeometry, FitError};
 pub use partition::{PartitionError, PartitionRules, Plan};
+pub use partitioned::PartitionedBackend;
 
 pub use ideal::IdealBackend;
 pub use ndarray;

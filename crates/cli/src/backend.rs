@@ -94,6 +94,11 @@ pub struct BackendArgs {
     /// the call fails (a noisy line needs more).
     #[arg(long, value_name = "N", default_value_t = HostConfig::default().retries, value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub retries: u32,
+    /// Run networks larger than the chip part by part (partitioned execution: each part one
+    /// hardware run of its own configuration, the recorded spikes of a layer fed to the next;
+    /// `spikeloop plan` shows the parts). On the emulated chip or a device.
+    #[arg(long)]
+    pub partitioned: bool,
 }
 
 /// Seeds as the files that record them can hold: 0 to `i64::MAX`, the largest TOML integer.
@@ -257,7 +262,20 @@ impl BackendArgs {
                 "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip; {why}"
             );
         }
-        (c.build)(self)
+        let backend = (c.build)(self)?;
+        if !self.partitioned {
+            return Ok(backend);
+        }
+        let wrapped = spikeloop_backend::PartitionedBackend::new(
+            backend,
+            spikeloop_backend::PartitionRules::BRAINSCALES2,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--partitioned: {e}; partitioned execution is for the emulated chip and devices"
+            )
+        })?;
+        Ok(Box::new(wrapped))
     }
 
     /// Opens the device named by --device and shakes hands with it.

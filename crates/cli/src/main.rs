@@ -205,7 +205,14 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(e) => {
-            errln!("error: {}", describe(&e));
+            let text = describe(&e);
+            errln!("error: {text}");
+            // A network the chip cannot hold at once (the backends' DoesNotFit wording).
+            if text.contains("does not fit on") && !text.contains("partitioned") {
+                errln!(
+                    "hint: a network larger than the chip runs in parts with --partitioned; `spikeloop plan` with the same network options shows the parts"
+                );
+            }
             ExitCode::FAILURE
         }
     }

@@ -32,7 +32,10 @@ pub struct PlanArgs {
 
 /// Runs `spikeloop plan`.
 pub fn run(args: PlanArgs) -> anyhow::Result<()> {
-    let backend = args.backend.build()?;
+    // The substrate itself (its geometry), not the partitioned view of it.
+    let mut substrate = args.backend.clone();
+    substrate.partitioned = false;
+    let backend = substrate.build()?;
     let capabilities = backend.capabilities().clone();
     drop(backend);
     let Some(mut geometry) = capabilities.geometry else {

@@ -1063,3 +1063,38 @@ fn plan_splits_the_founding_study_s_network_and_refuses_an_impossible_one() {
     let o = spikeloop(&["plan", "--backend", "ideal"]);
     assert_clear_error(&o, "no chip geometry");
 }
+
+#[test]
+fn a_network_larger_than_the_chip_trains_in_parts_with_partitioned() {
+    let dir = temp_dir("partitioned");
+    let out = dir.join("run");
+    let common = [
+        "train",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "120,120",
+        "--epochs",
+        "1",
+        "--uncalibrated",
+        "--out",
+    ];
+    // 64 pixels and a bias fed 5 times: 325 sources, 3 merged circuits per neuron; the two
+    // hidden layers need 723 circuits of the chip's 512.
+    let o = spikeloop(&[&common[..], &[out.to_str().expect("utf-8 path")]].concat());
+    assert_clear_error(&o, "does not fit");
+    assert!(stderr(&o).contains("--partitioned"), "{}", stderr(&o));
+    let o = spikeloop(
+        &[
+            &common[..],
+            &[
+                out.to_str().expect("utf-8 path"),
+                "--partitioned",
+                "--force",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("model.json").exists());
+}
