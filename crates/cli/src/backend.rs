@@ -101,6 +101,27 @@ pub struct BackendArgs {
     pub partitioned: bool,
 }
 
+/// `backend` itself, or (when `partitioned`) wrapped to run networks larger than its chip in
+/// parts.
+pub fn partitioned_if(
+    backend: Box<dyn Backend>,
+    partitioned: bool,
+) -> anyhow::Result<Box<dyn Backend>> {
+    if !partitioned {
+        return Ok(backend);
+    }
+    let wrapped = spikeloop_backend::PartitionedBackend::new(
+        backend,
+        spikeloop_backend::PartitionRules::BRAINSCALES2,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "--partitioned: {e}; partitioned execution is for the emulated chip and devices"
+        )
+    })?;
+    Ok(Box::new(wrapped))
+}
+
 /// Seeds as the files that record them can hold: 0 to `i64::MAX`, the largest TOML integer.
 pub fn seed_parser() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(0..=i64::MAX as u64)
@@ -262,20 +283,7 @@ impl BackendArgs {
                 "--chip-seed, --run-seed, --noise, --emulator-config and --pace set up the emulated chip; {why}"
             );
         }
-        let backend = (c.build)(self)?;
-        if !self.partitioned {
-            return Ok(backend);
-        }
-        let wrapped = spikeloop_backend::PartitionedBackend::new(
-            backend,
-            spikeloop_backend::PartitionRules::BRAINSCALES2,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "--partitioned: {e}; partitioned execution is for the emulated chip and devices"
-            )
-        })?;
-        Ok(Box::new(wrapped))
+        partitioned_if((c.build)(self)?, self.partitioned)
     }
 
     /// Opens the device named by --device and shakes hands with it.

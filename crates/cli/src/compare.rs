@@ -58,6 +58,10 @@ pub struct CompareArgs {
     /// Also write the figure as SVG (compare.svg), beside compare.png.
     #[arg(long)]
     svg: bool,
+    /// Run the networks on the chips in parts (partitioned execution), for networks larger
+    /// than one chip (`spikeloop plan` shows the parts).
+    #[arg(long)]
+    partitioned: bool,
     #[command(flatten)]
     emulator: EmulatorArgs,
     #[command(flatten)]
@@ -351,12 +355,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         };
         let mut chip = chip_args.build()?;
         let applied = calibrated(&mut chip)?;
+        let mut chip = crate::backend::partitioned_if(Box::new(chip), args.partitioned)?;
         let substrate = crate::calibrate::described(chip.substrate(), applied.as_ref());
         chip.configure(&ideal.model.to_network())?;
         let copied = evaluate(&mut chip, &ideal.model, &data.test, &loss, None)?.accuracy;
         let started = Instant::now();
         let mut chip = chip_args.build()?;
         calibrated(&mut chip)?;
+        let mut chip = crate::backend::partitioned_if(Box::new(chip), args.partitioned)?;
         let (in_loop, reused) = trained(
             &args.out.join(format!("in-the-loop-chip{chip_seed}.json")),
             args.resume,
