@@ -813,3 +813,33 @@ spikeloop_backend_testkit::backend_conformance!(
     noise_free: false,
     OverPty::start(&[])
 );
+
+/// A virtual device whose chip is too small for the fixture network in one piece (2 halves of 4
+/// circuits and 8 rows), run in parts by the host.
+fn partitioned_over_a_pseudo_terminal(noise: &str) -> spikeloop_backend::PartitionedBackend {
+    let config =
+        std::env::temp_dir().join(format!("spikeloop-small-chip-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[geometry]\nneurons_per_half = 4\nrows_per_half = 8\nmax_merged_circuits = 4\n",
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
+    let path = config.to_str().unwrap_or_else(|| panic!("utf-8 temp path"));
+    let device = OverPty::start(&["--emulator-config", path, "--noise", noise]);
+    spikeloop_backend::PartitionedBackend::new(
+        Box::new(device),
+        spikeloop_backend::PartitionRules::BRAINSCALES2,
+    )
+    .unwrap_or_else(|e| panic!("the device states a geometry: {e}"))
+}
+
+spikeloop_backend_testkit::backend_conformance!(
+    noise_free_partitioned_device,
+    noise_free: true,
+    partitioned_over_a_pseudo_terminal("none")
+);
+spikeloop_backend_testkit::backend_conformance!(
+    partitioned_device,
+    noise_free: false,
+    partitioned_over_a_pseudo_terminal("default")
+);

@@ -403,6 +403,49 @@ fn a_fan_in_beyond_one_column_runs_on_merged_circuits() {
     assert!(same, "other neurons changed");
 }
 
+#[test]
+fn a_partitioned_run_of_a_noise_free_chip_agrees_with_the_ideal_backend() {
+    let mut rng = TestRng::new(10);
+    let network = wide_network(&mut rng);
+    let inputs = wide_inputs(&mut rng, 20);
+    let ideal = run(&mut IdealBackend::new(), &network, &inputs);
+    // Halves of 32 circuits: the first layer (3 merged circuits per neuron) fills all rows of
+    // both halves, so the output layer runs as a second part.
+    let mut perfect = EmulatorConfig {
+        noise: NoiseConfig::none(),
+        ..EmulatorConfig::default()
+    };
+    perfect.analog.refractory_us = 60.0;
+    perfect.geometry.neurons_per_half = 32;
+    perfect.geometry.max_merged_circuits = 32;
+    let partitioned = |config: EmulatorConfig| {
+        spikeloop_backend::PartitionedBackend::new(
+            Box::new(backend(config)),
+            spikeloop_backend::PartitionRules::BRAINSCALES2,
+        )
+        .expect("a chip with a geometry")
+    };
+    let mut b = partitioned(perfect.clone());
+    let exact = run(&mut b, &network, &inputs);
+    assert_eq!(b.plan().map(|p| p.runs_per_sample()), Some(2));
+    let (_, max, mismatched) = compare(ideal.spikes.as_slice(), exact.spikes.as_slice());
+    assert_eq!(mismatched, 0);
+    assert!(max < 1e-9, "largest deviation {max} tau_s");
+    // Hardware time: two runs of 20 samples and a reconfiguration per part.
+    let t = perfect.timing.clone();
+    let expected = 2.0 * (t.batch_overhead_us + 20.0 * t.sample_window_tau * t.tau_s_us)
+        + 2.0 * spikeloop_backend::PartitionRules::BRAINSCALES2.reconfigure_us;
+    assert_eq!(exact.stats.hardware_time_us, Some(expected));
+
+    // With 8 ns timestamps the hidden spikes are read on the clock and sent again from it: the
+    // result stays within two ticks per layer.
+    perfect.noise.timestamp_resolution_ns = 8.0;
+    let ticked = run(&mut partitioned(perfect), &network, &inputs);
+    let (_, max, mismatched) = compare(ideal.spikes.as_slice(), ticked.spikes.as_slice());
+    assert_eq!(mismatched, 0);
+    assert!(max <= 4.0 * TICK, "largest deviation {max} tau_s");
+}
+
 // ---- Each imperfection on its own ----
 
 /// A single layer (4 inputs + bias -> 40), where every effect acts directly on recorded times.
