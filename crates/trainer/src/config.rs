@@ -102,6 +102,15 @@ pub struct NetworkConfig {
     /// outgoing weights keep their sign through training (none by default, and then left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dale: Option<Dale>,
+    /// Under Dale's law, how strongly the two populations start balanced: the initial
+    /// magnitudes of each layer's excitatory and inhibitory weights are scaled so that a neuron
+    /// receives on average `D (1 + b)` excitatory and `D b` inhibitory drive, `D` being the net
+    /// drive the layer's `weight_init_mean` gives (mean times the previous layer's size). With
+    /// strong inhibition balancing strong excitation, a neuron's spike time is not merely an
+    /// average of its inputs' times, so timing differences survive deep layers. `None` (and
+    /// absent): the drawn magnitudes as they are. The image presets use 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dale_balance: Option<f64>,
 }
 
 /// Dale's law for the hidden layers, as in the founding study: the first `excitatory` neurons of
@@ -268,6 +277,7 @@ impl Default for NetworkConfig {
             weight_init_mean: vec![1.5, 0.5],
             weight_init_sd: vec![0.8, 0.8],
             dale: None,
+            dale_balance: None,
         }
     }
 }
@@ -400,6 +410,9 @@ impl TrainConfig {
             .chain([output_missing])
             .collect();
         self.training.input_jitter = 0.3;
+        if self.network.dale.is_some() {
+            self.network.dale_balance = Some(8.0);
+        }
     }
 
     /// Reads a TOML file; missing keys take their defaults.
@@ -491,6 +504,13 @@ impl TrainConfig {
         }
         if let Err(e) = net.neuron.validate() {
             return err(format!("network.neuron: {e}"));
+        }
+        if let Some(b) = net.dale_balance
+            && !(b.is_finite() && (0.0..=1000.0).contains(&b))
+        {
+            return err(format!(
+                "network.dale_balance = {b}: allowed a number from 0 to 1000 (inhibitory drive in units of the net drive)"
+            ));
         }
         if let Some(d) = net.dale {
             if d.excitatory == 0 || d.inhibitory == 0 {
@@ -665,6 +685,14 @@ mod tests {
         assert_eq!(c.training.max_missing_spikes, [0.3, 0.3, 0.3, 0.3, 0.0]);
         assert_eq!(c.training.input_jitter, 0.3);
         c.validate().expect("a valid configuration");
+        assert_eq!(c.network.dale_balance, None);
+        // Under Dale's law the populations start balanced.
+        c.network.dale = Some(Dale {
+            excitatory: 300,
+            inhibitory: 100,
+        });
+        c.initialise_for_fan_in();
+        assert_eq!(c.network.dale_balance, Some(8.0));
 
         // 16x16 Fashion-MNIST fed 5 times on a chip: the first layer's fan-in is 5 x 257.
         let mut chip = TrainConfig {

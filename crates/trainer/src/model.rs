@@ -151,10 +151,35 @@ impl Model {
                 .map_err(|e| TrainError::Config(format!("layer {l}: {e}")))?;
             // Under Dale's law a hidden neuron's outgoing weights start with its sign.
             if let Some(d) = net.dale.filter(|_| l > 0) {
+                let balance = net.dale_balance.map(|b| {
+                    let drive = net.weight_init_mean[l] * n_prev as f64;
+                    (drive * (1.0 + b), drive * b)
+                });
+                let mean_abs = |w: &Array2<f64>, cols: std::ops::Range<usize>| {
+                    let n = (w.nrows() * cols.len()).max(1) as f64;
+                    w.columns()
+                        .into_iter()
+                        .skip(cols.start)
+                        .take(cols.len())
+                        .map(|c| c.iter().map(|v| v.abs()).sum::<f64>())
+                        .sum::<f64>()
+                        / n
+                };
+                let (e, i) = (d.excitatory, d.inhibitory);
+                // Per population: the factor that gives its drive per neuron on average.
+                let scale = |total: f64, n: usize, cols: std::ops::Range<usize>| {
+                    let m = mean_abs(&weights, cols);
+                    if m > 0.0 { total / (n as f64 * m) } else { 1.0 }
+                };
+                let (k_e, k_i) = match balance {
+                    Some((t_e, t_i)) => (scale(t_e, e, 0..e), scale(t_i, i, e..e + i)),
+                    None => (1.0, 1.0),
+                };
                 for (j, mut column) in weights.columns_mut().into_iter().enumerate() {
                     let sign = d.sign(j);
+                    let k = if sign > 0.0 { k_e } else { k_i };
                     if sign != 0.0 {
-                        column.mapv_inplace(|w| sign * w.abs());
+                        column.mapv_inplace(|w| sign * k * w.abs());
                     }
                 }
             }
@@ -419,6 +444,47 @@ mod tests {
 
     fn classes() -> Vec<String> {
         ["yin", "yang", "dot"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn dale_networks_start_with_balanced_populations_when_asked() {
+        let mut config = TrainConfig::default();
+        config.network.hidden = vec![40, 40];
+        config.network.weight_init_mean = vec![1.5, 0.2, 0.4];
+        config.network.weight_init_sd = vec![0.8, 0.3, 0.3];
+        config.training.max_missing_spikes = vec![0.3, 0.3, 0.0];
+        config.network.dale = Some(crate::Dale {
+            excitatory: 30,
+            inhibitory: 10,
+        });
+        let plain = Model::initialise(&config, 4, classes()).expect("model");
+        config.network.dale_balance = Some(8.0);
+        let balanced = Model::initialise(&config, 4, classes()).expect("model");
+        // The inputs into the first layer are untouched.
+        assert_eq!(plain.layers[0].weights, balanced.layers[0].weights);
+        for l in 1..3 {
+            let w = &balanced.layers[l].weights;
+            let rows = w.nrows() as f64;
+            let drive = config.network.weight_init_mean[l] * 40.0;
+            let total =
+                |cols: std::ops::Range<usize>| cols.map(|j| w.column(j).sum()).sum::<f64>() / rows;
+            // On average per neuron: D (1 + 8) excitatory and D 8 inhibitory drive.
+            assert!((total(0..30) - 9.0 * drive).abs() < 1e-9, "layer {l}");
+            assert!((total(30..40) + 8.0 * drive).abs() < 1e-9, "layer {l}");
+            // Signs by population, the same pattern as without balance (only scaled).
+            for j in 0..40 {
+                let (p, b) = (plain.layers[l].weights.column(j), w.column(j));
+                assert!(
+                    p.iter()
+                        .zip(b.iter())
+                        .all(|(x, y)| x.signum() == y.signum())
+                );
+            }
+            // The bias column stays free.
+            assert_eq!(plain.layers[l].weights.column(40), w.column(40));
+        }
+        config.network.dale_balance = Some(f64::NAN);
+        assert!(config.validate().is_err());
     }
 
     #[test]
