@@ -235,21 +235,13 @@ impl Plan {
                 if h.half >= g.halves {
                     return fail("chip halves", h.half + 1, g.halves, format!("part {p}"));
                 }
-                if h.circuits > g.neurons_per_half {
-                    return fail(
-                        "neuron circuits per half",
-                        h.circuits,
-                        g.neurons_per_half,
-                        format!("part {p}, half {}", h.half),
-                    );
-                }
-                if h.rows > g.rows_per_half {
-                    return fail(
-                        "synapse rows per chip half",
-                        h.rows,
-                        g.rows_per_half,
-                        format!("part {p}, half {}", h.half),
-                    );
+                for (resource, used, limit) in [
+                    ("neuron circuits per half", h.circuits, g.neurons_per_half),
+                    ("synapse rows per chip half", h.rows, g.rows_per_half),
+                ] {
+                    if used > limit {
+                        return fail(resource, used, limit, format!("part {p}, half {}", h.half));
+                    }
                 }
             }
             for pl in &part.layers {
