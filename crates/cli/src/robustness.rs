@@ -73,6 +73,10 @@ struct RunArgs {
     /// Model file written by `spikeloop train`.
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
+    /// Run the model on each chip in parts (partitioned execution), for networks larger than
+    /// one chip (`spikeloop plan` shows the parts).
+    #[arg(long)]
+    partitioned: bool,
     /// Other chips to run it on, comma separated chip seeds (each freshly calibrated, and
     /// each also under the training chip's calibration).
     #[arg(long, value_delimiter = ',', default_value = "2,3,4,5", value_name = "LIST", value_parser = crate::backend::seed_parser())]
@@ -325,6 +329,7 @@ fn run_cell(
     base: &EmulatorConfig,
     calibrations: &Calibrations,
     data: &spikeloop_trainer::DataSplits,
+    partitioned: bool,
 ) -> anyhow::Result<CellResult> {
     let condition = &matrix.rows[row];
     let (config, calibration) = cell_chip(condition, base, calibrations)?;
@@ -333,6 +338,7 @@ fn run_cell(
         // A stale calibration is another chip's (or taken before a change) on purpose.
         file.apply(&mut chip, ChipCheck::AnyChip, Path::new("calibration"))?;
     }
+    let mut chip = crate::backend::partitioned_if(Box::new(chip), partitioned)?;
     let training = training_config(model);
     let loss = LossParams::from(&training.training);
     let mut model = if column == 1 {
@@ -533,14 +539,23 @@ fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
     let cells = mine
         .par_iter()
         .map(|&(row, column)| {
-            let cell = run_cell(&matrix, row, column, &model, &base, &calibrations, &data)
-                .with_context(|| {
-                    format!(
-                        "cell \"{}\" / \"{}\"",
-                        matrix.rows[row].label(training_seed),
-                        matrix.columns[column]
-                    )
-                })?;
+            let cell = run_cell(
+                &matrix,
+                row,
+                column,
+                &model,
+                &base,
+                &calibrations,
+                &data,
+                args.partitioned,
+            )
+            .with_context(|| {
+                format!(
+                    "cell \"{}\" / \"{}\"",
+                    matrix.rows[row].label(training_seed),
+                    matrix.columns[column]
+                )
+            })?;
             errln!(
                 "  {:<44} {:<20} {:6.2} +- {:.2} %",
                 matrix.rows[row].label(training_seed),
