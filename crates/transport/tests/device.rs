@@ -548,3 +548,27 @@ fn the_device_describes_the_backend_it_serves() {
     let ideal = DeviceConfig::serving(&spikeloop_backend::IdealBackend::new());
     assert_eq!(ideal.synapse_rows, None);
 }
+
+/// The `HelloReply` fits the smallest frames whatever the names: a device with the longest ones
+/// shortens its firmware version first, then its id, and keeps names that fit as they are.
+#[test]
+fn the_hello_reply_fits_the_smallest_frames_with_the_longest_names() {
+    let long = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+    let config = DeviceConfig {
+        device_id: long('d'),
+        firmware_version: long('f'),
+        ..DeviceConfig::default()
+    };
+    let device = VirtualDevice::new(chip(1), config).expect("device");
+    let reply = device.info().to_hello_reply();
+    let frame = Message::HelloReply(reply.clone()).frame_len();
+    assert!(frame <= 256, "HelloReply of {frame} bytes");
+    assert!(reply.device_id.len() > 32, "{:?}", reply.device_id);
+    assert!(reply.firmware_version.len() < 64);
+    assert!(reply.capabilities.and_then(|c| c.geometry).is_some());
+    // Short names stay whole.
+    let device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
+    let reply = device.info().to_hello_reply();
+    assert_eq!(reply.device_id, device.info().device_id);
+    assert_eq!(reply.firmware_version, device.info().firmware_version);
+}

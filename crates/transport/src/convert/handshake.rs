@@ -241,8 +241,28 @@ impl DeviceInfo {
         })
     }
 
-    /// The `HelloReply` a device sends (the inverse of [`DeviceInfo::from_hello_reply`]).
+    /// The `HelloReply` a device sends (the inverse of [`DeviceInfo::from_hello_reply`]). It
+    /// always fits the smallest frames (256 bytes): when the names would make it longer, the
+    /// firmware version is shortened first, then the device id.
     pub fn to_hello_reply(&self) -> pb::HelloReply {
+        let mut reply = self.full_hello_reply();
+        let frame_len =
+            |r: &pb::HelloReply| crate::messages::Message::HelloReply(r.clone()).frame_len();
+        let mut excess = frame_len(&reply).saturating_sub(MIN_MAX_FRAME_SIZE);
+        for name in [&mut reply.firmware_version, &mut reply.device_id] {
+            if excess == 0 {
+                break;
+            }
+            let keep = name.len().saturating_sub(excess);
+            let before = name.len();
+            *name = truncate_utf8(name, keep);
+            excess = excess.saturating_sub(before - name.len());
+        }
+        reply
+    }
+
+    /// The `HelloReply` with the names as long as [`MAX_NAME_LEN`] allows.
+    fn full_hello_reply(&self) -> pb::HelloReply {
         let caps = &self.capabilities;
         let mut features = Vec::new();
         if caps.features.membrane_recording {
