@@ -169,7 +169,7 @@ pub struct Geometry {
     /// 6-bit address labels tell 64 sources of one synapse driver apart. A merged neuron has the
     /// first circuit's membrane (leak, capacitance, threshold, reset, time constants); every
     /// circuit's synapse column feeds it with that circuit's own synaptic gain and synapse
-    /// deviations.
+    /// deviations. A half smaller than this limits merging to its circuits.
     pub max_merged_circuits: usize,
 }
 
@@ -210,7 +210,8 @@ impl Geometry {
             neurons_per_half: self.neurons_per_half,
             rows_per_half: self.rows_per_half,
             rows_per_source: 2,
-            max_merged: self.max_merged_circuits,
+            // A neuron's circuits lie in one half.
+            max_merged: self.max_merged_circuits.min(self.neurons_per_half),
         }
     }
 
@@ -236,12 +237,7 @@ impl Geometry {
             MAX_EVENT_BUSES,
         )?;
         check("weight_bits", self.weight_bits as usize, 1, 7)?;
-        check(
-            "max_merged_circuits",
-            self.max_merged_circuits,
-            1,
-            self.neurons_per_half,
-        )?;
+        check("max_merged_circuits", self.max_merged_circuits, 1, 4096)?;
         if !self.rows_per_half.is_multiple_of(2) {
             return Err(ConfigError::OutOfRange {
                 key: "geometry.rows_per_half".into(),
@@ -769,6 +765,15 @@ mod tests {
         c.validate().expect("defaults are valid");
         let text = c.to_toml_string();
         assert_eq!(EmulatorConfig::from_toml_str(&text).ok(), Some(c));
+    }
+
+    #[test]
+    fn a_small_half_limits_merging_to_its_circuits() {
+        let c = EmulatorConfig::from_toml_str("[geometry]\nneurons_per_half = 8\n")
+            .expect("a smaller half needs no smaller merging limit");
+        assert_eq!(c.geometry.max_merged_circuits, 64);
+        assert_eq!(c.geometry.fit_rules().max_merged, 8);
+        assert!(EmulatorConfig::from_toml_str("[geometry]\nmax_merged_circuits = 0\n").is_err());
     }
 
     #[test]
