@@ -170,13 +170,14 @@ fn errors_map_onto_backend_errors() {
         }) => assert_eq!((needed, available), (600, 512)),
         other => panic!("expected DoesNotFit, got {other:?}"),
     }
+    // More sources than 64 merged circuits of 128 take.
     let wide_fan_in = Network {
-        n_inputs: 200,
+        n_inputs: 64 * 128 + 1,
         layers: vec![Layer {
             size: 3,
             neuron: NeuronParams::REFERENCE,
             bias_times: vec![],
-            weights: spikeloop_backend::ndarray::Array2::from_elem((3, 200), 0.5),
+            weights: spikeloop_backend::ndarray::Array2::from_elem((3, 64 * 128 + 1), 0.5),
         }],
     };
     match remote.configure(&wide_fan_in) {
@@ -187,7 +188,7 @@ fn errors_map_onto_backend_errors() {
             ..
         }) => assert_eq!(
             (resource.as_str(), needed, available),
-            ("synapse rows per chip half", 400, 256)
+            ("merged circuits per neuron", 65, 64)
         ),
         other => panic!("expected DoesNotFit, got {other:?}"),
     }
@@ -222,7 +223,7 @@ fn errors_map_onto_backend_errors() {
         pb::ErrorCode::DoesNotFit as i32,
         "refused at ConfigureBegin"
     );
-    assert_eq!(e.resource, "synapse rows per chip half");
+    assert_eq!(e.resource, "merged circuits per neuron");
     assert!(frames[0].len() <= 256);
     // Recording a neuron that does not exist.
     let request = MembraneRequest {
