@@ -169,7 +169,10 @@ pub struct Geometry {
     /// 6-bit address labels tell 64 sources of one synapse driver apart. A merged neuron has the
     /// first circuit's membrane (leak, capacitance, threshold, reset, time constants); every
     /// circuit's synapse column feeds it with that circuit's own synaptic gain and synapse
-    /// deviations. A half smaller than this limits merging to its circuits.
+    /// deviations. A half smaller than this limits merging to its circuits. Left out of a
+    /// written configuration (and of the chip's identity) at its default, as before merging
+    /// existed, so that earlier runs and calibration files still name the same chip.
+    #[serde(skip_serializing_if = "is_default_merging")]
     pub max_merged_circuits: usize,
 }
 
@@ -181,7 +184,7 @@ impl Default for Geometry {
             rows_per_half: 256,
             event_buses_per_half: 4,
             weight_bits: 6,
-            max_merged_circuits: 64,
+            max_merged_circuits: DEFAULT_MAX_MERGED_CIRCUITS,
         }
     }
 }
@@ -533,6 +536,13 @@ pub struct TimingConfig {
     /// its default, as before it could be set.
     #[serde(skip_serializing_if = "is_default_settle")]
     pub parameter_settle_us: f64,
+}
+
+/// The default merging limit of [`Geometry::max_merged_circuits`].
+pub const DEFAULT_MAX_MERGED_CIRCUITS: usize = 64;
+
+fn is_default_merging(n: &usize) -> bool {
+    *n == DEFAULT_MAX_MERGED_CIRCUITS
 }
 
 /// The default settling time of the parameter memory, microseconds.
