@@ -9,6 +9,10 @@
 //! ([`Backend::configure`]) and returns measured first-spike times ([`Backend::run`]); a host
 //! that wants gradients computes them itself from those measured times.
 //!
+//! A network larger than one chip runs on any backend with a chip geometry through
+//! [`PartitionedBackend`], which splits it into parts that fit ([`partition`]) and runs them one
+//! after another; users see it as one backend.
+//!
 //! ## Units
 //!
 //! All times crossing this interface are in *model time units*: multiples of the synaptic time
