@@ -86,6 +86,15 @@ impl Network {
             })
     }
 
+    /// Each layer as `(size, bias count)`, first to last: the shape the fit rules
+    /// ([`crate::ChipGeometry::place`]) and the partition planner ([`crate::Plan`]) decide on.
+    pub fn shape(&self) -> Vec<(usize, usize)> {
+        self.layers
+            .iter()
+            .map(|l| (l.size, l.bias_times.len()))
+            .collect()
+    }
+
     /// The sizes of all layers, first to last.
     pub fn layer_sizes(&self) -> Vec<usize> {
         self.layers.iter().map(|l| l.size).collect()

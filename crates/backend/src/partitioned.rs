@@ -198,11 +198,7 @@ impl Backend for PartitionedBackend {
                 feature: "partitioned execution (it states no chip geometry)",
             });
         };
-        let shape: Vec<(usize, usize)> = network
-            .layers
-            .iter()
-            .map(|l| (l.size, l.bias_times.len()))
-            .collect();
+        let shape = network.shape();
         let plan = Plan::new(geometry, self.rules, network.n_inputs, &shape).map_err(|e| {
             BackendError::DoesNotFit {
                 backend: self.capabilities.name.clone(),

@@ -66,11 +66,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         (0..n_classes).map(|c| c.to_string()).collect(),
     )?;
     let network = model.to_network();
-    let shape: Vec<(usize, usize)> = network
-        .layers
-        .iter()
-        .map(|l| (l.size, l.bias_times.len()))
-        .collect();
+    let shape = network.shape();
     let plan = Plan::new(geometry, rules, network.n_inputs, &shape)?;
     plan.check(&shape)
         .map_err(|e| anyhow::anyhow!("internal error: the plan does not fit: {e:?}"))?;

@@ -90,11 +90,7 @@ pub fn place(
     weight_scale: f64,
     geometry: &Geometry,
 ) -> Result<Placement, BackendError> {
-    let shape: Vec<(usize, usize)> = network
-        .layers
-        .iter()
-        .map(|l| (l.size, l.bias_times.len()))
-        .collect();
+    let shape = network.shape();
     let shares = geometry
         .fit_rules()
         .place(network.n_inputs, &shape)

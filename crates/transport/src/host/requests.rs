@@ -89,11 +89,7 @@ impl<L: Link> HostCore<L> {
             .into());
         }
         if let Some(geometry) = &caps.geometry {
-            let shape: Vec<(usize, usize)> = network
-                .layers
-                .iter()
-                .map(|l| (l.size, l.bias_times.len()))
-                .collect();
+            let shape = network.shape();
             geometry
                 .place(network.n_inputs, &shape)
                 .map_err(ConvertError::from)?;
