@@ -546,7 +546,7 @@ fn resume_state(
     let mut state = Checkpoint::load(&files.checkpoint())?;
     if let Some(why) = state.substrate.mismatch(substrate) {
         bail!(
-            "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace, --calibration or --uncalibrated; its config.toml lists them), or start a new run with --out",
+            "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace, --partitioned, --calibration or --uncalibrated; its config.toml lists them), or start a new run with --out",
             files.dir.display(),
         );
     }
