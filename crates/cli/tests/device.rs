@@ -817,8 +817,14 @@ spikeloop_backend_testkit::backend_conformance!(
 /// A virtual device whose chip is too small for the fixture network in one piece (2 halves of 4
 /// circuits and 8 rows), run in parts by the host.
 fn partitioned_over_a_pseudo_terminal(noise: &str) -> spikeloop_backend::PartitionedBackend {
-    let config =
-        std::env::temp_dir().join(format!("spikeloop-small-chip-{}.toml", std::process::id()));
+    // Tests run in parallel within this process: each device gets its own file, so no device
+    // reads a file another test is rewriting.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let config = std::env::temp_dir().join(format!(
+        "spikeloop-small-chip-{}-{n}.toml",
+        std::process::id()
+    ));
     std::fs::write(
         &config,
         "[geometry]\nneurons_per_half = 4\nrows_per_half = 8\nmax_merged_circuits = 4\n",
@@ -826,6 +832,8 @@ fn partitioned_over_a_pseudo_terminal(noise: &str) -> spikeloop_backend::Partiti
     .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
     let path = config.to_str().unwrap_or_else(|| panic!("utf-8 temp path"));
     let device = OverPty::start(&["--emulator-config", path, "--noise", noise]);
+    // The device has read its configuration before it printed its port.
+    let _ = std::fs::remove_file(&config);
     spikeloop_backend::PartitionedBackend::new(
         Box::new(device),
         spikeloop_backend::PartitionRules::BRAINSCALES2,
