@@ -15,7 +15,7 @@ use serde::Serialize;
 use spikeloop_backend::{Backend, IdealBackend, Substrate};
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::loss::LossParams;
-use spikeloop_trainer::train::{self, Silent};
+use spikeloop_trainer::train;
 use spikeloop_trainer::{DataSplits, Model, Preset, TrainConfig, evaluate, load_data};
 
 use crate::backend::{EmulatorArgs, PresetArg};
@@ -216,16 +216,65 @@ struct Trained {
     selected_epoch: u32,
 }
 
+/// The checkpoint beside the model `path` (`ideal.json` -> `ideal.checkpoint.json`), written
+/// after every epoch so that `--resume` continues an interrupted training where it stopped.
+fn checkpoint_of(path: &std::path::Path) -> PathBuf {
+    path.with_extension("checkpoint.json")
+}
+
+/// Prints one line per finished epoch of one of the comparison's trainings, so that a long
+/// comparison (deep networks, partitioned chips) shows where it is.
+struct EpochLines<'a> {
+    /// Which network: "ideal", "chip 3".
+    label: &'a str,
+    epochs: u32,
+}
+
+impl train::Observer for EpochLines<'_> {
+    fn epoch_finished(&mut self, m: &train::EpochMetrics) {
+        if m.epoch > 0 {
+            errln!(
+                "  {}: epoch {}/{}: validation accuracy {:.2} % ({:.1} s)",
+                self.label,
+                m.epoch,
+                self.epochs,
+                100.0 * m.validation_accuracy,
+                m.seconds
+            );
+        }
+    }
+}
+
 /// The network of `path`: with `resume` and a model there that was trained with `config` on
-/// the substrate of `backend`, that one; otherwise trained now on `backend` and saved to `path`.
+/// the substrate of `backend`, that one; with `resume` and only its checkpoint there, that
+/// training continued; otherwise trained now on `backend` and saved to `path`.
 fn trained(
     path: &std::path::Path,
+    label: &str,
     resume: bool,
     config: &TrainConfig,
     data: &DataSplits,
     backend: &mut dyn Backend,
     substrate: Substrate,
 ) -> anyhow::Result<(Trained, bool)> {
+    let reusable = |what: &std::path::Path,
+                    trained_on: &Substrate,
+                    trained_with: &TrainConfig|
+     -> anyhow::Result<()> {
+        if let Some(why) = trained_on.mismatch(&substrate) {
+            bail!(
+                "{} cannot be reused: {why}; resume with the same options, or start anew with --force",
+                what.display()
+            );
+        }
+        if trained_with != config {
+            bail!(
+                "{} was trained with another configuration than this comparison asks for; resume with the same options, or start anew with --force",
+                what.display()
+            );
+        }
+        Ok(())
+    };
     if resume && path.exists() {
         let model = Model::load(path)?;
         let p = model.provenance.as_ref().with_context(|| {
@@ -234,18 +283,7 @@ fn trained(
                 path.display()
             )
         })?;
-        if let Some(why) = p.substrate.mismatch(&substrate) {
-            bail!(
-                "{} cannot be reused: {why}; resume with the same options, or start anew with --force",
-                path.display()
-            );
-        }
-        if p.config != *config {
-            bail!(
-                "{} was trained with another configuration than this comparison asks for; resume with the same options, or start anew with --force",
-                path.display()
-            );
-        }
+        reusable(path, &p.substrate, &p.config)?;
         let test_accuracy = p.test_accuracy.with_context(|| {
             format!(
                 "{} records no test accuracy; remove it or use --force",
@@ -262,9 +300,36 @@ fn trained(
             true,
         ));
     }
-    let state = train::start(config, data, substrate)?;
-    let outcome = train::run(state, data, backend, None, &mut Silent)?;
+    let checkpoint = checkpoint_of(path);
+    let state = if resume && checkpoint.exists() {
+        let state = train::Checkpoint::load(&checkpoint)?;
+        reusable(&checkpoint, &state.substrate, &state.config)?;
+        let version = env!("CARGO_PKG_VERSION");
+        if state.spikeloop_version != version {
+            bail!(
+                "{} was written by spikeloop {}, this is {version}, whose results may differ; finish the comparison with that version, or start anew with --force",
+                checkpoint.display(),
+                state.spikeloop_version
+            );
+        }
+        errln!(
+            "  {label}: resuming {} after epoch {}",
+            checkpoint.display(),
+            state.epoch
+        );
+        state
+    } else {
+        train::start(config, data, substrate)?
+    };
+    let mut lines = EpochLines {
+        label,
+        epochs: config.training.epochs,
+    };
+    let outcome = train::run(state, data, backend, Some(&checkpoint), &mut lines)?;
     outcome.model.save(path)?;
+    // The model now holds everything the checkpoint was kept for.
+    std::fs::remove_file(&checkpoint)
+        .with_context(|| format!("could not remove {}", checkpoint.display()))?;
     Ok((
         Trained {
             model: outcome.model,
@@ -304,13 +369,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     config.validate()?;
     let json = args.out.join("compare.json");
+    let models = std::iter::once(args.out.join("ideal.json")).chain(
+        args.chip_seeds
+            .iter()
+            .map(|s| args.out.join(format!("in-the-loop-chip{s}.json"))),
+    );
     let earlier = std::iter::once(json.clone())
-        .chain(std::iter::once(args.out.join("ideal.json")))
-        .chain(
-            args.chip_seeds
-                .iter()
-                .map(|s| args.out.join(format!("in-the-loop-chip{s}.json"))),
-        )
+        .chain(models.flat_map(|m| [checkpoint_of(&m), m]))
         .find(|p| p.exists());
     if let (Some(p), false, false) = (&earlier, args.resume, args.force) {
         bail!(
@@ -327,6 +392,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (ideal, reused) = trained(
         &args.out.join("ideal.json"),
+        "ideal",
         args.resume,
         &config,
         &data,
@@ -365,6 +431,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         let mut chip = crate::backend::partitioned_if(Box::new(chip), args.partitioned)?;
         let (in_loop, reused) = trained(
             &args.out.join(format!("in-the-loop-chip{chip_seed}.json")),
+            &format!("chip {chip_seed}"),
             args.resume,
             &config,
             &data,
@@ -483,5 +550,102 @@ mod tests {
         let (m, s) = mean_sd(&[1.0, 3.0]);
         assert_eq!(m, 2.0);
         assert!((s - 2f64.sqrt()).abs() < 1e-12);
+    }
+
+    /// A comparison stopped within a training continues it from the checkpoint beside the
+    /// model, to the network the uninterrupted training gives, and removes the checkpoint.
+    #[test]
+    fn an_interrupted_training_resumes_from_its_checkpoint() {
+        let dir = std::env::temp_dir().join(format!(
+            "spikeloop-compare-checkpoint-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut config = Preset::Chip.config();
+        config.training.epochs = 2;
+        let data = load_data(&config).expect("Yin-Yang");
+        let ideal = || IdealBackend::new();
+        let substrate = ideal().substrate();
+        let whole = dir.join("whole.json");
+        let (a, _) = trained(
+            &whole,
+            "whole",
+            false,
+            &config,
+            &data,
+            &mut ideal(),
+            substrate.clone(),
+        )
+        .expect("uninterrupted");
+        assert!(!checkpoint_of(&whole).exists());
+
+        // The state a two-epoch training leaves when stopped after its first epoch.
+        let path = dir.join("ideal.json");
+        let mut first = config.clone();
+        first.training.epochs = 1;
+        let state = train::start(&first, &data, substrate.clone()).expect("start");
+        train::run(
+            state,
+            &data,
+            &mut ideal(),
+            Some(&checkpoint_of(&path)),
+            &mut train::Silent,
+        )
+        .expect("first epoch");
+        let mut state = train::Checkpoint::load(&checkpoint_of(&path)).expect("checkpoint");
+        state.config.training.epochs = 2;
+        state.save(&checkpoint_of(&path)).expect("save");
+        // The same state with its first epoch's learning undone: resuming from it must give
+        // another network (so the checkpoint is what a resumed training starts from).
+        let mut undone = state.clone();
+        let initial = train::start(&config, &data, substrate.clone()).expect("start");
+        undone
+            .model
+            .set_weights(&initial.model.weights())
+            .expect("same shapes");
+
+        let mut other = config.clone();
+        other.seed += 1;
+        let refused = trained(
+            &path,
+            "ideal",
+            true,
+            &other,
+            &data,
+            &mut ideal(),
+            substrate.clone(),
+        );
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("another configuration"), "{message}");
+
+        let (b, reused) = trained(
+            &path,
+            "ideal",
+            true,
+            &config,
+            &data,
+            &mut ideal(),
+            substrate,
+        )
+        .expect("resumed");
+        assert!(!reused);
+        assert_eq!(a.model.weights(), b.model.weights());
+        assert_eq!(a.test_accuracy, b.test_accuracy);
+        assert!(path.exists() && !checkpoint_of(&path).exists());
+
+        let path = dir.join("undone.json");
+        undone.save(&checkpoint_of(&path)).expect("save");
+        let (c, _) = trained(
+            &path,
+            "undone",
+            true,
+            &config,
+            &data,
+            &mut ideal(),
+            ideal().substrate(),
+        )
+        .expect("resumed");
+        assert_ne!(a.model.weights(), c.model.weights());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
