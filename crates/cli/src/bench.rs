@@ -55,6 +55,8 @@ struct Row {
     forward: f64,
     forward_backward: f64,
     epoch_seconds: f64,
+    /// Mean hardware time of an epoch, where the backend states one.
+    hardware_epoch_seconds: Option<f64>,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -142,6 +144,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     outln!(
         "inference: runs of {EVAL_BATCH} samples recording the output layer only; forward: training batches recording every layer"
     );
+    if let Some(h) = rows.first().and_then(|r| r.hardware_epoch_seconds) {
+        outln!(
+            "on the chip itself an epoch (training and validation) occupies {h:.1} s of hardware time, as the backend states it"
+        );
+    }
     if let Some(path) = &args.model {
         // What the measured network is worth on this backend, beside how fast it runs.
         let mut backend = args.backend.build()?;
@@ -309,12 +316,20 @@ fn measure(
         .map(|m| m.seconds)
         .collect();
     let epoch_seconds = trained.iter().sum::<f64>() / trained.len().max(1) as f64;
+    let hardware: Option<Vec<f64>> = outcome
+        .history
+        .iter()
+        .filter(|m| m.epoch > 0)
+        .map(|m| m.hardware_seconds)
+        .collect();
+    let hardware_epoch_seconds = hardware.map(|h| h.iter().sum::<f64>() / h.len().max(1) as f64);
     Ok(Row {
         threads,
         inference,
         forward,
         forward_backward,
         epoch_seconds,
+        hardware_epoch_seconds,
     })
 }
 

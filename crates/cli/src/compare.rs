@@ -233,8 +233,11 @@ struct EpochLines<'a> {
 impl train::Observer for EpochLines<'_> {
     fn epoch_finished(&mut self, m: &train::EpochMetrics) {
         if m.epoch > 0 {
+            let hardware = m
+                .hardware_seconds
+                .map_or(String::new(), |h| format!("; on a chip {h:.1} s"));
             errln!(
-                "  {}: epoch {}/{}: validation accuracy {:.2} % ({:.1} s)",
+                "  {}: epoch {}/{}: validation accuracy {:.2} % ({:.1} s{hardware})",
                 self.label,
                 m.epoch,
                 self.epochs,

@@ -615,13 +615,13 @@ fn config_toml(config: &TrainConfig, substrate: &Substrate) -> String {
 
 pub(crate) fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
     let mut csv = String::from(
-        "epoch,learning_rate,train_loss,train_accuracy,validation_loss,validation_accuracy,bumped_batches,chopped_gradients,seconds\n",
+        "epoch,learning_rate,train_loss,train_accuracy,validation_loss,validation_accuracy,bumped_batches,chopped_gradients,seconds,hardware_seconds\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for m in history {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{},{:.4}",
+            "{},{},{},{},{},{},{},{},{:.4},{}",
             m.epoch,
             m.learning_rate,
             opt(m.train_loss),
@@ -630,7 +630,9 @@ pub(crate) fn write_metrics(path: &Path, history: &[EpochMetrics]) -> anyhow::Re
             m.validation_accuracy,
             m.bumped_batches,
             m.chopped_gradients,
-            m.seconds
+            m.seconds,
+            m.hardware_seconds
+                .map_or(String::new(), |h| format!("{h:.4}"))
         );
     }
     spikeloop_files::write_atomic(path, csv.as_bytes(), "write the metrics")?;

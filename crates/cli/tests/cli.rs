@@ -1098,3 +1098,46 @@ fn a_network_larger_than_the_chip_trains_in_parts_with_partitioned() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.join("model.json").exists());
 }
+
+/// metrics.csv states the hardware time of every epoch as the emulated chip reports its runs:
+/// each training batch and validation chunk one batch overhead plus a sample window per sample.
+/// The ideal backend has no hardware time and leaves the column empty.
+#[test]
+fn metrics_state_the_hardware_time_of_each_epoch() {
+    let hardware = |extra: &[&str]| -> Vec<String> {
+        let dir = temp_dir("hardware-time");
+        let mut args = vec!["train", "--quiet", "--hidden", "16", "--epochs", "1"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", dir.to_str().expect("utf-8")]);
+        let o = spikeloop(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics");
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+        let column = header
+            .iter()
+            .position(|h| *h == "hardware_seconds")
+            .expect("a hardware_seconds column");
+        lines
+            .map(|l| l.split(',').nth(column).unwrap_or("?").to_string())
+            .collect()
+    };
+    let t = spikeloop_emulator::EmulatorConfig::default().timing;
+    let run_us = |n: f64| t.batch_overhead_us + n * t.sample_window_tau * t.tau_s_us;
+    // Yin-Yang: 5000 training samples in batches of 50, 1000 validation samples in one run.
+    let validation = run_us(1000.0);
+    let epoch = 100.0 * run_us(50.0) + validation;
+    let on_chip = hardware(&[]);
+    assert_eq!(on_chip.len(), 2, "{on_chip:?}");
+    // Before training, the calibration's parameter writes settle once before the first run.
+    let before = validation + t.parameter_settle_us;
+    for (value, expected_us) in on_chip.iter().zip([before, epoch]) {
+        let seconds: f64 = value.parse().expect("seconds");
+        assert!(
+            (seconds - expected_us * 1e-6).abs() < 1e-4,
+            "{seconds} s against {} s",
+            expected_us * 1e-6
+        );
+    }
+    assert_eq!(hardware(&["--backend", "ideal"]), ["", ""]);
+}

@@ -20,6 +20,9 @@ pub struct Evaluation {
     pub predictions: Vec<Option<usize>>,
     /// Measured spikes per evaluation chunk, when asked for.
     pub spikes: Vec<SpikeTimes>,
+    /// Hardware time the runs occupied on the substrate, in microseconds (`None` where the
+    /// backend states none).
+    pub hardware_time_us: Option<f64>,
 }
 
 /// Input spike times of the samples `indices` of `data`, encoded by `model`.
@@ -50,11 +53,13 @@ pub fn evaluate(
     let mut predictions = Vec::with_capacity(data.len());
     let mut kept = Vec::new();
     let mut grad = vec![0.0; model.n_classes()];
+    let mut hardware_time_us = Some(0.0);
     let mut start = 0;
     while start < data.len() {
         let end = (start + EVAL_BATCH).min(data.len());
         let batch = encode_batch(model, data, start..end)?;
         let out = backend.run(&batch, record.unwrap_or(Record::OutputOnly))?;
+        hardware_time_us = add_hardware_time(hardware_time_us, out.stats.hardware_time_us);
         for (k, i) in (start..end).enumerate() {
             let times = out.spikes.output(k);
             let label = data.labels[i] as usize;
@@ -74,7 +79,13 @@ pub fn evaluate(
         loss: loss_sum / n,
         predictions,
         spikes: kept,
+        hardware_time_us,
     })
+}
+
+/// `total` plus a run's hardware time; unknown (`None`) once any run states none.
+pub(crate) fn add_hardware_time(total: Option<f64>, run: Option<f64>) -> Option<f64> {
+    total.zip(run).map(|(t, r)| t + r)
 }
 
 /// Checks that a data set fits a model (feature and class counts).

@@ -67,6 +67,11 @@ pub struct EpochMetrics {
     pub chopped_gradients: u64,
     /// Wall-clock seconds the epoch took (training and validation).
     pub seconds: f64,
+    /// Seconds the epoch's runs (training and validation) occupied the substrate's hardware,
+    /// as the backend states them (`None` for substrates without physical time, such as the
+    /// ideal backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_seconds: Option<f64>,
 }
 
 /// Weight-bumping state carried from batch to batch.
@@ -142,6 +147,10 @@ pub struct PartialEpoch {
     pub chopped: u64,
     /// Wall-clock seconds spent on the epoch so far.
     pub seconds: f64,
+    /// Hardware time of the epoch's training runs so far, in microseconds (`None` where the
+    /// backend states none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_us: Option<f64>,
 }
 
 /// Where and how often a run writes its checkpoint.
@@ -380,6 +389,7 @@ pub fn run_with(
             bumped_batches: 0,
             chopped_gradients: 0,
             seconds: started.elapsed().as_secs_f64(),
+            hardware_seconds: val.hardware_time_us.map(|us| us * 1e-6),
         };
         tracing::info!(
             accuracy = val.accuracy,
@@ -524,6 +534,7 @@ fn train_epoch(
         bumped: 0,
         chopped: 0,
         seconds: 0.0,
+        hardware_us: Some(0.0),
     });
     let skip = progress.batches_done;
     let mut backward = Backward::new();
@@ -546,6 +557,8 @@ fn train_epoch(
             window,
         )?;
         let out = backend.run(&inputs, Record::AllLayers)?;
+        progress.hardware_us =
+            crate::eval::add_hardware_time(progress.hardware_us, out.stats.hardware_time_us);
         let spikes = &out.spikes;
         let n = indices.len();
         let batch_correct = (0..n)
@@ -650,6 +663,7 @@ fn train_epoch(
         bumped,
         chopped,
         seconds,
+        hardware_us,
         ..
     } = progress;
 
@@ -665,6 +679,8 @@ fn train_epoch(
         bumped_batches: bumped,
         chopped_gradients: chopped,
         seconds: seconds + started.elapsed().as_secs_f64(),
+        hardware_seconds: crate::eval::add_hardware_time(hardware_us, val.hardware_time_us)
+            .map(|us| us * 1e-6),
     })
 }
 
