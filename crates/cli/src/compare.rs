@@ -62,6 +62,11 @@ pub struct CompareArgs {
     /// than one chip (`spikeloop plan` shows the parts).
     #[arg(long)]
     partitioned: bool,
+    /// Train in the loop by fine-tuning: each chip's training starts from the ideal-trained
+    /// network's weights and runs N epochs (at least 1), instead of the whole training from
+    /// the seed. For networks that take long to train.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    fine_tune: Option<u32>,
     #[command(flatten)]
     emulator: EmulatorArgs,
     #[command(flatten)]
@@ -85,6 +90,10 @@ struct Report {
     dataset: String,
     seed: u64,
     epochs: u32,
+    /// With `--fine-tune N`: the in-the-loop networks started from the ideal-trained one and
+    /// trained N epochs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fine_tune_epochs: Option<u32>,
     ideal_accuracy: f64,
     chips: Vec<ChipResult>,
     copied_mean: f64,
@@ -138,7 +147,7 @@ impl CompareFigure<'_> {
                 points: &copied,
             },
             spikeloop_plot::Bar {
-                label: "(c) trained in the loop",
+                label: &format!("(c) {}", loop_label(r.fine_tune_epochs)),
                 value: pct(r.in_the_loop_mean),
                 error: Some(pct(r.in_the_loop_sd)),
                 points: &in_loop,
@@ -181,6 +190,15 @@ impl CompareFigure<'_> {
             },
         )?;
         Ok(())
+    }
+}
+
+/// What condition (c) is: trained in the loop from the seed, or fine-tuned from the ideal
+/// network for `fine_tune` epochs.
+fn loop_label(fine_tune: Option<u32>) -> String {
+    match fine_tune {
+        Some(n) => format!("fine-tuned in the loop ({n} ep.)"),
+        None => "trained in the loop".into(),
     }
 }
 
@@ -251,6 +269,7 @@ impl train::Observer for EpochLines<'_> {
 /// The network of `path`: with `resume` and a model there that was trained with `config` on
 /// the substrate of `backend`, that one; with `resume` and only its checkpoint there, that
 /// training continued; otherwise trained now on `backend` and saved to `path`.
+#[allow(clippy::too_many_arguments)]
 fn trained(
     path: &std::path::Path,
     label: &str,
@@ -259,11 +278,21 @@ fn trained(
     data: &DataSplits,
     backend: &mut dyn Backend,
     substrate: Substrate,
+    start_from: Option<(&Model, String)>,
 ) -> anyhow::Result<(Trained, bool)> {
+    let wanted_start = start_from.as_ref().map(|(_, d)| d.clone());
     let reusable = |what: &std::path::Path,
                     trained_on: &Substrate,
-                    trained_with: &TrainConfig|
+                    trained_with: &TrainConfig,
+                    started: &Option<String>|
      -> anyhow::Result<()> {
+        if *started != wanted_start {
+            bail!(
+                "{} started from other weights than this comparison asks for ({}); resume with the same options, or start anew with --force",
+                what.display(),
+                started.as_deref().unwrap_or("weights drawn from the seed")
+            );
+        }
         if let Some(why) = trained_on.mismatch(&substrate) {
             bail!(
                 "{} cannot be reused: {why}; resume with the same options, or start anew with --force",
@@ -286,7 +315,7 @@ fn trained(
                 path.display()
             )
         })?;
-        reusable(path, &p.substrate, &p.config)?;
+        reusable(path, &p.substrate, &p.config, &p.started_from)?;
         let test_accuracy = p.test_accuracy.with_context(|| {
             format!(
                 "{} records no test accuracy; remove it or use --force",
@@ -306,7 +335,12 @@ fn trained(
     let checkpoint = checkpoint_of(path);
     let state = if resume && checkpoint.exists() {
         let state = train::Checkpoint::load(&checkpoint)?;
-        reusable(&checkpoint, &state.substrate, &state.config)?;
+        reusable(
+            &checkpoint,
+            &state.substrate,
+            &state.config,
+            &state.started_from,
+        )?;
         let version = env!("CARGO_PKG_VERSION");
         if state.spikeloop_version != version {
             bail!(
@@ -321,6 +355,8 @@ fn trained(
             state.epoch
         );
         state
+    } else if let Some((model, description)) = start_from {
+        train::start_from(config, data, substrate, model, description)?
     } else {
         train::start(config, data, substrate)?
     };
@@ -401,6 +437,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         &data,
         &mut IdealBackend::new(),
         IdealBackend::new().substrate(),
+        None,
     )?;
     errln!(
         "(a) trained on the ideal backend: test accuracy {:.2} % ({})",
@@ -412,6 +449,20 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         }
     );
 
+    // Fine-tuning trains every chip's network from the ideal one, for its own epochs.
+    let (loop_config, start_from) = match args.fine_tune {
+        Some(n) => {
+            let mut c = config.clone();
+            c.training.epochs = n;
+            let description = format!(
+                "ideal.json of this comparison (trained on ideal, weights of epoch {}, test accuracy {:.2} %)",
+                ideal.selected_epoch,
+                100.0 * ideal.test_accuracy
+            );
+            (c, Some(description))
+        }
+        None => (config.clone(), None),
+    };
     let mut chips = Vec::new();
     for &chip_seed in &args.chip_seeds {
         let chip_args = EmulatorArgs {
@@ -436,14 +487,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             &args.out.join(format!("in-the-loop-chip{chip_seed}.json")),
             &format!("chip {chip_seed}"),
             args.resume,
-            &config,
+            &loop_config,
             &data,
             &mut chip,
             substrate.clone(),
+            start_from.clone().map(|d| (&ideal.model, d)),
         )?;
         errln!(
-            "chip {chip_seed}: (b) copied {:.2} %   (c) trained in the loop {:.2} % ({})",
+            "chip {chip_seed}: (b) copied {:.2} %   (c) {} {:.2} % ({})",
             100.0 * copied,
+            loop_label(args.fine_tune),
             100.0 * in_loop.test_accuracy,
             if reused {
                 "from the earlier run".to_string()
@@ -469,6 +522,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         dataset: config.dataset.to_string(),
         seed: config.seed,
         epochs: config.training.epochs,
+        fine_tune_epochs: args.fine_tune,
         ideal_accuracy: ideal.test_accuracy,
         recovered_fraction: recovered(ideal.test_accuracy, copied_mean, in_the_loop_mean),
         chips,
@@ -496,7 +550,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     );
     outln!(
         "{:<44} {:>9.2} +- {:.2} %",
-        "(c) trained in the loop on the chip",
+        format!("(c) {} on the chip", loop_label(args.fine_tune)),
         pct(in_the_loop_mean),
         pct(in_the_loop_sd)
     );
@@ -578,6 +632,7 @@ mod tests {
             &data,
             &mut ideal(),
             substrate.clone(),
+            None,
         )
         .expect("uninterrupted");
         assert!(!checkpoint_of(&whole).exists());
@@ -617,6 +672,7 @@ mod tests {
             &data,
             &mut ideal(),
             substrate.clone(),
+            None,
         );
         let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("another configuration"), "{message}");
@@ -629,6 +685,7 @@ mod tests {
             &data,
             &mut ideal(),
             substrate,
+            None,
         )
         .expect("resumed");
         assert!(!reused);
@@ -646,6 +703,7 @@ mod tests {
             &data,
             &mut ideal(),
             ideal().substrate(),
+            None,
         )
         .expect("resumed");
         assert_ne!(a.model.weights(), c.model.weights());

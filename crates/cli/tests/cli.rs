@@ -17,6 +17,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A fresh directory under the system's temporary directory, removed again when dropped
 /// (when the test passes and when it fails).
 struct TempDir {
@@ -1140,4 +1144,38 @@ fn metrics_state_the_hardware_time_of_each_epoch() {
         );
     }
     assert_eq!(hardware(&["--backend", "ideal"]), ["", ""]);
+}
+
+/// `compare --fine-tune N` starts each chip's training from the ideal-trained network and
+/// says so in the table, the report and the model's provenance; a network trained from the
+/// seed is not reused for it, nor the other way round.
+#[test]
+fn compare_fine_tunes_from_the_ideal_network() {
+    let dir = temp_dir("compare-fine-tune");
+    let d = dir.to_str().expect("utf-8");
+    let compare = |extra: &[&str]| {
+        let mut args = vec!["compare", "--epochs", "2", "--chip-seeds", "2", "--out", d];
+        args.extend_from_slice(extra);
+        spikeloop(&args)
+    };
+    let o = compare(&["--fine-tune", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("(c) fine-tuned in the loop (1 ep.) on the chip"),
+        "{}",
+        stdout(&o)
+    );
+    let report = std::fs::read_to_string(dir.join("compare.json")).expect("report");
+    assert!(report.contains("\"fine_tune_epochs\": 1"), "{report}");
+    let model = std::fs::read_to_string(dir.join("in-the-loop-chip2.json")).expect("model");
+    assert!(
+        model.contains("\"started_from\": \"ideal.json of this comparison"),
+        "the provenance names the initial weights"
+    );
+    assert!(model.contains("\"epochs_trained\": 1"));
+    assert_clear_error(&compare(&["--resume"]), "started from other weights");
+    let again = compare(&["--resume", "--fine-tune", "1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stderr(&again).matches("from the earlier run").count(), 2);
+    assert_clear_error(&compare(&["--fine-tune", "0", "--force"]), "0");
 }

@@ -65,6 +65,10 @@ pub struct Provenance {
     /// `spikeloop infer` starts there, so it reproduces `test_accuracy` exactly.
     #[serde(default)]
     pub test_noise_position: Option<u64>,
+    /// Where the initial weights came from when training started from a trained model's
+    /// weights (fine-tuning in the loop, say) rather than from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<String>,
 }
 
 /// A layered first-spike network with float weights, ready to run on any backend.

@@ -116,6 +116,10 @@ pub struct Checkpoint {
     /// ([`Checkpoints::every_batches`]); `None` for one written between epochs.
     #[serde(default)]
     pub partial: Option<PartialEpoch>,
+    /// Where the initial weights came from, for a run started from a trained model's weights
+    /// ([`start_from`]); `None` for weights drawn from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<String>,
     /// CRC-64/XZ of the rest of the file, written by every save and checked on loading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
@@ -242,6 +246,7 @@ impl Checkpoint {
             validation_accuracy: Some(validation_accuracy),
             test_accuracy,
             test_noise_position: None,
+            started_from: self.started_from.clone(),
         }
     }
 
@@ -333,8 +338,40 @@ pub fn start(
         best: None,
         noise_position: None,
         partial: None,
+        started_from: None,
         checksum: None,
     })
+}
+
+/// A fresh checkpoint like [`start`]'s whose initial weights are those of `trained` (to
+/// fine-tune a network trained elsewhere, on the ideal backend say, in the loop on a chip);
+/// `description` says where they came from and is kept in the checkpoint and the model's
+/// provenance. `trained` must be a network of the configuration's data set and shape.
+pub fn start_from(
+    config: &TrainConfig,
+    data: &DataSplits,
+    substrate: Substrate,
+    trained: &Model,
+    description: String,
+) -> Result<Checkpoint, TrainError> {
+    let mut state = start(config, data, substrate)?;
+    let shape = |m: &Model| {
+        let mut s = vec![m.n_inputs];
+        s.extend(m.layers.iter().map(|l| l.size));
+        s
+    };
+    if trained.dataset != config.dataset || shape(trained) != shape(&state.model) {
+        return Err(TrainError::Model(format!(
+            "the initial weights are of a {} network of layer sizes {:?}; this configuration trains a {} network of layer sizes {:?} (inputs first)",
+            trained.dataset,
+            shape(trained),
+            config.dataset,
+            shape(&state.model)
+        )));
+    }
+    state.model.set_weights(&trained.weights())?;
+    state.started_from = Some(description);
+    Ok(state)
 }
 
 /// Trains from `state` (a fresh [`start`] or a loaded checkpoint) until `config.training.epochs`
