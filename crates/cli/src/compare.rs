@@ -63,8 +63,9 @@ pub struct CompareArgs {
     #[arg(long)]
     partitioned: bool,
     /// Train in the loop by fine-tuning: each chip's training starts from the ideal-trained
-    /// network's weights and runs N epochs (at least 1), instead of the whole training from
-    /// the seed. For networks that take long to train.
+    /// network's weights and runs N epochs (at least 1) at the learning rate where the ideal
+    /// training's schedule ended, instead of the whole training from the seed. For networks
+    /// that take long to train.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     fine_tune: Option<u32>,
     #[command(flatten)]
@@ -452,8 +453,15 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     // Fine-tuning trains every chip's network from the ideal one, for its own epochs.
     let (loop_config, start_from) = match args.fine_tune {
         Some(n) => {
-            let mut c = config.clone();
-            c.training.epochs = n;
+            let c = train::fine_tuning(
+                &config,
+                ideal
+                    .model
+                    .provenance
+                    .as_ref()
+                    .map_or(0, |p| p.epochs_trained),
+                n,
+            );
             let description = format!(
                 "ideal.json of this comparison (trained on ideal, weights of epoch {}, test accuracy {:.2} %)",
                 ideal.selected_epoch,

@@ -321,6 +321,7 @@ fn coarse(
 
 /// Runs one cell: the model on its condition's chip as it is (column 0) or after fine-tuning
 /// (column 1).
+#[allow(clippy::too_many_arguments)]
 fn run_cell(
     matrix: &Matrix,
     row: usize,
@@ -342,21 +343,16 @@ fn run_cell(
     let training = training_config(model);
     let loss = LossParams::from(&training.training);
     let mut model = if column == 1 {
-        let mut config = training.clone();
-        config.training.epochs = matrix.fine_tune_epochs;
-        // Fine-tuning goes on where training's schedule ended: its last learning rate, so
-        // that a converged network is adjusted rather than shaken.
         let trained = model.provenance.as_ref().map_or(0, |p| p.epochs_trained);
-        let t = &config.training;
-        config.training.learning_rate = spikeloop_trainer::optim::step_lr(
-            t.learning_rate,
-            t.lr_gamma,
-            t.lr_step,
-            trained.saturating_sub(1),
-        );
+        let config = train::fine_tuning(&training, trained, matrix.fine_tune_epochs);
         let substrate = chip.substrate();
-        let mut state = train::start(&config, data, substrate)?;
-        state.model.set_weights(&model.weights())?;
+        let state = train::start_from(
+            &config,
+            data,
+            substrate,
+            model,
+            "the model under test".into(),
+        )?;
         train::run(state, data, &mut chip, None, &mut Silent)?.model
     } else {
         model.clone()

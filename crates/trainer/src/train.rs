@@ -343,6 +343,22 @@ pub fn start(
     })
 }
 
+/// The configuration that fine-tunes, for `epochs` epochs, a network trained with `config` for
+/// `epochs_trained` epochs: training goes on where the schedule ended (its last learning
+/// rate), so that a converged network is adjusted rather than shaken.
+pub fn fine_tuning(config: &TrainConfig, epochs_trained: u32, epochs: u32) -> TrainConfig {
+    let mut c = config.clone();
+    let t = &config.training;
+    c.training.epochs = epochs;
+    c.training.learning_rate = crate::optim::step_lr(
+        t.learning_rate,
+        t.lr_gamma,
+        t.lr_step,
+        epochs_trained.saturating_sub(1),
+    );
+    c
+}
+
 /// A fresh checkpoint like [`start`]'s whose initial weights are those of `trained` (to
 /// fine-tune a network trained elsewhere, on the ideal backend say, in the loop on a chip);
 /// `description` says where they came from and is kept in the checkpoint and the model's
