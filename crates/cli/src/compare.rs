@@ -101,7 +101,8 @@ struct Report {
     copied_sd: f64,
     in_the_loop_mean: f64,
     in_the_loop_sd: f64,
-    /// (mean in-the-loop - mean copied) / (ideal - mean copied).
+    /// (mean in-the-loop - mean copied) / (ideal - mean copied); `null` when copying cost
+    /// nothing (mean copied at or above ideal).
     recovered_fraction: f64,
 }
 
@@ -562,11 +563,19 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         pct(in_the_loop_mean),
         pct(in_the_loop_sd)
     );
-    outln!(
-        "gap (a) - (b): {:.2} points; (c) recovers {:.0} % of it",
-        pct(report.ideal_accuracy - copied_mean),
-        100.0 * report.recovered_fraction
-    );
+    let gap = pct(report.ideal_accuracy - copied_mean);
+    if report.recovered_fraction.is_finite() {
+        outln!(
+            "gap (a) - (b): {gap:.2} points; (c) recovers {:.0} % of it",
+            100.0 * report.recovered_fraction
+        );
+    } else {
+        // The chips ran the ideal network as well as the ideal backend: no recovered fraction.
+        outln!(
+            "gap (a) - (b): {gap:.2} points: copying onto the chips cost nothing, so nothing is to recover; (c) - (a): {:+.2} points",
+            pct(in_the_loop_mean - report.ideal_accuracy)
+        );
+    }
 
     spikeloop_files::write_json_atomic(&json, &report, "write the comparison")?;
     let png = args.out.join("compare.png");
