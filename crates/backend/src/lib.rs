@@ -323,6 +323,14 @@ pub trait Backend: Send {
         })
     }
 
+    /// The backend that holds the chip's circuits when this one runs networks on it in
+    /// another form (a [`PartitionedBackend`]'s chip, which runs one part at a time): a
+    /// calibration is made and applied there, circuit by circuit. `None`: this backend is the
+    /// chip itself, or has none.
+    fn chip_backend(&mut self) -> Option<&mut dyn Backend> {
+        None
+    }
+
     /// Moves the trial-to-trial noise to a position returned by [`Backend::noise_position`].
     fn set_noise_position(&mut self, position: u64) -> Result<(), BackendError> {
         let _ = position;

@@ -70,6 +70,7 @@ pub fn prepare(
     calibrate_unnamed: bool,
     quiet: bool,
 ) -> anyhow::Result<Option<Applied>> {
+    let backend = chip_of(backend);
     if args.uncalibrated {
         return Ok(None);
     }
@@ -121,6 +122,18 @@ pub fn prepare(
     }
     let file = CalibrationFile::load(&path)?;
     Ok(Some(Applied { path, file }))
+}
+
+/// The backend whose circuits a calibration of `backend` concerns: the chip a partitioned
+/// backend runs its parts on, or `backend` itself.
+fn chip_of(backend: &mut dyn Backend) -> &mut dyn Backend {
+    if backend.chip_backend().is_some() {
+        backend
+            .chip_backend()
+            .expect("a backend that wraps a chip keeps wrapping it")
+    } else {
+        backend
+    }
 }
 
 /// Sets up the calibration of `backend` for running `model` as [`prepare`] does, keeping
@@ -276,7 +289,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..Options::default()
     };
-    let (file, _) = run_calibration(backend.as_mut(), &targets, &options, args.quiet)?;
+    let (file, _) = run_calibration(chip_of(backend.as_mut()), &targets, &options, args.quiet)?;
     if !args.quiet {
         outln!("{}", report_table(&file));
     }

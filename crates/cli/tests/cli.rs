@@ -1179,3 +1179,47 @@ fn compare_fine_tunes_from_the_ideal_network() {
     assert_eq!(stderr(&again).matches("from the earlier run").count(), 2);
     assert_clear_error(&compare(&["--fine-tune", "0", "--force"]), "0");
 }
+
+/// Regression: a partitioned run on an emulated chip failed while calibrating ("it offers no
+/// circuit count"). The calibration is made on the chip the parts run on, and training on a
+/// chip too small for the network goes on in parts, calibrated.
+#[test]
+fn a_partitioned_run_calibrates_the_chip_it_runs_on() {
+    let dir = temp_dir("partitioned-calibrated");
+    // 2 halves of 8 circuits with 16 signed sources each: 16 hidden neurons of 26 sources take
+    // 2 circuits each, 32 in all.
+    let chip = dir.join("small-chip.toml");
+    std::fs::write(
+        &chip,
+        "[geometry]\nneurons_per_half = 8\nrows_per_half = 32\nmax_merged_circuits = 4\n",
+    )
+    .expect("write");
+    let c = chip.to_str().expect("utf-8");
+    let run = |extra: &[&str]| {
+        let out = dir.join("run");
+        let mut args = vec![
+            "train",
+            "--emulator-config",
+            c,
+            "--hidden",
+            "16",
+            "--epochs",
+            "1",
+            "--force",
+            "--out",
+        ];
+        args.push(out.to_str().expect("utf-8"));
+        args.extend_from_slice(extra);
+        spikeloop(&args)
+    };
+    let o = run(&["--partitioned"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(16 circuits)"), "{}", stderr(&o));
+    assert!(dir.join("run").join("calibration-chip1.json").exists());
+    assert!(
+        stderr(&o).contains("calibrated for 1 epochs"),
+        "{}",
+        stderr(&o)
+    );
+    assert_clear_error(&run(&[]), "does not fit");
+}
