@@ -16,25 +16,21 @@ use spikeloop_backend::{Backend, IdealBackend, Substrate};
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::loss::LossParams;
 use spikeloop_trainer::train;
-use spikeloop_trainer::{DataSplits, Model, Preset, TrainConfig, evaluate, load_data};
+use spikeloop_trainer::{DataSplits, Model, TrainConfig, evaluate, load_data};
 
-use crate::backend::{EmulatorArgs, PresetArg};
+use crate::backend::EmulatorArgs;
 
 /// Arguments of `spikeloop compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// TOML training configuration (see `spikeloop config`).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Defaults to start from; all three networks use the same configuration.
-    #[arg(long, value_enum, value_name = "PRESET", default_value = "chip")]
-    preset: Option<PresetArg>,
+    #[command(flatten)]
+    network: crate::train::NetworkArgs,
     /// Number of training epochs (at least 1) [default: the configuration's].
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
-    /// Training seed, the same for every run (at most 9223372036854775807).
-    #[arg(long, value_name = "N", value_parser = crate::backend::seed_parser())]
-    seed: Option<u64>,
+    /// Learning rate of the training runs [default: the configuration's].
+    #[arg(long, value_name = "RATE")]
+    learning_rate: Option<f64>,
     /// Emulated chips to compare on, comma separated chip seeds, each once.
     #[arg(
         long,
@@ -397,16 +393,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             args.chip_seeds
         );
     }
-    let preset = args.preset.map_or(Preset::Chip, Preset::from);
-    let mut config = match &args.config {
-        Some(path) => TrainConfig::load_with_preset(path, preset)?,
-        None => preset.config(),
-    };
+    // The configuration suited to the chips (the chip preset unless --preset or --config say
+    // otherwise), as `train` on a chip takes it.
+    let mut config = args
+        .network
+        .config(args.emulator.build()?.capabilities())?;
     if let Some(e) = args.epochs {
         config.training.epochs = e;
     }
-    if let Some(s) = args.seed {
-        config.seed = s;
+    if let Some(lr) = args.learning_rate {
+        config.training.learning_rate = lr;
     }
     config.validate()?;
     let json = args.out.join("compare.json");
@@ -616,6 +612,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spikeloop_trainer::Preset;
 
     #[test]
     fn recovery_is_the_closed_fraction_of_the_gap() {
