@@ -395,9 +395,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     // The configuration suited to the chips (the chip preset unless --preset or --config say
     // otherwise), as `train` on a chip takes it.
-    let mut config = args
-        .network
-        .config(args.emulator.build()?.capabilities())?;
+    let mut config = args.network.config(args.emulator.build()?.capabilities())?;
     if let Some(e) = args.epochs {
         config.training.epochs = e;
     }
