@@ -805,16 +805,27 @@ fn default_run_directories_and_inference_files_name_what_differs() {
     );
 }
 
+/// `spikeloop compare` on chip 2 alone for `epochs` epochs into `out`, with `extra` flags.
+fn compare_on_chip_2(out: &str, epochs: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "compare",
+        "--epochs",
+        epochs,
+        "--chip-seeds",
+        "2",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    spikeloop(&args)
+}
+
 /// `compare` refuses to overwrite a comparison, and `--resume` reuses the networks it trained.
 #[test]
 fn compare_refuses_to_overwrite_and_resumes() {
     let dir = temp_dir("compare");
     let d = dir.to_str().expect("utf-8");
-    let compare = |extra: &[&str]| {
-        let mut args = vec!["compare", "--epochs", "1", "--chip-seeds", "2", "--out", d];
-        args.extend_from_slice(extra);
-        spikeloop(&args)
-    };
+    let compare = |extra: &[&str]| compare_on_chip_2(d, "1", extra);
     let first = compare(&[]);
     assert!(first.status.success(), "{}", stderr(&first));
     let report = std::fs::read_to_string(dir.join("compare.json")).expect("report");
@@ -1153,11 +1164,7 @@ fn metrics_state_the_hardware_time_of_each_epoch() {
 fn compare_fine_tunes_from_the_ideal_network() {
     let dir = temp_dir("compare-fine-tune");
     let d = dir.to_str().expect("utf-8");
-    let compare = |extra: &[&str]| {
-        let mut args = vec!["compare", "--epochs", "2", "--chip-seeds", "2", "--out", d];
-        args.extend_from_slice(extra);
-        spikeloop(&args)
-    };
+    let compare = |extra: &[&str]| compare_on_chip_2(d, "2", extra);
     let o = compare(&["--fine-tune", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
