@@ -134,7 +134,7 @@ pub fn layer_spike_times_dense(
             &mut any,
         );
         if any != 0 {
-            for (j, _) in hit.iter().enumerate().filter(|(_, h)| **h != 0) {
+            for j in hits(hit) {
                 let reaches_end = b_next[j] >= c.g_theta;
                 if let Some(t) = scan.root(k, a[j], b[j], reaches_end) {
                     out[j] = t;
@@ -159,6 +159,24 @@ pub fn layer_spike_times_dense(
         let row = &weights[j * n_in..][..n_in];
         out[j] = scan.finish(k, a[j], b[j], e_prev, row);
     }
+}
+
+/// Indices of the non-zero flags, read eight at a time: a step usually fires a few neurons of
+/// hundreds, so whole words of zeros are skipped.
+fn hits(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    flags.chunks(8).enumerate().flat_map(|(w, chunk)| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        let mut bits = u64::from_le_bytes(word);
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let byte = bits.trailing_zeros() as usize / 8;
+            bits &= !(0xff << (8 * byte));
+            Some(w * 8 + byte)
+        })
+    })
 }
 
 /// The sorted inputs of one layer scan.
