@@ -74,7 +74,8 @@ impl NetworkArgs {
     }
 
     /// The configuration: the file or the preset (by default the one suited to the backend),
-    /// with the flags applied (not yet validated).
+    /// with the flags applied (not yet validated). A preset run on a chip tolerates a few
+    /// silent output neurons ([`TrainConfig::suit_to_chip`]); a file is taken as written.
     pub fn config(
         &self,
         capabilities: &spikeloop_backend::Capabilities,
@@ -89,6 +90,9 @@ impl NetworkArgs {
         self.apply(&mut config)?;
         if self.config.is_none() {
             config.initialise_for_fan_in();
+            if capabilities.weight_bits.is_some() {
+                config.suit_to_chip();
+            }
         }
         Ok(config)
     }

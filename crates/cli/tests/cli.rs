@@ -1230,3 +1230,59 @@ fn a_partitioned_run_calibrates_the_chip_it_runs_on() {
     );
     assert_clear_error(&run(&[]), "does not fit");
 }
+
+/// The software set-up tolerates no silent output neuron on the ideal backend (the reference's
+/// value); on a chip, whose noise silences an output neuron now and then, it tolerates 5 %
+/// (bumping on every silence ratchets the output weights up to the range limit). A
+/// configuration file is taken as written.
+#[test]
+fn on_a_chip_a_few_silent_output_neurons_are_tolerated() {
+    let dir = temp_dir("silent-outputs");
+    let output_missing = |run: &str, backend: &[&str]| {
+        let out = dir.join(run);
+        let mut args = vec![
+            "train",
+            "--quiet",
+            "--preset",
+            "software",
+            "--dataset",
+            "digits",
+            "--hidden",
+            "16",
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(backend);
+        let o = spikeloop(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let config = spikeloop_trainer::TrainConfig::load(&out.join("config.toml"))
+            .expect("the run's configuration");
+        *config
+            .training
+            .max_missing_spikes
+            .last()
+            .expect("an output layer")
+    };
+    assert_eq!(output_missing("ideal", &["--backend", "ideal"]), 0.0);
+    assert_eq!(
+        output_missing("chip", &["--backend", "emulator", "--uncalibrated"]),
+        0.05
+    );
+    let file = dir.join("software.toml");
+    let o = spikeloop(&["config", "--preset", "software"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&file, &o.stdout).expect("write the configuration");
+    let from_file = output_missing(
+        "file",
+        &[
+            "--config",
+            file.to_str().expect("utf-8 path"),
+            "--backend",
+            "emulator",
+            "--uncalibrated",
+        ],
+    );
+    assert_eq!(from_file, 0.0);
+}

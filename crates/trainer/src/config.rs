@@ -317,6 +317,18 @@ impl Default for TrainingConfig {
     }
 }
 
+/// Fraction of a batch's (sample, output neuron) pairs that may stay silent on a chip before
+/// the output layer's weights are bumped (the reference's BrainScaleS-2 setting).
+///
+/// On a chip, trial-to-trial noise silences an output neuron now and then, most of all the
+/// wrong classes' neurons that the loss pushes late. Bumping on every such silence adds to all
+/// of a silent neuron's incoming weights and skips the batch's gradient step, so the output
+/// weights ratchet upwards: measured in the loop on emulated chip 1 (16 x 16 Fashion-MNIST,
+/// 4 x 400, software set-up), with no silence tolerated the output layer was bumped in about
+/// half the batches, its mean weight climbed to the range limit (+2.09 of 2.1 after 8 epochs)
+/// and validation accuracy fell from 68 % to 36 %; with 5 % tolerated it trains stably.
+pub const CHIP_OUTPUT_MISSING: f64 = 0.05;
+
 /// Most neurons in one hidden layer.
 pub const MAX_LAYER_SIZE: usize = 100_000;
 /// Most hidden layers.
@@ -349,7 +361,7 @@ impl TrainConfig {
         c.encoding.repeat = 5;
         c.network.weight_init_mean = vec![0.3, 0.5];
         c.network.weight_init_sd = vec![0.16, 0.8];
-        c.training.max_missing_spikes = vec![0.3, 0.05];
+        c.training.max_missing_spikes = vec![0.3, CHIP_OUTPUT_MISSING];
         c.training.xi = 0.15;
         c.training.lr_gamma = 0.9;
         c.training.input_jitter = 0.05;
@@ -412,6 +424,15 @@ impl TrainConfig {
         self.training.input_jitter = 0.3;
         if self.network.dale.is_some() {
             self.network.dale_balance = Some(8.0);
+        }
+    }
+
+    /// Suits a set-up made for exact simulation to training on a chip: the output layer
+    /// tolerates [`CHIP_OUTPUT_MISSING`] silent neurons per batch (unless it already tolerates
+    /// more). Called on preset configurations when the backend is a chip.
+    pub fn suit_to_chip(&mut self) {
+        if let Some(last) = self.training.max_missing_spikes.last_mut() {
+            *last = last.max(CHIP_OUTPUT_MISSING);
         }
     }
 
@@ -708,6 +729,24 @@ mod tests {
         let mut yin_yang = TrainConfig::default();
         yin_yang.initialise_for_fan_in();
         assert_eq!(yin_yang, TrainConfig::default());
+    }
+
+    #[test]
+    fn on_a_chip_the_output_layer_tolerates_a_few_silent_neurons() {
+        let mut software = TrainConfig::default();
+        software.network.hidden = vec![400, 400];
+        software.training.max_missing_spikes = vec![0.3, 0.3, 0.0];
+        software.suit_to_chip();
+        assert_eq!(software.training.max_missing_spikes, [0.3, 0.3, 0.05]);
+        // A set-up that already tolerates more keeps its value, and the hidden layers theirs.
+        let mut lenient = software.clone();
+        lenient.training.max_missing_spikes = vec![0.1, 0.2, 0.5];
+        lenient.suit_to_chip();
+        assert_eq!(lenient.training.max_missing_spikes, [0.1, 0.2, 0.5]);
+        assert_eq!(
+            TrainConfig::chip_preset().training.max_missing_spikes,
+            [0.3, CHIP_OUTPUT_MISSING]
+        );
     }
 
     #[test]

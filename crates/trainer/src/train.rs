@@ -626,12 +626,20 @@ fn train_epoch(
             } else {
                 t.weight_bump
             };
-            bump_silent(
+            let silent = bump_silent(
                 &mut state.model.layers[layer].weights,
                 spikes,
                 n,
                 layer,
                 value,
+            );
+            tracing::debug!(
+                epoch = epoch + 1,
+                batch = b + 1,
+                layer,
+                silent,
+                value,
+                "bumped the incoming weights of the layer's silent neurons"
             );
             state.bump = BumpState {
                 value,
@@ -779,20 +787,23 @@ fn layer_to_bump(
 }
 
 /// Adds `value` to every incoming weight (`weights`, one row per neuron) of each neuron of
-/// `layer` that was silent in any of the first `n` samples.
+/// `layer` that was silent in any of the first `n` samples; returns how many neurons that was.
 fn bump_silent(
     weights: &mut Array2<f64>,
     spikes: &spikeloop_backend::SpikeTimes,
     n: usize,
     layer: usize,
     value: f64,
-) {
+) -> usize {
+    let mut bumped = 0;
     for (j, mut row) in weights.rows_mut().into_iter().enumerate() {
         let silent = (0..n).any(|s| spikes.layer(s, layer).is_some_and(|t| !t[j].is_finite()));
         if silent {
             row += value;
+            bumped += 1;
         }
     }
+    bumped
 }
 
 /// Sum of the per-sample gradients of a batch, its summed loss and the number of chopped
