@@ -381,12 +381,16 @@ impl LayerGradients {
     /// The scales of the gradients of one neuron with incoming `weights` (one per input) that
     /// fired at `t_out`, by implicit differentiation of `u(t_out) = threshold` as
     /// [`crate::gradients_at`] does; all factors zero (and the slope not positive) when there is
-    /// no usable gradient. `scratch` is only used for inputs spread too wide for shared factors.
+    /// no usable gradient.
+    ///
+    /// Leaves in `slopes` one value per input, the values [`LayerGradients::add_weighted_slope`]
+    /// adds (bit for bit), so that `dT/dt_i = scale_t * slopes[i]` needs no second pass over the
+    /// inputs; empty when the neuron did not fire.
     ///
     /// # Panics
     ///
     /// If `weights` has not one entry per input, or before [`LayerGradients::prepare`].
-    pub fn neuron(&self, weights: &[f64], t_out: f64, scratch: &mut Vec<f64>) -> NeuronGradients {
+    pub fn neuron(&self, weights: &[f64], t_out: f64, slopes: &mut Vec<f64>) -> NeuronGradients {
         let n = self.times.len();
         assert_eq!(
             weights.len(),
@@ -394,14 +398,17 @@ impl LayerGradients {
             "LayerGradients::neuron: one weight per input"
         );
         let c = self.consts.expect("LayerGradients::neuron before prepare");
+        slopes.clear();
         if !t_out.is_finite() {
             return NeuronGradients::NONE;
         }
         if self.too_wide {
             // Rare: inputs hundreds of time constants apart. The one-neuron gradients, already
             // scaled (so both factors are 1).
-            let (slope, d_t_d_w, _) = self.one_neuron(weights, t_out, scratch);
+            let mut scratch = Vec::new();
+            let (slope, d_t_d_w, d_t_d_t) = self.one_neuron(weights, t_out, &mut scratch);
             let max_kernel = d_t_d_w.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+            slopes.extend_from_slice(d_t_d_t);
             return NeuronGradients {
                 slope,
                 scale_w: if slope > 0.0 { 1.0 } else { 0.0 },
@@ -411,6 +418,7 @@ impl LayerGradients {
         }
         let mut sums = Sums::default();
         let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
+        slopes.resize(n, 0.0);
         neuron_sums(
             &self.times,
             &self.factors,
@@ -419,6 +427,7 @@ impl LayerGradients {
             e_out,
             c.inv_tau_m,
             &mut sums,
+            slopes,
         );
         let Sums {
             d,
@@ -564,7 +573,8 @@ struct Sums {
     max_weighted: f64,
 }
 
-/// The sums of [`LayerGradients::neuron`] on the widest vector instructions.
+/// The sums of [`LayerGradients::neuron`] on the widest vector instructions; the weighted
+/// kernel slopes into `slopes`.
 #[allow(clippy::too_many_arguments)]
 fn neuron_sums(
     times: &[f64],
@@ -574,6 +584,7 @@ fn neuron_sums(
     e_out: f64,
     inv_tau: f64,
     sums: &mut Sums,
+    slopes: &mut [f64],
 ) {
     crate::widest_simd!(neuron_sums_portable(
         times: &[f64],
@@ -583,15 +594,17 @@ fn neuron_sums(
         e_out: f64,
         inv_tau: f64,
         sums: &mut Sums,
+        slopes: &mut [f64],
     ))
 }
 
-/// The sum of the weighted kernel slopes and the largest magnitudes. Blocks of inputs are
-/// evaluated element by element into small buffers, then folded into lanes of partial results:
-/// two simple loops that the compiler vectorises, where one loop doing both does not. The order
-/// of the sum is fixed (lane `l` takes inputs `l, l + LANES, ...`, the inputs after the last
-/// whole chunk go to lane 0), so results are the same on every processor.
+/// The sum of the weighted kernel slopes (each also kept in `slopes`) and the largest
+/// magnitudes. Blocks of inputs are evaluated element by element, then folded into lanes of
+/// partial results: two simple loops that the compiler vectorises, where one loop doing both
+/// does not. The order of the sum is fixed (lane `l` takes inputs `l, l + LANES, ...`, the
+/// inputs after the last whole chunk go to lane 0), so results are the same on every processor.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn neuron_sums_portable(
     times: &[f64],
     factors: &[f64],
@@ -600,23 +613,24 @@ fn neuron_sums_portable(
     e_out: f64,
     inv_tau: f64,
     sums: &mut Sums,
+    slopes: &mut [f64],
 ) {
     /// Inputs evaluated per block (a multiple of `LANES`, so blocks keep the lanes' order).
     const BLOCK: usize = 8 * LANES;
     let n = times.len();
-    let (factors, weights) = (&factors[..n], &weights[..n]);
+    let (factors, weights, slopes) = (&factors[..n], &weights[..n], &mut slopes[..n]);
     let mut d = [0.0; LANES];
     let mut max_k = [0.0f64; LANES];
     let mut max_w = [0.0f64; LANES];
     let mut k = [0.0; BLOCK];
-    let mut v = [0.0; BLOCK];
     let blocks = times
         .chunks(BLOCK)
         .zip(factors.chunks(BLOCK))
-        .zip(weights.chunks(BLOCK));
-    for ((t, f), w) in blocks {
+        .zip(weights.chunks(BLOCK))
+        .zip(slopes.chunks_mut(BLOCK));
+    for (((t, f), w), v) in blocks {
         let m = t.len();
-        let (k, v) = (&mut k[..m], &mut v[..m]);
+        let k = &mut k[..m];
         for i in 0..m {
             (k[i], v[i]) = kernel_pair(t[i], f[i], w[i], t_out, e_out, inv_tau);
         }

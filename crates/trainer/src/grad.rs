@@ -294,7 +294,7 @@ fn backward_layer(
                 continue;
             }
             let weights = layer.weights_of(j);
-            let g = rec.dense.neuron(weights, times[j], d_t_d_w);
+            let g = rec.dense.neuron(weights, times[j], d_t_d_t);
             if g.slope.is_nan() || g.slope <= 0.0 {
                 continue;
             }
@@ -305,14 +305,8 @@ fn backward_layer(
                 rec.coef[j] = w_factor;
             }
             if let Some(dp) = delta_prev.as_deref_mut() {
-                let t_factor = g.scale_t * delta_j;
-                rec.dense.add_weighted_slope(
-                    weights,
-                    times[j],
-                    t_factor,
-                    &mut dp[..n_prev],
-                    d_t_d_w,
-                );
+                // The slopes `neuron` left behind: dT/dt_in = scale_t * slope.
+                spikeloop_lif::add_scaled(&mut dp[..n_prev], d_t_d_t, g.scale_t * delta_j);
             }
         }
         return chopped;

@@ -68,7 +68,12 @@ proptest! {
         let mut dense = LayerGradients::new();
         dense.prepare(&inputs, &params);
         let (kernel, weighted_slope) = values(&dense, &w, t_out);
-        let g = dense.neuron(&w, t_out, &mut Vec::new());
+        let mut slopes = Vec::new();
+        let g = dense.neuron(&w, t_out, &mut slopes);
+        if t_out.is_finite() {
+            // The slopes left behind are the values the weighted-slope pass adds, bit for bit.
+            prop_assert_eq!(&slopes, &weighted_slope);
+        }
         let close = |a: f64, b: f64, scale: f64| (a - b).abs() <= 1e-12 * scale.max(1e-300);
         if slope > 0.0 && slope.is_finite() {
             // Relative to the largest magnitude: terms of a sum are formed in another order.
@@ -103,8 +108,10 @@ fn inputs_hundreds_of_time_constants_apart_still_get_their_gradients() {
     assert!(slope > 0.0);
     let mut dense = LayerGradients::new();
     dense.prepare(&inputs, &params);
-    let g = dense.neuron(&w, t_out, &mut Vec::new());
+    let mut slopes = Vec::new();
+    let g = dense.neuron(&w, t_out, &mut slopes);
     assert_eq!(g.slope, slope);
+    assert_eq!(slopes, d_t);
     let (kernel, weighted_slope) = values(&dense, &w, t_out);
     for i in 0..3 {
         assert_eq!(kernel[i] * g.scale_w, d_w[i]);
