@@ -29,7 +29,7 @@ pub struct BenchArgs {
     /// Seconds to spend on each throughput measurement.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     seconds: f64,
-    /// Training epochs to time per thread count.
+    /// Training epochs to time per thread count (0: throughputs only).
     #[arg(long, default_value_t = 5, value_name = "N")]
     epochs: u32,
     /// Samples per batch [default: the training default].
@@ -54,7 +54,8 @@ struct Row {
     inference: f64,
     forward: f64,
     forward_backward: f64,
-    epoch_seconds: f64,
+    /// `None` when no epoch was timed (`--epochs 0`).
+    epoch_seconds: Option<f64>,
     /// Mean hardware time of an epoch, where the backend states one.
     hardware_epoch_seconds: Option<f64>,
 }
@@ -131,14 +132,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "300 epochs (est.)"
     );
     for r in &rows {
+        let (epoch, all) = r.epoch_seconds.map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |s| (format!("{s:.3}"), format!("{:.1}s", 300.0 * s)),
+        );
         outln!(
-            "{:>8} {:>14.0} {:>16.0} {:>20.0} {:>14.3} {:>17.1}s",
+            "{:>8} {:>14.0} {:>16.0} {:>20.0} {:>14} {:>18}",
             r.threads,
             r.inference,
             r.forward,
             r.forward_backward,
-            r.epoch_seconds,
-            300.0 * r.epoch_seconds
+            epoch,
+            all
         );
     }
     outln!(
@@ -305,8 +310,18 @@ fn measure(
         Ok(batch.len())
     })?;
 
+    if args.epochs == 0 {
+        return Ok(Row {
+            threads,
+            inference,
+            forward,
+            forward_backward,
+            epoch_seconds: None,
+            hardware_epoch_seconds: None,
+        });
+    }
     let mut bench_config = config.clone();
-    bench_config.training.epochs = args.epochs.max(1);
+    bench_config.training.epochs = args.epochs;
     let state = train::start(&bench_config, data, backend.substrate())?;
     let outcome = train::run(state, data, backend.as_mut(), None, &mut Silent)?;
     let trained: Vec<f64> = outcome
@@ -315,7 +330,7 @@ fn measure(
         .filter(|m| m.epoch > 0)
         .map(|m| m.seconds)
         .collect();
-    let epoch_seconds = trained.iter().sum::<f64>() / trained.len().max(1) as f64;
+    let epoch_seconds = Some(trained.iter().sum::<f64>() / trained.len().max(1) as f64);
     let hardware: Option<Vec<f64>> = outcome
         .history
         .iter()

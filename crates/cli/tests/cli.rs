@@ -552,6 +552,27 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         "bench lacks {said:?}: {}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // With no epochs to time, bench measures the throughputs only.
+    let o = spikeloop(&[
+        "bench",
+        "--model",
+        dir.join("model.json").to_str().expect("utf-8"),
+        "--chip-seed",
+        "3",
+        "--seconds",
+        "0.05",
+        "--thread-counts",
+        "1",
+        "--epochs",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row = stdout(&o)
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no row for 1 thread: {}", stdout(&o)));
+    assert!(row.trim_end().ends_with('-'), "an epoch was timed: {row}");
     // Resuming on another noise preset or emulator configuration is refused, naming the
     // difference.
     let o = spikeloop(&[
