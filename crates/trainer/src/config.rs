@@ -326,7 +326,8 @@ impl Default for TrainingConfig {
 /// weights ratchet upwards: measured in the loop on emulated chip 1 (16 x 16 Fashion-MNIST,
 /// 4 x 400, software set-up), with no silence tolerated the output layer was bumped in about
 /// half the batches, its mean weight climbed to the range limit (+2.09 of 2.1 after 8 epochs)
-/// and validation accuracy fell from 68 % to 36 %; with 5 % tolerated it trains stably.
+/// and validation accuracy fell from 68 % to 36 %; with 5 % tolerated it rose steadily to 81 %
+/// (output weights' mean magnitude 0.18).
 pub const CHIP_OUTPUT_MISSING: f64 = 0.05;
 
 /// Most neurons in one hidden layer.
