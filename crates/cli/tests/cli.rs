@@ -531,47 +531,39 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         "infer reproduces the test accuracy training reported"
     );
     // bench measures the model and says what it is worth on the backend, by the same rule.
-    let o = spikeloop(&[
-        "bench",
-        "--model",
-        dir.join("model.json").to_str().expect("utf-8"),
-        "--chip-seed",
-        "3",
-        "--seconds",
-        "0.05",
-        "--thread-counts",
-        "1",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let model_file = dir.join("model.json");
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--model",
+            model_file.to_str().expect("utf-8"),
+            "--chip-seed",
+            "3",
+            "--seconds",
+            "0.05",
+            "--thread-counts",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let o = spikeloop(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let said_by_bench = bench(&[]);
     let accuracy = model["provenance"]["test_accuracy"]
         .as_f64()
         .expect("accuracy");
     let said = format!("test accuracy {:.2} %", 100.0 * accuracy);
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&said),
-        "bench lacks {said:?}: {}",
-        String::from_utf8_lossy(&o.stdout)
+        said_by_bench.contains(&said),
+        "bench lacks {said:?}: {said_by_bench}"
     );
     // With no epochs to time, bench measures the throughputs only.
-    let o = spikeloop(&[
-        "bench",
-        "--model",
-        dir.join("model.json").to_str().expect("utf-8"),
-        "--chip-seed",
-        "3",
-        "--seconds",
-        "0.05",
-        "--thread-counts",
-        "1",
-        "--epochs",
-        "0",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let row = stdout(&o)
+    let without_epochs = bench(&["--epochs", "0"]);
+    let row = without_epochs
         .lines()
         .find(|l| l.trim_start().starts_with("1 "))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no row for 1 thread: {}", stdout(&o)));
+        .unwrap_or_else(|| panic!("no row for 1 thread: {without_epochs}"));
     assert!(row.trim_end().ends_with('-'), "an epoch was timed: {row}");
     // Resuming on another noise preset or emulator configuration is refused, naming the
     // difference.
