@@ -225,6 +225,17 @@ fn recovered(ideal: f64, copied: f64, in_the_loop: f64) -> f64 {
     }
 }
 
+/// Whether copying lost more than the standard error of the copied accuracies' mean over `n`
+/// chips (gap and SD in points), so that the fraction of the loss training in the loop recovers
+/// means something.
+fn gap_is_measurable(gap: f64, copied_sd: f64, n: usize) -> bool {
+    gap > 0.0 && gap > standard_error(copied_sd, n)
+}
+
+fn standard_error(sd: f64, n: usize) -> f64 {
+    sd / (n.max(1) as f64).sqrt()
+}
+
 /// A network trained for the comparison: its model, test accuracy and selected epoch.
 struct Trained {
     model: Model,
@@ -558,15 +569,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         pct(in_the_loop_sd)
     );
     let gap = pct(report.ideal_accuracy - copied_mean);
-    if report.recovered_fraction.is_finite() {
+    let chips = report.chips.len();
+    if gap_is_measurable(gap, pct(copied_sd), chips) && report.recovered_fraction.is_finite() {
         outln!(
             "gap (a) - (b): {gap:.2} points; (c) recovers {:.0} % of it",
             100.0 * report.recovered_fraction
         );
     } else {
-        // The chips ran the ideal network as well as the ideal backend: no recovered fraction.
+        // The chips ran the ideal network as well as the ideal backend, or the loss is within
+        // the chips' spread: a recovered fraction would divide by noise.
         outln!(
-            "gap (a) - (b): {gap:.2} points: copying onto the chips cost nothing, so nothing is to recover; (c) - (a): {:+.2} points",
+            "gap (a) - (b): {gap:.2} points, within the standard error of the chips' mean ({:.2}): copying onto the chips cost nothing measurable, so nothing is to recover; (c) - (a): {:+.2} points",
+            standard_error(pct(copied_sd), chips),
             pct(in_the_loop_mean - report.ideal_accuracy)
         );
     }
@@ -616,6 +630,11 @@ mod tests {
     fn recovery_is_the_closed_fraction_of_the_gap() {
         assert!((recovered(0.96, 0.80, 0.92) - 0.75).abs() < 1e-12);
         assert!(recovered(0.9, 0.9, 0.9).is_nan());
+        // A loss within the chips' spread is no loss to recover; one chip has no spread.
+        assert!(!gap_is_measurable(0.05, 0.15, 5));
+        assert!(!gap_is_measurable(-0.3, 0.1, 5));
+        assert!(gap_is_measurable(6.18, 8.23, 5));
+        assert!(gap_is_measurable(0.2, 0.0, 1));
         let (m, s) = mean_sd(&[1.0, 3.0]);
         assert_eq!(m, 2.0);
         assert!((s - 2f64.sqrt()).abs() < 1e-12);
