@@ -570,7 +570,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     );
     let gap = pct(report.ideal_accuracy - copied_mean);
     let chips = report.chips.len();
-    if gap_is_measurable(gap, pct(copied_sd), chips) && report.recovered_fraction.is_finite() {
+    if gap_is_measurable(gap, pct(copied_sd), chips) {
         outln!(
             "gap (a) - (b): {gap:.2} points; (c) recovers {:.0} % of it",
             100.0 * report.recovered_fraction

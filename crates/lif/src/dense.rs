@@ -405,10 +405,10 @@ impl LayerGradients {
         if self.too_wide {
             // Rare: inputs hundreds of time constants apart. The one-neuron gradients, already
             // scaled (so both factors are 1).
-            let mut scratch = Vec::new();
-            let (slope, d_t_d_w, d_t_d_t) = self.one_neuron(weights, t_out, &mut scratch);
+            // `slopes` holds dT/dw, then dT/dt; dT/dt is kept.
+            let (slope, d_t_d_w, _) = self.one_neuron(weights, t_out, slopes);
             let max_kernel = d_t_d_w.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-            slopes.extend_from_slice(d_t_d_t);
+            slopes.drain(..n);
             return NeuronGradients {
                 slope,
                 scale_w: if slope > 0.0 { 1.0 } else { 0.0 },
