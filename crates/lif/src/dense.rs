@@ -4,14 +4,18 @@
 //! The one idea: a layer's neurons share their inputs, so everything that depends only on the
 //! input times is computed once per sample and layer, and what is left per neuron is the same
 //! few multiply-adds for every neuron (forward) or every input (backward), which the processor
-//! does several at a time. The forward pass walks the sorted inputs once and updates the state
-//! of all the layer's neurons per input, reading that input's outgoing weights as one contiguous
-//! row (the weights transposed); the arithmetic per neuron is exactly that of the one-neuron
-//! scan, so the spike times are bit-identical to [`crate::spike_time`]. The backward pass needs
-//! no sort at all: with the input factors `E_i = exp((t_i - t_ref)/tau)` computed once per layer,
-//! each kernel value `exp(-(T - t_i)/tau)` is one product `exp(-(T - t_ref)/tau) E_i`, and a
-//! neuron's gradients are two passes over its inputs in their original order; they agree with
-//! [`crate::gradients_at`] to a few units in the last place (sums are formed in another order).
+//! does several at a time. The forward pass walks the sorted inputs and updates the state of all
+//! the layer's neurons, two inputs per pass over the neurons, reading each input's outgoing
+//! weights as one contiguous row (the weights transposed); the arithmetic per neuron is exactly
+//! that of the one-neuron scan, so the spike times are bit-identical to [`crate::spike_time`].
+//! The backward pass needs no sort at all: with the input factors `f_i = exp((t_i - t_ref)/tau)`
+//! and `g_i = f_i (t_i - t_ref)/tau` computed once per layer, each kernel value is a difference
+//! of two products, `K(T - t_i)/tau = e (X f_i - g_i)` with `X = (T - t_ref)/tau` and
+//! `e = exp(-X)`, and its slope `e ((1 - X) f_i + g_i)`; inputs at or after `T` are masked
+//! without a branch. A neuron's gradients are a pass over its inputs in their original order for
+//! what scales them, and passes that add them, several neurons per pass over the inputs (the
+//! inputs are read once for all of them); they agree with [`crate::gradients_at`] to rounding
+//! (`1e-12` of the largest value: sums are formed in another order and the kernel another way).
 //!
 //! Where the processor has AVX-512 or AVX2 the same code is also compiled for it and chosen at
 //! run time ([`crate::widest_simd`]); elsewhere the portable build runs. None changes a result:
@@ -55,6 +59,7 @@ pub fn dense_applies(params: &NeuronParams) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct LayerState {
     a: Vec<f64>,
+    a_next: Vec<f64>,
     b: Vec<f64>,
     b_next: Vec<f64>,
     hit: Vec<u8>,
@@ -100,8 +105,14 @@ pub fn layer_spike_times_dense(
     if n == 0 || n_out == 0 {
         return;
     }
-    let LayerState { a, b, b_next, hit } = state;
-    for v in [&mut *a, &mut *b, &mut *b_next] {
+    let LayerState {
+        a,
+        a_next,
+        b,
+        b_next,
+        hit,
+    } = state;
+    for v in [&mut *a, &mut *a_next, &mut *b, &mut *b_next] {
         v.clear();
         v.resize(n_out, 0.0);
     }
@@ -116,6 +127,57 @@ pub fn layer_spike_times_dense(
     let mut n_open = n_out;
     let mut e_prev = 1.0;
     let mut k = 0;
+    // Two inputs per pass over the neurons while both intervals after them end at an input:
+    // the state is read and written once per two inputs.
+    while k + 2 < n && n_open >= FEW_OPEN {
+        let w1 = &weights_t[scan.order[k] as usize * n_out..][..n_out];
+        let w2 = &weights_t[scan.order[k + 1] as usize * n_out..][..n_out];
+        let (s1, s2) = (scan.steps[k], scan.steps[k + 1]);
+        let mut any = 0;
+        step_two(
+            (a, b),
+            (a_next, b_next),
+            hit,
+            (w1, w2),
+            e_prev,
+            (s1, s2),
+            c.g_theta,
+            &mut any,
+        );
+        if any != 0 {
+            for j in hits(hit) {
+                // The two intervals again for this neuron, as the one-input scan takes them.
+                let [e1, de1, one_minus_d1] = s1;
+                let a1 = a[j] * e_prev + w1[j];
+                let b1 = e1 * b[j] + de1 * a1;
+                let reaches1 = b1 >= c.g_theta;
+                let peak1 = (a1 > b[j]) & (a1 * one_minus_d1 < b[j]);
+                let mut fired = None;
+                if reaches1 | peak1 {
+                    fired = scan.root(k, a1, b[j], reaches1);
+                }
+                if fired.is_none() {
+                    let [_, _, one_minus_d2] = s2;
+                    let (a2, b2) = (a_next[j], b_next[j]);
+                    let reaches2 = b2 >= c.g_theta;
+                    let peak2 = (a2 > b1) & (a2 * one_minus_d2 < b1);
+                    if reaches2 | peak2 {
+                        fired = scan.root(k + 1, a2, b1, reaches2);
+                    }
+                }
+                if let Some(t) = fired {
+                    out[j] = t;
+                    a_next[j] = f64::NAN;
+                    b_next[j] = f64::NAN;
+                    n_open -= 1;
+                }
+            }
+        }
+        std::mem::swap(a, a_next);
+        std::mem::swap(b, b_next);
+        e_prev = s2[0];
+        k += 2;
+    }
     while k < n - 1 && n_open >= FEW_OPEN {
         let w = &weights_t[scan.order[k] as usize * n_out..][..n_out];
         let [e, de, one_minus_d] = scan.steps[k];
@@ -228,6 +290,65 @@ impl Scan<'_> {
     }
 }
 
+/// Two inputs for every neuron, from the state `(a, b)` into `next`: the arithmetic of two
+/// [`step_any`] in a row, with `hit[j]` set where either interval may fire (on the widest
+/// vector instructions).
+#[allow(clippy::too_many_arguments)]
+fn step_two(
+    state: (&[f64], &[f64]),
+    next: (&mut [f64], &mut [f64]),
+    hit: &mut [u8],
+    w: (&[f64], &[f64]),
+    e_prev: f64,
+    steps: ([f64; 3], [f64; 3]),
+    theta: f64,
+    any: &mut u8,
+) {
+    crate::widest_simd!(step_two_portable(
+        state: (&[f64], &[f64]),
+        next: (&mut [f64], &mut [f64]),
+        hit: &mut [u8],
+        w: (&[f64], &[f64]),
+        e_prev: f64,
+        steps: ([f64; 3], [f64; 3]),
+        theta: f64,
+        any: &mut u8,
+    ))
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn step_two_portable(
+    (a, b): (&[f64], &[f64]),
+    (a_next, b_next): (&mut [f64], &mut [f64]),
+    hit: &mut [u8],
+    (w1, w2): (&[f64], &[f64]),
+    e_prev: f64,
+    ([e1, de1, omd1], [e2, de2, omd2]): ([f64; 3], [f64; 3]),
+    theta: f64,
+    any: &mut u8,
+) {
+    let n = a.len();
+    let (b, a_next, b_next, hit) = (&b[..n], &mut a_next[..n], &mut b_next[..n], &mut hit[..n]);
+    let (w1, w2) = (&w1[..n], &w2[..n]);
+    let mut acc = 0u8;
+    for j in 0..n {
+        let a1 = a[j] * e_prev + w1[j];
+        let b0 = b[j];
+        let b1 = e1 * b0 + de1 * a1;
+        let h1 = (b1 >= theta) | ((a1 > b0) & (a1 * omd1 < b0));
+        let a2 = a1 * e1 + w2[j];
+        let b2 = e2 * b1 + de2 * a2;
+        let h2 = (b2 >= theta) | ((a2 > b1) & (a2 * omd2 < b1));
+        a_next[j] = a2;
+        b_next[j] = b2;
+        let h = u8::from(h1 | h2);
+        hit[j] = h;
+        acc |= h;
+    }
+    *any = acc;
+}
+
 /// One input for every neuron: `a = a e_prev + w`, the membrane at the next input into
 /// `b_next`, and `hit[j]` set where the interval may fire, `any` to whether one is (on the
 /// widest vector instructions).
@@ -304,6 +425,9 @@ pub struct LayerGradients {
     consts: Option<Consts>,
     times: Vec<f64>,
     factors: Vec<f64>,
+    /// `f_i (t_i - t_ref)/tau` (zero for silent inputs): with the factors, every kernel value
+    /// is a difference of two products, `K = e_out (X f_i - g_i)` with `X = (T - t_ref)/tau`.
+    scaled: Vec<f64>,
     t_ref: f64,
     /// Spread of the finite inputs too wide for shared factors: use the one-neuron gradients.
     too_wide: bool,
@@ -373,6 +497,15 @@ impl LayerGradients {
                 0.0
             }
         }));
+        self.scaled.clear();
+        self.scaled
+            .extend(times.iter().zip(&self.factors).map(|(&t, &f)| {
+                if t.is_finite() {
+                    f * ((t - self.t_ref) * c.inv_tau_m)
+                } else {
+                    0.0
+                }
+            }));
         if self.too_wide {
             self.volley.prepare(times, params);
         }
@@ -381,16 +514,12 @@ impl LayerGradients {
     /// The scales of the gradients of one neuron with incoming `weights` (one per input) that
     /// fired at `t_out`, by implicit differentiation of `u(t_out) = threshold` as
     /// [`crate::gradients_at`] does; all factors zero (and the slope not positive) when there is
-    /// no usable gradient.
-    ///
-    /// Leaves in `slopes` one value per input, the values [`LayerGradients::add_weighted_slope`]
-    /// adds (bit for bit), so that `dT/dt_i = scale_t * slopes[i]` needs no second pass over the
-    /// inputs; empty when the neuron did not fire.
+    /// no usable gradient. One pass over the inputs, which stores nothing.
     ///
     /// # Panics
     ///
     /// If `weights` has not one entry per input, or before [`LayerGradients::prepare`].
-    pub fn neuron(&self, weights: &[f64], t_out: f64, slopes: &mut Vec<f64>) -> NeuronGradients {
+    pub fn neuron(&self, weights: &[f64], t_out: f64, scratch: &mut Vec<f64>) -> NeuronGradients {
         let n = self.times.len();
         assert_eq!(
             weights.len(),
@@ -398,36 +527,31 @@ impl LayerGradients {
             "LayerGradients::neuron: one weight per input"
         );
         let c = self.consts.expect("LayerGradients::neuron before prepare");
-        slopes.clear();
         if !t_out.is_finite() {
             return NeuronGradients::NONE;
         }
         if self.too_wide {
             // Rare: inputs hundreds of time constants apart. The one-neuron gradients, already
             // scaled (so both factors are 1).
-            // `slopes` holds dT/dw, then dT/dt; dT/dt is kept.
-            let (slope, d_t_d_w, _) = self.one_neuron(weights, t_out, slopes);
+            let (slope, d_t_d_w, d_t_d_t) = self.one_neuron(weights, t_out, scratch);
             let max_kernel = d_t_d_w.iter().fold(0.0f64, |m, g| m.max(g.abs()));
-            slopes.drain(..n);
+            let usable = slope > 0.0 && d_t_d_t.iter().all(|v| v.is_finite());
             return NeuronGradients {
                 slope,
-                scale_w: if slope > 0.0 { 1.0 } else { 0.0 },
-                scale_t: if slope > 0.0 { 1.0 } else { 0.0 },
+                scale_w: if usable { 1.0 } else { 0.0 },
+                scale_t: if usable { 1.0 } else { 0.0 },
                 max_kernel,
             };
         }
+        let at = self.output(t_out, c.inv_tau_m);
         let mut sums = Sums::default();
-        let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
-        slopes.resize(n, 0.0);
         neuron_sums(
             &self.times,
             &self.factors,
+            &self.scaled,
             weights,
-            t_out,
-            e_out,
-            c.inv_tau_m,
+            at,
             &mut sums,
-            slopes,
         );
         let Sums {
             d,
@@ -457,10 +581,21 @@ impl LayerGradients {
         }
     }
 
+    /// What the passes need of an output spike at `t_out`.
+    fn output(&self, t_out: f64, inv_tau: f64) -> Output {
+        let x = (t_out - self.t_ref) * inv_tau;
+        Output {
+            t: t_out,
+            e: (-x).exp(),
+            x,
+        }
+    }
+
     /// Adds `factor` times the kernel values `K(T - t_i)/tau` of a neuron with incoming
     /// `weights` that fired at `t_out` to `row` (one entry per input, zero for inputs at or after
     /// `t_out`): with `factor` = [`NeuronGradients::scale_w`] times the neuron's error, its
-    /// contribution to the weight gradient. `scratch` as in [`LayerGradients::neuron`].
+    /// contribution to the weight gradient. `scratch` holds the one-neuron gradients where the
+    /// inputs are too far apart for shared factors.
     ///
     /// # Panics
     ///
@@ -476,10 +611,146 @@ impl LayerGradients {
         self.add_pass(Pass::Kernel, weights, t_out, factor, row, scratch);
     }
 
+    /// [`LayerGradients::add_kernel`] of up to [`KERNEL_ROWS`] neurons in one pass over the
+    /// inputs: `outs[r] = (t_out, factor)` adds into `rows[r * n..(r + 1) * n]` (`n` inputs),
+    /// each row bit for bit as `add_kernel` adds it. The inputs are read once for all the rows,
+    /// which is what makes it faster. A row whose factor is zero or neuron silent is left as it
+    /// is; `weights_of(r)` gives row `r`'s weights, needed only where the inputs are too far apart
+    /// for shared factors.
+    ///
+    /// # Panics
+    ///
+    /// If `outs` has more than [`KERNEL_ROWS`] entries, `rows` not `outs.len()` rows of one
+    /// entry per input, or before [`LayerGradients::prepare`].
+    pub fn add_kernels<'w>(
+        &self,
+        outs: &[(f64, f64)],
+        weights_of: impl Fn(usize) -> &'w [f64],
+        rows: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) {
+        let n = self.times.len();
+        assert!(
+            outs.len() <= KERNEL_ROWS && rows.len() == outs.len() * n,
+            "LayerGradients::add_kernels: at most {KERNEL_ROWS} rows of one entry per input"
+        );
+        let c = self
+            .consts
+            .expect("LayerGradients: prepare before the gradients");
+        if self.too_wide || n == 0 {
+            for (r, (&(t_out, factor), row)) in
+                outs.iter().zip(rows.chunks_mut(n.max(1))).enumerate()
+            {
+                if factor != 0.0 {
+                    self.add_kernel(weights_of(r), t_out, factor, row, scratch);
+                }
+            }
+            return;
+        }
+        // Unused rows (and rows of silent neurons or zero factor) see an output before every
+        // input: nothing is causal, so nothing is added.
+        let none = (
+            Output {
+                t: f64::NEG_INFINITY,
+                x: 0.0,
+                e: 0.0,
+            },
+            0.0,
+        );
+        let mut at = [none; KERNEL_ROWS];
+        for (a, &(t_out, factor)) in at.iter_mut().zip(outs) {
+            if factor != 0.0 && t_out.is_finite() {
+                let out = self.output(t_out, c.inv_tau_m);
+                *a = (out, factor * out.e);
+            }
+        }
+        let mut parts: [&mut [f64]; KERNEL_ROWS] = Default::default();
+        let mut rest = rows;
+        for part in parts.iter_mut().take(outs.len()) {
+            let (row, tail) = rest.split_at_mut(n);
+            *part = row;
+            rest = tail;
+        }
+        kernels_into(&self.times, &self.factors, &self.scaled, &at, &mut parts);
+    }
+
+    /// [`LayerGradients::add_weighted_slope`] of up to [`KERNEL_ROWS`] neurons in one pass over
+    /// `row`: `outs[r] = (t_out, factor)` with weights `weights_of(r)`, added neuron after
+    /// neuron to each entry, so `row` ends as the calls one after another leave it. A neuron
+    /// whose factor is zero or that is silent adds nothing.
+    ///
+    /// # Panics
+    ///
+    /// If `outs` has more than [`KERNEL_ROWS`] entries, a neuron's weights not one per input,
+    /// `row` more entries than inputs, or before [`LayerGradients::prepare`].
+    pub fn add_weighted_slopes<'w>(
+        &self,
+        outs: &[(f64, f64)],
+        weights_of: impl Fn(usize) -> &'w [f64],
+        row: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) {
+        let n = self.times.len();
+        assert!(
+            outs.len() <= KERNEL_ROWS && row.len() <= n,
+            "LayerGradients::add_weighted_slopes: at most {KERNEL_ROWS} neurons, one entry per input"
+        );
+        let c = self
+            .consts
+            .expect("LayerGradients: prepare before the gradients");
+        let mut used = [0; KERNEL_ROWS];
+        let mut n_used = 0;
+        for (r, &(t_out, factor)) in outs.iter().enumerate() {
+            if factor != 0.0 && t_out.is_finite() {
+                used[n_used] = r;
+                n_used += 1;
+            }
+        }
+        let used = &used[..n_used];
+        if self.too_wide || used.len() < 2 {
+            for &r in used {
+                let (t_out, factor) = outs[r];
+                self.add_weighted_slope(weights_of(r), t_out, factor, row, scratch);
+            }
+            return;
+        }
+        let m = row.len();
+        let mut at = [(
+            Output {
+                t: f64::NEG_INFINITY,
+                x: 0.0,
+                e: 0.0,
+            },
+            0.0,
+        ); KERNEL_ROWS];
+        let mut weights: [&[f64]; KERNEL_ROWS] = [&[]; KERNEL_ROWS];
+        for (slot, &r) in used.iter().enumerate() {
+            let (t_out, factor) = outs[r];
+            let w = weights_of(r);
+            assert_eq!(w.len(), n, "LayerGradients: one weight per input");
+            let out = self.output(t_out, c.inv_tau_m);
+            at[slot] = (out, factor * out.e);
+            weights[slot] = &w[..m];
+        }
+        // Unused slots repeat a used neuron's weights (finite values, dropped by the mask).
+        for slot in used.len()..KERNEL_ROWS {
+            weights[slot] = weights[0];
+        }
+        slopes_into(
+            &self.times[..m],
+            &self.factors[..m],
+            &self.scaled[..m],
+            &weights,
+            &at,
+            row,
+        );
+    }
+
     /// Adds `factor` times the weighted kernel slopes `w_i K'(T - t_i)` of a neuron with
     /// incoming `weights` that fired at `t_out` to `row` (one entry per input, or fewer: the
     /// first `row.len()` inputs): with `factor` = [`NeuronGradients::scale_t`] times the neuron's
-    /// error, its contribution to its inputs' errors. `scratch` as in [`LayerGradients::neuron`].
+    /// error, its contribution to its inputs' errors. `scratch` as in
+    /// [`LayerGradients::add_kernel`].
     ///
     /// # Panics
     ///
@@ -525,17 +796,15 @@ impl LayerGradients {
             add_scaled(row, values, factor);
             return;
         }
-        let e_out = (-(t_out - self.t_ref) * c.inv_tau_m).exp();
+        let at = self.output(t_out, c.inv_tau_m);
         let m = row.len();
-        let (times, factors, weights) = (&self.times[..m], &self.factors[..m], &weights[..m]);
         pass_into(
             pass,
-            times,
-            factors,
-            weights,
-            t_out,
-            e_out,
-            c.inv_tau_m,
+            &self.times[..m],
+            &self.factors[..m],
+            &self.scaled[..m],
+            &weights[..m],
+            at,
             factor,
             row,
         );
@@ -557,6 +826,37 @@ impl LayerGradients {
     }
 }
 
+/// An output spike as the passes see it: its time `t`, `x = (t - t_ref)/tau` and
+/// `e = exp(-x)`.
+#[derive(Clone, Copy)]
+struct Output {
+    t: f64,
+    x: f64,
+    e: f64,
+}
+
+impl Output {
+    /// `K(T - t_i)/tau / e` and `K'(T - t_i) / e` of a causal input with factor `f` and scaled
+    /// time `g`: `x f - g` and `(1 - x) f + g` (the caller multiplies by `e` once).
+    #[inline(always)]
+    fn kernel(self, f: f64, g: f64) -> f64 {
+        self.x * f - g
+    }
+
+    #[inline(always)]
+    fn slope(self, f: f64, g: f64) -> f64 {
+        (1.0 - self.x) * f + g
+    }
+}
+
+/// All ones where an input at `t` comes before the output spike at `t_out` (it contributes),
+/// else zero: and-ed with a value's bits, it keeps or zeroes the value without a branch (the
+/// values of inputs after the spike are finite, so they are computed and dropped).
+#[inline(always)]
+fn causal_mask(t: f64, t_out: f64) -> u64 {
+    if t < t_out { u64::MAX } else { 0 }
+}
+
 /// Which values a pass of [`LayerGradients`] adds.
 #[derive(Clone, Copy)]
 enum Pass {
@@ -567,100 +867,77 @@ enum Pass {
 /// What one pass over a neuron's inputs sums up.
 #[derive(Default)]
 struct Sums {
-    /// `sum_i w_i K'(T - t_i)` (scaled by `exp(-(T - t_ref)/tau)` like the stored values).
+    /// `sum_i w_i K'(T - t_i)`.
     d: f64,
     max_kernel: f64,
     max_weighted: f64,
 }
 
-/// The sums of [`LayerGradients::neuron`] on the widest vector instructions; the weighted
-/// kernel slopes into `slopes`.
-#[allow(clippy::too_many_arguments)]
+/// The sums of [`LayerGradients::neuron`] on the widest vector instructions.
 fn neuron_sums(
     times: &[f64],
     factors: &[f64],
+    scaled: &[f64],
     weights: &[f64],
-    t_out: f64,
-    e_out: f64,
-    inv_tau: f64,
+    at: Output,
     sums: &mut Sums,
-    slopes: &mut [f64],
 ) {
     crate::widest_simd!(neuron_sums_portable(
         times: &[f64],
         factors: &[f64],
+        scaled: &[f64],
         weights: &[f64],
-        t_out: f64,
-        e_out: f64,
-        inv_tau: f64,
+        at: Output,
         sums: &mut Sums,
-        slopes: &mut [f64],
     ))
 }
 
-/// The sum of the weighted kernel slopes (each also kept in `slopes`) and the largest
-/// magnitudes. Blocks of inputs are evaluated element by element, then folded into lanes of
-/// partial results: two simple loops that the compiler vectorises, where one loop doing both
-/// does not. The order of the sum is fixed (lane `l` takes inputs `l, l + LANES, ...`, the
-/// inputs after the last whole chunk go to lane 0), so results are the same on every processor.
+/// The sum of the weighted kernel slopes and the largest magnitudes, in lanes of partial
+/// results. The order of the sum is fixed (lane `l` takes inputs `l, l + LANES, ...`, the inputs
+/// after the last whole chunk go to lane 0), so results are the same on every processor.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn neuron_sums_portable(
     times: &[f64],
     factors: &[f64],
+    scaled: &[f64],
     weights: &[f64],
-    t_out: f64,
-    e_out: f64,
-    inv_tau: f64,
+    at: Output,
     sums: &mut Sums,
-    slopes: &mut [f64],
 ) {
-    /// Inputs evaluated per block (a multiple of `LANES`, so blocks keep the lanes' order).
-    const BLOCK: usize = 8 * LANES;
     let n = times.len();
-    let (factors, weights, slopes) = (&factors[..n], &weights[..n], &mut slopes[..n]);
+    let (factors, scaled, weights) = (&factors[..n], &scaled[..n], &weights[..n]);
     let mut d = [0.0; LANES];
     let mut max_k = [0.0f64; LANES];
     let mut max_w = [0.0f64; LANES];
-    let mut k = [0.0; BLOCK];
-    let blocks = times
-        .chunks(BLOCK)
-        .zip(factors.chunks(BLOCK))
-        .zip(weights.chunks(BLOCK))
-        .zip(slopes.chunks_mut(BLOCK));
-    for (((t, f), w), v) in blocks {
-        let m = t.len();
-        let k = &mut k[..m];
-        for i in 0..m {
-            (k[i], v[i]) = kernel_pair(t[i], f[i], w[i], t_out, e_out, inv_tau);
-        }
-        // Three folds, each a plain lane-wise operation that becomes vector instructions.
-        for vc in v.chunks_exact(LANES) {
-            for l in 0..LANES {
-                d[l] += vc[l];
-            }
-        }
-        for kc in k.chunks_exact(LANES) {
-            for l in 0..LANES {
-                max_k[l] = if kc[l] > max_k[l] { kc[l] } else { max_k[l] };
-            }
-        }
-        for vc in v.chunks_exact(LANES) {
-            for l in 0..LANES {
-                let a = vc[l].abs();
-                max_w[l] = if a > max_w[l] { a } else { max_w[l] };
-            }
-        }
-        let whole = m - m % LANES;
-        for (&kt, &vt) in k[whole..].iter().zip(&v[whole..]) {
-            d[0] += vt;
-            max_k[0] = max_k[0].max(kt);
-            max_w[0] = max_w[0].max(vt.abs());
+    let whole = n - n % LANES;
+    let chunks = times[..whole]
+        .chunks_exact(LANES)
+        .zip(factors.chunks_exact(LANES))
+        .zip(scaled.chunks_exact(LANES))
+        .zip(weights.chunks_exact(LANES));
+    for (((t, f), g), w) in chunks {
+        // Straight lane-wise statements without branches, which become vector instructions.
+        for l in 0..LANES {
+            let causal = causal_mask(t[l], at.t);
+            let k = f64::from_bits(at.kernel(f[l], g[l]).to_bits() & causal);
+            let v = f64::from_bits((w[l] * at.slope(f[l], g[l])).to_bits() & causal);
+            d[l] += v;
+            max_k[l] = if k > max_k[l] { k } else { max_k[l] };
+            let a = v.abs();
+            max_w[l] = if a > max_w[l] { a } else { max_w[l] };
         }
     }
-    sums.d = d.iter().sum::<f64>();
-    sums.max_kernel = max_k.iter().fold(0.0f64, |m, &v| m.max(v));
-    sums.max_weighted = max_w.iter().fold(0.0f64, |m, &v| m.max(v));
+    for i in whole..n {
+        if times[i] < at.t {
+            let v = weights[i] * at.slope(factors[i], scaled[i]);
+            d[0] += v;
+            max_k[0] = max_k[0].max(at.kernel(factors[i], scaled[i]));
+            max_w[0] = max_w[0].max(v.abs());
+        }
+    }
+    sums.d = d.iter().sum::<f64>() * at.e;
+    sums.max_kernel = max_k.iter().fold(0.0f64, |m, &v| m.max(v)) * at.e;
+    sums.max_weighted = max_w.iter().fold(0.0f64, |m, &v| m.max(v)) * at.e;
 }
 
 /// `row[i] += K(T - t_i)/tau * factor` ([`Pass::Kernel`]) or `row[i] += w_i K'(T - t_i) *
@@ -670,10 +947,9 @@ fn pass_into(
     pass: Pass,
     times: &[f64],
     factors: &[f64],
+    scaled: &[f64],
     weights: &[f64],
-    t_out: f64,
-    e_out: f64,
-    inv_tau: f64,
+    at: Output,
     factor: f64,
     row: &mut [f64],
 ) {
@@ -681,10 +957,9 @@ fn pass_into(
         pass: Pass,
         times: &[f64],
         factors: &[f64],
+        scaled: &[f64],
         weights: &[f64],
-        t_out: f64,
-        e_out: f64,
-        inv_tau: f64,
+        at: Output,
         factor: f64,
         row: &mut [f64],
     ))
@@ -696,42 +971,133 @@ fn pass_into_portable(
     pass: Pass,
     times: &[f64],
     factors: &[f64],
+    scaled: &[f64],
     weights: &[f64],
-    t_out: f64,
-    e_out: f64,
-    inv_tau: f64,
+    at: Output,
     factor: f64,
     row: &mut [f64],
 ) {
     let n = row.len();
-    let (times, factors, weights) = (&times[..n], &factors[..n], &weights[..n]);
+    let (times, factors, scaled, weights) =
+        (&times[..n], &factors[..n], &scaled[..n], &weights[..n]);
+    let factor = factor * at.e;
     // One loop per pass, so that neither tests which it is per input.
     match pass {
         Pass::Kernel => {
             for i in 0..n {
-                let (k, _) = kernel_pair(times[i], factors[i], 0.0, t_out, e_out, inv_tau);
-                row[i] += k * factor;
+                let k = at.kernel(factors[i], scaled[i]) * factor;
+                row[i] += f64::from_bits(k.to_bits() & causal_mask(times[i], at.t));
             }
         }
         Pass::WeightedSlope => {
             for i in 0..n {
-                let (_, v) = kernel_pair(times[i], factors[i], weights[i], t_out, e_out, inv_tau);
-                row[i] += v * factor;
+                let v = weights[i] * at.slope(factors[i], scaled[i]) * factor;
+                row[i] += f64::from_bits(v.to_bits() & causal_mask(times[i], at.t));
             }
         }
     }
 }
 
-/// `K(T - t)/tau` and `w K'(T - t)` of one input (both zero unless `t < T`), from the shared
-/// factor `f = exp((t - t_ref)/tau)` and `e_out = exp(-(T - t_ref)/tau)`.
+/// Rows [`LayerGradients::add_kernels`] adds in one pass.
+pub const KERNEL_ROWS: usize = 4;
+
+/// The kernel pass of [`KERNEL_ROWS`] neurons at once (an empty row takes nothing), on the
+/// widest vector instructions.
+fn kernels_into(
+    times: &[f64],
+    factors: &[f64],
+    scaled: &[f64],
+    at: &[(Output, f64); KERNEL_ROWS],
+    rows: &mut [&mut [f64]; KERNEL_ROWS],
+) {
+    crate::widest_simd!(kernels_into_portable(
+        times: &[f64],
+        factors: &[f64],
+        scaled: &[f64],
+        at: &[(Output, f64); KERNEL_ROWS],
+        rows: &mut [&mut [f64]; KERNEL_ROWS],
+    ))
+}
+
 #[inline(always)]
-fn kernel_pair(t: f64, f: f64, w: f64, t_out: f64, e_out: f64, inv_tau: f64) -> (f64, f64) {
-    let causal = t < t_out;
-    let x = (t_out - t) * inv_tau;
-    let decay = e_out * f;
-    let k = if causal { x * decay } else { 0.0 };
-    let kp = if causal { decay - k } else { 0.0 };
-    (k, w * kp)
+fn kernels_into_portable(
+    times: &[f64],
+    factors: &[f64],
+    scaled: &[f64],
+    at: &[(Output, f64); KERNEL_ROWS],
+    rows: &mut [&mut [f64]; KERNEL_ROWS],
+) {
+    let n = times.len();
+    let (factors, scaled) = (&factors[..n], &scaled[..n]);
+    if rows.iter().all(|r| r.len() == n) {
+        let [r0, r1, r2, r3] = rows;
+        let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
+        let [(a0, f0), (a1, f1), (a2, f2), (a3, f3)] = *at;
+        for i in 0..n {
+            let (t, f, g) = (times[i], factors[i], scaled[i]);
+            r0[i] += f64::from_bits((a0.kernel(f, g) * f0).to_bits() & causal_mask(t, a0.t));
+            r1[i] += f64::from_bits((a1.kernel(f, g) * f1).to_bits() & causal_mask(t, a1.t));
+            r2[i] += f64::from_bits((a2.kernel(f, g) * f2).to_bits() & causal_mask(t, a2.t));
+            r3[i] += f64::from_bits((a3.kernel(f, g) * f3).to_bits() & causal_mask(t, a3.t));
+        }
+        return;
+    }
+    for (row, &(a, factor)) in rows.iter_mut().zip(at) {
+        if row.len() == n {
+            for i in 0..n {
+                let k = a.kernel(factors[i], scaled[i]) * factor;
+                row[i] += f64::from_bits(k.to_bits() & causal_mask(times[i], a.t));
+            }
+        }
+    }
+}
+
+/// The weighted-slope pass of [`KERNEL_ROWS`] neurons into one row, on the widest vector
+/// instructions.
+fn slopes_into(
+    times: &[f64],
+    factors: &[f64],
+    scaled: &[f64],
+    weights: &[&[f64]; KERNEL_ROWS],
+    at: &[(Output, f64); KERNEL_ROWS],
+    row: &mut [f64],
+) {
+    crate::widest_simd!(slopes_into_portable(
+        times: &[f64],
+        factors: &[f64],
+        scaled: &[f64],
+        weights: &[&[f64]; KERNEL_ROWS],
+        at: &[(Output, f64); KERNEL_ROWS],
+        row: &mut [f64],
+    ))
+}
+
+#[inline(always)]
+fn slopes_into_portable(
+    times: &[f64],
+    factors: &[f64],
+    scaled: &[f64],
+    weights: &[&[f64]; KERNEL_ROWS],
+    at: &[(Output, f64); KERNEL_ROWS],
+    row: &mut [f64],
+) {
+    let n = row.len();
+    let (times, factors, scaled) = (&times[..n], &factors[..n], &scaled[..n]);
+    let [w0, w1, w2, w3] = *weights;
+    let (w0, w1, w2, w3) = (&w0[..n], &w1[..n], &w2[..n], &w3[..n]);
+    let [(a0, f0), (a1, f1), (a2, f2), (a3, f3)] = *at;
+    let term = |a: Output, factor: f64, t: f64, f: f64, g: f64, w: f64| {
+        f64::from_bits((w * a.slope(f, g) * factor).to_bits() & causal_mask(t, a.t))
+    };
+    for i in 0..n {
+        let (t, f, g) = (times[i], factors[i], scaled[i]);
+        let mut v = row[i];
+        v += term(a0, f0, t, f, g, w0[i]);
+        v += term(a1, f1, t, f, g, w1[i]);
+        v += term(a2, f2, t, f, g, w2[i]);
+        v += term(a3, f3, t, f, g, w3[i]);
+        row[i] = v;
+    }
 }
 
 /// `y[i] += x[i] * a` over the shorter of the two slices, on the widest vector instructions

@@ -109,7 +109,7 @@ mod solve;
 mod volley;
 
 pub use dense::{
-    LayerGradients, LayerState, NeuronGradients, add_scaled, dense_applies,
+    KERNEL_ROWS, LayerGradients, LayerState, NeuronGradients, add_scaled, dense_applies,
     layer_spike_times_dense, transpose_weights,
 };
 pub use gradients::{gradients_at, gradients_at_inputs};

@@ -9,15 +9,16 @@
 //! A batch is done in two phases. First every sample's errors are propagated back through the
 //! layers, samples in parallel; each sample keeps, per layer, its prepared inputs and one factor
 //! per neuron (zero where the neuron adds no weight gradient). Then the weight gradients are
-//! summed row by row, rows in parallel: one neuron's row takes every sample's contribution
-//! while it stays in cache, instead of every sample streaming through a whole gradient matrix
-//! of megabytes. A row's samples are summed in groups of [`SAMPLES_PER_GROUP`] and the groups in
+//! summed in blocks of neighbouring rows, blocks in parallel: a few neurons' rows take every
+//! sample's contribution while they stay in cache, instead of every sample streaming through a
+//! whole gradient matrix of megabytes, and each sample's prepared inputs are read once per
+//! block instead of once per row. A row's samples are summed in groups of [`SAMPLES_PER_GROUP`] and the groups in
 //! order, so the sums never depend on the number of threads.
 
 use ndarray::Array2;
 use rayon::prelude::*;
 use spikeloop_backend::{Layer, Network};
-use spikeloop_lif::{LayerGradients, Volley, dense_applies, gradients_at};
+use spikeloop_lif::{KERNEL_ROWS, LayerGradients, Volley, dense_applies, gradients_at};
 
 use crate::loss::{LossParams, loss_and_gradient};
 
@@ -129,18 +130,30 @@ impl Backward {
         }
         let records = &self.samples[..samples.len()];
         let offsets = network.layer_offsets();
-        let mut rows: Vec<(usize, usize, &mut [f64])> = Vec::new();
+        // Rows in blocks of neighbours, which read each sample's prepared inputs once.
+        let mut blocks: Vec<(usize, usize, &mut [f64])> = Vec::new();
         for (l, g) in self.grads.iter_mut().enumerate() {
             let n_in = g.ncols().max(1);
             let g = g
                 .as_slice_mut()
                 .expect("gradients are made in standard layout");
-            rows.extend(g.chunks_mut(n_in).enumerate().map(|(j, row)| (l, j, row)));
+            blocks.extend(
+                g.chunks_mut(n_in * KERNEL_ROWS)
+                    .enumerate()
+                    .map(|(b, rows)| (l, b * KERNEL_ROWS, rows)),
+            );
         }
-        rows.into_par_iter()
-            .for_each_init(RowScratch::default, |scratch, (l, j, row)| {
-                let t_index = offsets[l] + j;
-                sum_row(network, records, samples, (l, j, t_index), row, scratch);
+        blocks
+            .into_par_iter()
+            .for_each_init(RowScratch::default, |scratch, (l, j0, rows)| {
+                sum_rows(
+                    network,
+                    records,
+                    samples,
+                    (l, j0, offsets[l]),
+                    rows,
+                    scratch,
+                );
             });
 
         let mut outcome = BatchOutcome::default();
@@ -160,54 +173,75 @@ struct RowScratch {
     d_t_d_t: Vec<f64>,
 }
 
-/// Row `j` of layer `l`'s weight gradient (the neuron's spike time at `t_index` of a sample's
-/// measured times): every sample's contribution, summed in groups.
-fn sum_row(
+/// Rows `j0, j0 + 1, ...` of layer `l`'s weight gradient (`rows`, at most [`KERNEL_ROWS`] of
+/// them; the layer's spike times start at `offset` in a sample's measured times): every
+/// sample's contribution, summed in groups. Each row's sum is formed in the same order whatever
+/// the block, so it does not depend on how rows are blocked.
+fn sum_rows(
     network: &Network,
     records: &[SampleBackward],
     samples: &[SampleRef<'_>],
-    (l, j, t_index): (usize, usize, usize),
-    row: &mut [f64],
+    (l, j0, offset): (usize, usize, usize),
+    rows: &mut [f64],
     scratch: &mut RowScratch,
 ) {
     let layer = &network.layers[l];
-    let weights = layer.weights_of(j);
-    row.fill(0.0);
+    let n_in = layer.weights.ncols().max(1);
+    let n_rows = rows.len() / n_in;
+    let neurons = j0..j0 + n_rows;
+    rows.fill(0.0);
     let partial = &mut scratch.partial;
     for (group, refs) in records
         .chunks(SAMPLES_PER_GROUP)
         .zip(samples.chunks(SAMPLES_PER_GROUP))
     {
-        if group.iter().all(|r| r.layers[l].coef[j] == 0.0) {
+        if group
+            .iter()
+            .all(|r| r.layers[l].coef[neurons.clone()].iter().all(|c| *c == 0.0))
+        {
             continue;
         }
         partial.clear();
-        partial.resize(row.len(), 0.0);
+        partial.resize(rows.len(), 0.0);
         for (record, sample) in group.iter().zip(refs) {
             let rec = &record.layers[l];
-            let coef = rec.coef[j];
-            if coef == 0.0 {
+            let coefs = &rec.coef[neurons.clone()];
+            if coefs.iter().all(|c| *c == 0.0) {
                 continue;
             }
-            let t_j = sample.measured[t_index];
             if dense_applies(&layer.neuron) {
-                rec.dense
-                    .add_kernel(weights, t_j, coef, partial, &mut scratch.spare);
-            } else {
-                scratch.spare.resize(row.len(), 0.0);
-                scratch.d_t_d_t.resize(row.len(), 0.0);
+                let mut outs = [(0.0, 0.0); KERNEL_ROWS];
+                for (r, &coef) in coefs.iter().enumerate() {
+                    outs[r] = (sample.measured[offset + j0 + r], coef);
+                }
+                rec.dense.add_kernels(
+                    &outs[..n_rows],
+                    |r| layer.weights_of(j0 + r),
+                    partial,
+                    &mut scratch.spare,
+                );
+                continue;
+            }
+            for (r, &coef) in coefs.iter().enumerate() {
+                if coef == 0.0 {
+                    continue;
+                }
+                let j = j0 + r;
+                scratch.spare.resize(n_in, 0.0);
+                scratch.d_t_d_t.resize(n_in, 0.0);
                 gradients_at(
                     &layer.neuron,
                     &rec.volley,
-                    weights,
-                    t_j,
+                    layer.weights_of(j),
+                    sample.measured[offset + j],
                     &mut scratch.spare,
                     &mut scratch.d_t_d_t,
                 );
-                spikeloop_lif::add_scaled(partial, &scratch.spare, coef);
+                let row = &mut partial[r * n_in..(r + 1) * n_in];
+                spikeloop_lif::add_scaled(row, &scratch.spare, coef);
             }
         }
-        for (r, p) in row.iter_mut().zip(partial.iter()) {
+        for (r, p) in rows.iter_mut().zip(partial.iter()) {
             *r += p;
         }
     }
@@ -286,27 +320,36 @@ fn backward_layer(
     let n_in = rec.layer_input.len();
     let mut chopped = 0;
     if dense_applies(&layer.neuron) {
-        // Dense: shared input factors, one pass per neuron in input order.
+        // Dense: shared input factors; one pass per neuron over its inputs for what scales its
+        // gradients, one pass per block of neurons to add their inputs' errors.
         rec.dense.prepare(&rec.layer_input, &layer.neuron);
-        for j in 0..layer.size {
-            let delta_j = delta[j];
-            if delta_j == 0.0 || !times[j].is_finite() {
-                continue;
-            }
-            let weights = layer.weights_of(j);
-            let g = rec.dense.neuron(weights, times[j], d_t_d_t);
-            if g.slope.is_nan() || g.slope <= 0.0 {
-                continue;
-            }
-            let w_factor = g.scale_w * delta_j;
-            if params.max_dw_norm > 0.0 && g.max_kernel * w_factor.abs() > params.max_dw_norm {
-                chopped += 1;
-            } else {
-                rec.coef[j] = w_factor;
+        for j0 in (0..layer.size).step_by(KERNEL_ROWS) {
+            let block = j0..(j0 + KERNEL_ROWS).min(layer.size);
+            let mut outs = [(0.0, 0.0); KERNEL_ROWS];
+            for j in block.clone() {
+                let delta_j = delta[j];
+                if delta_j == 0.0 || !times[j].is_finite() {
+                    continue;
+                }
+                let g = rec.dense.neuron(layer.weights_of(j), times[j], d_t_d_t);
+                if g.slope.is_nan() || g.slope <= 0.0 {
+                    continue;
+                }
+                let w_factor = g.scale_w * delta_j;
+                if params.max_dw_norm > 0.0 && g.max_kernel * w_factor.abs() > params.max_dw_norm {
+                    chopped += 1;
+                } else {
+                    rec.coef[j] = w_factor;
+                }
+                outs[j - j0] = (times[j], g.scale_t * delta_j);
             }
             if let Some(dp) = delta_prev.as_deref_mut() {
-                // The slopes `neuron` left behind: dT/dt_in = scale_t * slope.
-                spikeloop_lif::add_scaled(&mut dp[..n_prev], d_t_d_t, g.scale_t * delta_j);
+                rec.dense.add_weighted_slopes(
+                    &outs[..block.len()],
+                    |r| layer.weights_of(j0 + r),
+                    &mut dp[..n_prev],
+                    d_t_d_t,
+                );
             }
         }
         return chopped;
