@@ -105,13 +105,9 @@ pub fn forward_sample(
         scratch.volley.prepare(&scratch.layer_input, &layer.neuron);
         let times = &mut out[offset..offset + layer.size];
         match dense.layers.get(l).and_then(Option::as_ref) {
-            Some(weights_t) => layer_spike_times_dense(
-                &scratch.volley,
-                layer.weights_flat(),
-                weights_t,
-                &mut scratch.state,
-                times,
-            ),
+            Some(weights_t) => {
+                layer_spike_times_dense(&scratch.volley, weights_t, &mut scratch.state, times)
+            }
             None => layer_spike_times(&layer.neuron, &scratch.volley, layer.weights_flat(), times),
         }
         offset += layer.size;

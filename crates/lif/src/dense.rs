@@ -71,24 +71,22 @@ const FEW_OPEN: usize = 16;
 /// First spike times of all neurons of a layer with the `tau_m = tau_s` kernel, bit-identical to
 /// [`crate::layer_spike_times`].
 ///
-/// `weights` is row-major (one row of `volley.n_inputs()` weights per neuron), `weights_t` the
-/// same transposed (one row of `out.len()` weights per input, see [`transpose_weights`]), both
-/// in the volley's original input order.
+/// `weights_t` holds the layer's weights transposed: one row of `out.len()` weights per input,
+/// in the volley's original input order (see [`transpose_weights`]).
 ///
 /// # Panics
 ///
-/// If the kernel of the volley's parameters is not `Equal` ([`dense_applies`]), or if a weight
-/// slice does not hold `out.len() * volley.n_inputs()` weights.
+/// If the kernel of the volley's parameters is not `Equal` ([`dense_applies`]), or if
+/// `weights_t` does not hold `out.len() * volley.n_inputs()` weights.
 pub fn layer_spike_times_dense(
     volley: &Volley,
-    weights: &[f64],
     weights_t: &[f64],
     state: &mut LayerState,
     out: &mut [f64],
 ) {
     let n_out = out.len();
     assert!(
-        weights_t.len() == n_out * volley.n_inputs() && weights.len() == weights_t.len(),
+        weights_t.len() == n_out * volley.n_inputs(),
         "layer_spike_times_dense: need {n_out} x {} weights",
         volley.n_inputs()
     );
@@ -217,9 +215,10 @@ pub fn layer_spike_times_dense(
         if a[j].is_nan() {
             continue;
         }
-        let n_in = volley.n_inputs();
-        let row = &weights[j * n_in..][..n_in];
-        out[j] = scan.finish(k, a[j], b[j], e_prev, row);
+        // Each input's row of the transposed weights was just read for every neuron: still in
+        // cache, unlike the neuron's own row of the weights.
+        let weight = |i: usize| weights_t[i * n_out + j];
+        out[j] = scan.finish(k, a[j], b[j], e_prev, weight);
     }
 }
 
@@ -262,12 +261,19 @@ impl Scan<'_> {
 
     /// `solve_equal` of one neuron from input `k` on, its state `a` (before the decay `e_prev`
     /// of the previous gap and the input `k`) and `b` (the membrane at `t_k`).
-    fn finish(&self, k: usize, mut a: f64, mut b: f64, mut e_prev: f64, row: &[f64]) -> f64 {
+    fn finish(
+        &self,
+        k: usize,
+        mut a: f64,
+        mut b: f64,
+        mut e_prev: f64,
+        weight: impl Fn(usize) -> f64,
+    ) -> f64 {
         let c = self.c;
         let theta = c.g_theta;
         let n = self.times.len();
         for kk in k..n - 1 {
-            a = a * e_prev + row[self.order[kk] as usize];
+            a = a * e_prev + weight(self.order[kk] as usize);
             let [e, de, one_minus_d] = self.steps[kk];
             let b_end = e * b + de * a;
             let reaches_end = b_end >= theta;
@@ -280,7 +286,7 @@ impl Scan<'_> {
             e_prev = e;
             b = b_end;
         }
-        a = a * e_prev + row[self.order[n - 1] as usize];
+        a = a * e_prev + weight(self.order[n - 1] as usize);
         if a > b
             && let Some(x) = equal_root(a, b, theta, f64::INFINITY, false)
         {

@@ -241,9 +241,8 @@ fn sum_rows(
                 spikeloop_lif::add_scaled(row, &scratch.spare, coef);
             }
         }
-        for (r, p) in rows.iter_mut().zip(partial.iter()) {
-            *r += p;
-        }
+        // `r + p * 1.0` is `r + p` exactly, on the widest vector instructions.
+        spikeloop_lif::add_scaled(rows, partial, 1.0);
     }
 }
 

@@ -45,7 +45,7 @@ proptest! {
         let mut w_t = Vec::new();
         transpose_weights(&w, n_out, n_in, &mut w_t);
         let mut out = vec![f64::NAN; n_out];
-        layer_spike_times_dense(&volley, &w, &w_t, &mut LayerState::default(), &mut out);
+        layer_spike_times_dense(&volley, &w_t, &mut LayerState::default(), &mut out);
         for (j, t) in out.iter().enumerate() {
             let single = spike_time(&params, &volley, &w[j * n_in..(j + 1) * n_in]).time;
             prop_assert_eq!(t.to_bits(), single.to_bits(), "neuron {}: {} vs {}", j, t, single);
