@@ -653,23 +653,7 @@ impl LayerGradients {
             }
             return;
         }
-        // Unused rows (and rows of silent neurons or zero factor) see an output before every
-        // input: nothing is causal, so nothing is added.
-        let none = (
-            Output {
-                t: f64::NEG_INFINITY,
-                x: 0.0,
-                e: 0.0,
-            },
-            0.0,
-        );
-        let mut at = [none; KERNEL_ROWS];
-        for (a, &(t_out, factor)) in at.iter_mut().zip(outs) {
-            if factor != 0.0 && t_out.is_finite() {
-                let out = self.output(t_out, c.inv_tau_m);
-                *a = (out, factor * out.e);
-            }
-        }
+        let at = self.block_outputs(outs, c.inv_tau_m);
         let mut parts: [&mut [f64]; KERNEL_ROWS] = Default::default();
         let mut rest = rows;
         for part in parts.iter_mut().take(outs.len()) {
@@ -704,44 +688,23 @@ impl LayerGradients {
         let c = self
             .consts
             .expect("LayerGradients: prepare before the gradients");
-        let mut used = [0; KERNEL_ROWS];
-        let mut n_used = 0;
-        for (r, &(t_out, factor)) in outs.iter().enumerate() {
-            if factor != 0.0 && t_out.is_finite() {
-                used[n_used] = r;
-                n_used += 1;
-            }
-        }
-        let used = &used[..n_used];
-        if self.too_wide || used.len() < 2 {
-            for &r in used {
+        let at = self.block_outputs(outs, c.inv_tau_m);
+        let used = || (0..outs.len()).filter(|&r| at[r].1 != 0.0);
+        if self.too_wide || used().count() < 2 {
+            for r in used() {
                 let (t_out, factor) = outs[r];
                 self.add_weighted_slope(weights_of(r), t_out, factor, row, scratch);
             }
             return;
         }
         let m = row.len();
-        let mut at = [(
-            Output {
-                t: f64::NEG_INFINITY,
-                x: 0.0,
-                e: 0.0,
-            },
-            0.0,
-        ); KERNEL_ROWS];
-        let mut weights: [&[f64]; KERNEL_ROWS] = [&[]; KERNEL_ROWS];
-        for (slot, &r) in used.iter().enumerate() {
-            let (t_out, factor) = outs[r];
-            let w = weights_of(r);
+        // Unused slots take a used neuron's weights (finite values, dropped by the mask).
+        let first = used().next().unwrap_or(0);
+        let weights: [&[f64]; KERNEL_ROWS] = std::array::from_fn(|r| {
+            let w = weights_of(if at[r].1 != 0.0 { r } else { first });
             assert_eq!(w.len(), n, "LayerGradients: one weight per input");
-            let out = self.output(t_out, c.inv_tau_m);
-            at[slot] = (out, factor * out.e);
-            weights[slot] = &w[..m];
-        }
-        // Unused slots repeat a used neuron's weights (finite values, dropped by the mask).
-        for slot in used.len()..KERNEL_ROWS {
-            weights[slot] = weights[0];
-        }
+            &w[..m]
+        });
         slopes_into(
             &self.times[..m],
             &self.factors[..m],
@@ -814,6 +777,24 @@ impl LayerGradients {
             factor,
             row,
         );
+    }
+
+    /// The outputs of a block of neurons, `outs[r] = (t_out, factor)`, as the block passes take
+    /// them: each with its factor times `e`. Unused slots, silent neurons and zero factors get
+    /// an output before every input and a zero factor: nothing is causal, nothing is added.
+    fn block_outputs(&self, outs: &[(f64, f64)], inv_tau: f64) -> [(Output, f64); KERNEL_ROWS] {
+        let none = Output {
+            t: f64::NEG_INFINITY,
+            x: 0.0,
+            e: 0.0,
+        };
+        std::array::from_fn(|r| match outs.get(r) {
+            Some(&(t_out, factor)) if factor != 0.0 && t_out.is_finite() => {
+                let out = self.output(t_out, inv_tau);
+                (out, factor * out.e)
+            }
+            _ => (none, 0.0),
+        })
     }
 
     /// [`crate::gradients_at`] into `scratch`: the slope, `dT/dw` and `dT/dt`.
