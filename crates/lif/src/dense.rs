@@ -145,24 +145,12 @@ pub fn layer_spike_times_dense(
         if any != 0 {
             for j in hits(hit) {
                 // The two intervals again for this neuron, as the one-input scan takes them.
-                let [e1, de1, one_minus_d1] = s1;
+                let [e1, de1, _] = s1;
                 let a1 = a[j] * e_prev + w1[j];
                 let b1 = e1 * b[j] + de1 * a1;
-                let reaches1 = b1 >= c.g_theta;
-                let peak1 = (a1 > b[j]) & (a1 * one_minus_d1 < b[j]);
-                let mut fired = None;
-                if reaches1 | peak1 {
-                    fired = scan.root(k, a1, b[j], reaches1);
-                }
-                if fired.is_none() {
-                    let [_, _, one_minus_d2] = s2;
-                    let (a2, b2) = (a_next[j], b_next[j]);
-                    let reaches2 = b2 >= c.g_theta;
-                    let peak2 = (a2 > b1) & (a2 * one_minus_d2 < b1);
-                    if reaches2 | peak2 {
-                        fired = scan.root(k + 1, a2, b1, reaches2);
-                    }
-                }
+                let fired = scan
+                    .crossing(k, a1, b[j], b1)
+                    .or_else(|| scan.crossing(k + 1, a_next[j], b1, b_next[j]));
                 if let Some(t) = fired {
                     out[j] = t;
                     a_next[j] = f64::NAN;
@@ -259,6 +247,21 @@ impl Scan<'_> {
             .map(|x| spike(self.times[k] + c.tau_m * x, k, self.times[k + 1]).time)
     }
 
+    /// The crossing in the interval after input `k` of a neuron whose membrane goes from `b` at
+    /// `t_k` to `b_end` at the next input (`a` after input `k`), where `solve_equal`'s interval
+    /// test allows one: the end at or above threshold, or the peak inside the interval.
+    #[inline]
+    fn crossing(&self, k: usize, a: f64, b: f64, b_end: f64) -> Option<f64> {
+        let one_minus_d = self.steps[k][2];
+        let reaches_end = b_end >= self.c.g_theta;
+        let peak_inside = (a > b) & (a * one_minus_d < b);
+        if reaches_end | peak_inside {
+            self.root(k, a, b, reaches_end)
+        } else {
+            None
+        }
+    }
+
     /// `solve_equal` of one neuron from input `k` on, its state `a` (before the decay `e_prev`
     /// of the previous gap and the input `k`) and `b` (the membrane at `t_k`).
     fn finish(
@@ -274,13 +277,9 @@ impl Scan<'_> {
         let n = self.times.len();
         for kk in k..n - 1 {
             a = a * e_prev + weight(self.order[kk] as usize);
-            let [e, de, one_minus_d] = self.steps[kk];
+            let [e, de, _] = self.steps[kk];
             let b_end = e * b + de * a;
-            let reaches_end = b_end >= theta;
-            let peak_inside = (a > b) & (a * one_minus_d < b);
-            if (reaches_end | peak_inside)
-                && let Some(t) = self.root(kk, a, b, reaches_end)
-            {
+            if let Some(t) = self.crossing(kk, a, b, b_end) {
                 return t;
             }
             e_prev = e;

@@ -12,8 +12,9 @@
 //! summed in blocks of neighbouring rows, blocks in parallel: a few neurons' rows take every
 //! sample's contribution while they stay in cache, instead of every sample streaming through a
 //! whole gradient matrix of megabytes, and each sample's prepared inputs are read once per
-//! block instead of once per row. A row's samples are summed in groups of [`SAMPLES_PER_GROUP`] and the groups in
-//! order, so the sums never depend on the number of threads.
+//! block instead of once per row. A row's samples are summed in groups of
+//! [`SAMPLES_PER_GROUP`] and the groups in order, so the sums never depend on the number of
+//! threads.
 
 use ndarray::Array2;
 use rayon::prelude::*;
