@@ -567,6 +567,16 @@ fn the_hello_reply_fits_the_smallest_frames_with_the_longest_names() {
     assert!(reply.device_id.len() > 32, "{:?}", reply.device_id);
     assert!(reply.firmware_version.len() < 64);
     assert!(reply.capabilities.and_then(|c| c.geometry).is_some());
+    // The names are the same in every session, however long its noise position and nonce.
+    let mut info = device.info().clone();
+    for (position, nonce) in [(Some(0), 0), (Some(1 << 40), 1 << 63), (Some(u64::MAX), 7)] {
+        info.noise_position = position;
+        info.session_nonce = nonce;
+        let again = info.to_hello_reply();
+        assert_eq!(again.firmware_version, reply.firmware_version);
+        assert_eq!(again.device_id, reply.device_id);
+        assert!(Message::HelloReply(again).frame_len() <= 256);
+    }
     // Short names stay whole.
     let device = VirtualDevice::new(chip(1), DeviceConfig::default()).expect("device");
     let reply = device.info().to_hello_reply();

@@ -243,12 +243,20 @@ impl DeviceInfo {
 
     /// The `HelloReply` a device sends (the inverse of [`DeviceInfo::from_hello_reply`]). It
     /// always fits the smallest frames (256 bytes): when the names would make it longer, the
-    /// firmware version is shortened first, then the device id.
+    /// firmware version is shortened first, then the device id. The names are shortened as
+    /// if the noise position and the session nonce took their longest encodings, so that a
+    /// device names itself the same in every session (a host compares the names to tell
+    /// whether a run may continue on it).
     pub fn to_hello_reply(&self) -> pb::HelloReply {
         let mut reply = self.full_hello_reply();
         let frame_len =
             |r: &pb::HelloReply| crate::messages::Message::HelloReply(r.clone()).frame_len();
-        let mut excess = frame_len(&reply).saturating_sub(MIN_MAX_FRAME_SIZE);
+        let longest = pb::HelloReply {
+            noise_position: reply.noise_position.map(|_| u64::MAX),
+            session_nonce: u64::MAX,
+            ..reply.clone()
+        };
+        let mut excess = frame_len(&longest).saturating_sub(MIN_MAX_FRAME_SIZE);
         for name in [&mut reply.firmware_version, &mut reply.device_id] {
             if excess == 0 {
                 break;
