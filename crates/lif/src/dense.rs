@@ -9,13 +9,13 @@
 //! weights as one contiguous row (the weights transposed); the arithmetic per neuron is exactly
 //! that of the one-neuron scan, so the spike times are bit-identical to [`crate::spike_time`].
 //! The backward pass needs no sort at all: with the input factors `f_i = exp((t_i - t_ref)/tau)`
-//! and `g_i = f_i (t_i - t_ref)/tau` computed once per layer, each kernel value is a difference
-//! of two products, `K(T - t_i)/tau = e (X f_i - g_i)` with `X = (T - t_ref)/tau` and
-//! `e = exp(-X)`, and its slope `e ((1 - X) f_i + g_i)`; inputs at or after `T` are masked
+//! computed once per layer, each kernel value is `K(T - t_i)/tau = e f_i (T - t_i)/tau` with
+//! `e = exp(-(T - t_ref)/tau)` once per neuron, and its slope `e (f_i - f_i (T - t_i)/tau)`;
+//! inputs at or after `T` are masked
 //! without a branch. A neuron's gradients are a pass over its inputs in their original order for
 //! what scales them, and passes that add them, several neurons per pass over the inputs (the
 //! inputs are read once for all of them); they agree with [`crate::gradients_at`] to rounding
-//! (`1e-12` of the largest value: sums are formed in another order and the kernel another way).
+//! (`1e-12` of the largest value: sums are formed in another order).
 //!
 //! Where the processor has AVX-512 or AVX2 the same code is also compiled for it and chosen at
 //! run time ([`crate::widest_simd`]); elsewhere the portable build runs. None changes a result:
@@ -430,9 +430,6 @@ pub struct LayerGradients {
     consts: Option<Consts>,
     times: Vec<f64>,
     factors: Vec<f64>,
-    /// `f_i (t_i - t_ref)/tau` (zero for silent inputs): with the factors, every kernel value
-    /// is a difference of two products, `K = e_out (X f_i - g_i)` with `X = (T - t_ref)/tau`.
-    scaled: Vec<f64>,
     t_ref: f64,
     /// Spread of the finite inputs too wide for shared factors: use the one-neuron gradients.
     too_wide: bool,
@@ -502,15 +499,6 @@ impl LayerGradients {
                 0.0
             }
         }));
-        self.scaled.clear();
-        self.scaled
-            .extend(times.iter().zip(&self.factors).map(|(&t, &f)| {
-                if t.is_finite() {
-                    f * ((t - self.t_ref) * c.inv_tau_m)
-                } else {
-                    0.0
-                }
-            }));
         if self.too_wide {
             self.volley.prepare(times, params);
         }
@@ -550,14 +538,7 @@ impl LayerGradients {
         }
         let at = self.output(t_out, c.inv_tau_m);
         let mut sums = Sums::default();
-        neuron_sums(
-            &self.times,
-            &self.factors,
-            &self.scaled,
-            weights,
-            at,
-            &mut sums,
-        );
+        neuron_sums(&self.times, &self.factors, weights, at, &mut sums);
         let Sums {
             d,
             max_kernel,
@@ -592,7 +573,7 @@ impl LayerGradients {
         Output {
             t: t_out,
             e: (-x).exp(),
-            x,
+            inv_tau,
         }
     }
 
@@ -660,7 +641,7 @@ impl LayerGradients {
             *part = row;
             rest = tail;
         }
-        kernels_into(&self.times, &self.factors, &self.scaled, &at, &mut parts);
+        kernels_into(&self.times, &self.factors, &at, &mut parts);
     }
 
     /// [`LayerGradients::add_weighted_slope`] of up to [`KERNEL_ROWS`] neurons in one pass over
@@ -704,14 +685,7 @@ impl LayerGradients {
             assert_eq!(w.len(), n, "LayerGradients: one weight per input");
             &w[..m]
         });
-        slopes_into(
-            &self.times[..m],
-            &self.factors[..m],
-            &self.scaled[..m],
-            &weights,
-            &at,
-            row,
-        );
+        slopes_into(&self.times[..m], &self.factors[..m], &weights, &at, row);
     }
 
     /// Adds `factor` times the weighted kernel slopes `w_i K'(T - t_i)` of a neuron with
@@ -770,7 +744,6 @@ impl LayerGradients {
             pass,
             &self.times[..m],
             &self.factors[..m],
-            &self.scaled[..m],
             &weights[..m],
             at,
             factor,
@@ -784,8 +757,8 @@ impl LayerGradients {
     fn block_outputs(&self, outs: &[(f64, f64)], inv_tau: f64) -> [(Output, f64); KERNEL_ROWS] {
         let none = Output {
             t: f64::NEG_INFINITY,
-            x: 0.0,
             e: 0.0,
+            inv_tau: 0.0,
         };
         std::array::from_fn(|r| match outs.get(r) {
             Some(&(t_out, factor)) if factor != 0.0 && t_out.is_finite() => {
@@ -812,26 +785,28 @@ impl LayerGradients {
     }
 }
 
-/// An output spike as the passes see it: its time `t`, `x = (t - t_ref)/tau` and
-/// `e = exp(-x)`.
+/// An output spike as the passes see it: its time `t`, `e = exp(-(t - t_ref)/tau)` and
+/// `1/tau`.
 #[derive(Clone, Copy)]
 struct Output {
     t: f64,
-    x: f64,
     e: f64,
+    inv_tau: f64,
 }
 
 impl Output {
-    /// `K(T - t_i)/tau / e` and `K'(T - t_i) / e` of a causal input with factor `f` and scaled
-    /// time `g`: `x f - g` and `(1 - x) f + g` (the caller multiplies by `e` once).
+    /// `K(T - t_i)/tau / e` and `K'(T - t_i) / e` of a causal input at `t` with factor `f`:
+    /// `f (T - t)/tau` and `f - f (T - t)/tau` (the caller multiplies by `e` once). The time
+    /// difference is taken from the times themselves, so a kernel value just after an input
+    /// keeps its relative precision.
     #[inline(always)]
-    fn kernel(self, f: f64, g: f64) -> f64 {
-        self.x * f - g
+    fn kernel(self, f: f64, t: f64) -> f64 {
+        f * ((self.t - t) * self.inv_tau)
     }
 
     #[inline(always)]
-    fn slope(self, f: f64, g: f64) -> f64 {
-        (1.0 - self.x) * f + g
+    fn slope(self, f: f64, t: f64) -> f64 {
+        f - self.kernel(f, t)
     }
 }
 
@@ -860,19 +835,11 @@ struct Sums {
 }
 
 /// The sums of [`LayerGradients::neuron`] on the widest vector instructions.
-fn neuron_sums(
-    times: &[f64],
-    factors: &[f64],
-    scaled: &[f64],
-    weights: &[f64],
-    at: Output,
-    sums: &mut Sums,
-) {
+fn neuron_sums(times: &[f64], factors: &[f64], weights: &[f64], at: Output, sums: &mut Sums) {
     crate::widest_simd!(neuron_sums_portable(
         times: &[f64],
         factors: &[f64],
-        scaled: &[f64],
-        weights: &[f64],
+            weights: &[f64],
         at: Output,
         sums: &mut Sums,
     ))
@@ -885,13 +852,12 @@ fn neuron_sums(
 fn neuron_sums_portable(
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     weights: &[f64],
     at: Output,
     sums: &mut Sums,
 ) {
     let n = times.len();
-    let (factors, scaled, weights) = (&factors[..n], &scaled[..n], &weights[..n]);
+    let (factors, weights) = (&factors[..n], &weights[..n]);
     let mut d = [0.0; LANES];
     let mut max_k = [0.0f64; LANES];
     let mut max_w = [0.0f64; LANES];
@@ -899,14 +865,13 @@ fn neuron_sums_portable(
     let chunks = times[..whole]
         .chunks_exact(LANES)
         .zip(factors.chunks_exact(LANES))
-        .zip(scaled.chunks_exact(LANES))
         .zip(weights.chunks_exact(LANES));
-    for (((t, f), g), w) in chunks {
+    for ((t, f), w) in chunks {
         // Straight lane-wise statements without branches, which become vector instructions.
         for l in 0..LANES {
             let causal = causal_mask(t[l], at.t);
-            let k = f64::from_bits(at.kernel(f[l], g[l]).to_bits() & causal);
-            let v = f64::from_bits((w[l] * at.slope(f[l], g[l])).to_bits() & causal);
+            let k = f64::from_bits(at.kernel(f[l], t[l]).to_bits() & causal);
+            let v = f64::from_bits((w[l] * at.slope(f[l], t[l])).to_bits() & causal);
             d[l] += v;
             max_k[l] = if k > max_k[l] { k } else { max_k[l] };
             let a = v.abs();
@@ -915,9 +880,9 @@ fn neuron_sums_portable(
     }
     for i in whole..n {
         if times[i] < at.t {
-            let v = weights[i] * at.slope(factors[i], scaled[i]);
+            let v = weights[i] * at.slope(factors[i], times[i]);
             d[0] += v;
-            max_k[0] = max_k[0].max(at.kernel(factors[i], scaled[i]));
+            max_k[0] = max_k[0].max(at.kernel(factors[i], times[i]));
             max_w[0] = max_w[0].max(v.abs());
         }
     }
@@ -933,7 +898,6 @@ fn pass_into(
     pass: Pass,
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     weights: &[f64],
     at: Output,
     factor: f64,
@@ -943,8 +907,7 @@ fn pass_into(
         pass: Pass,
         times: &[f64],
         factors: &[f64],
-        scaled: &[f64],
-        weights: &[f64],
+            weights: &[f64],
         at: Output,
         factor: f64,
         row: &mut [f64],
@@ -957,27 +920,25 @@ fn pass_into_portable(
     pass: Pass,
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     weights: &[f64],
     at: Output,
     factor: f64,
     row: &mut [f64],
 ) {
     let n = row.len();
-    let (times, factors, scaled, weights) =
-        (&times[..n], &factors[..n], &scaled[..n], &weights[..n]);
+    let (times, factors, weights) = (&times[..n], &factors[..n], &weights[..n]);
     let factor = factor * at.e;
     // One loop per pass, so that neither tests which it is per input.
     match pass {
         Pass::Kernel => {
             for i in 0..n {
-                let k = at.kernel(factors[i], scaled[i]) * factor;
+                let k = at.kernel(factors[i], times[i]) * factor;
                 row[i] += f64::from_bits(k.to_bits() & causal_mask(times[i], at.t));
             }
         }
         Pass::WeightedSlope => {
             for i in 0..n {
-                let v = weights[i] * at.slope(factors[i], scaled[i]) * factor;
+                let v = weights[i] * at.slope(factors[i], times[i]) * factor;
                 row[i] += f64::from_bits(v.to_bits() & causal_mask(times[i], at.t));
             }
         }
@@ -992,15 +953,13 @@ pub const KERNEL_ROWS: usize = 4;
 fn kernels_into(
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     at: &[(Output, f64); KERNEL_ROWS],
     rows: &mut [&mut [f64]; KERNEL_ROWS],
 ) {
     crate::widest_simd!(kernels_into_portable(
         times: &[f64],
         factors: &[f64],
-        scaled: &[f64],
-        at: &[(Output, f64); KERNEL_ROWS],
+            at: &[(Output, f64); KERNEL_ROWS],
         rows: &mut [&mut [f64]; KERNEL_ROWS],
     ))
 }
@@ -1009,29 +968,28 @@ fn kernels_into(
 fn kernels_into_portable(
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     at: &[(Output, f64); KERNEL_ROWS],
     rows: &mut [&mut [f64]; KERNEL_ROWS],
 ) {
     let n = times.len();
-    let (factors, scaled) = (&factors[..n], &scaled[..n]);
+    let factors = &factors[..n];
     if rows.iter().all(|r| r.len() == n) {
         let [r0, r1, r2, r3] = rows;
         let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
         let [(a0, f0), (a1, f1), (a2, f2), (a3, f3)] = *at;
         for i in 0..n {
-            let (t, f, g) = (times[i], factors[i], scaled[i]);
-            r0[i] += f64::from_bits((a0.kernel(f, g) * f0).to_bits() & causal_mask(t, a0.t));
-            r1[i] += f64::from_bits((a1.kernel(f, g) * f1).to_bits() & causal_mask(t, a1.t));
-            r2[i] += f64::from_bits((a2.kernel(f, g) * f2).to_bits() & causal_mask(t, a2.t));
-            r3[i] += f64::from_bits((a3.kernel(f, g) * f3).to_bits() & causal_mask(t, a3.t));
+            let (t, f) = (times[i], factors[i]);
+            r0[i] += f64::from_bits((a0.kernel(f, t) * f0).to_bits() & causal_mask(t, a0.t));
+            r1[i] += f64::from_bits((a1.kernel(f, t) * f1).to_bits() & causal_mask(t, a1.t));
+            r2[i] += f64::from_bits((a2.kernel(f, t) * f2).to_bits() & causal_mask(t, a2.t));
+            r3[i] += f64::from_bits((a3.kernel(f, t) * f3).to_bits() & causal_mask(t, a3.t));
         }
         return;
     }
     for (row, &(a, factor)) in rows.iter_mut().zip(at) {
         if row.len() == n {
             for i in 0..n {
-                let k = a.kernel(factors[i], scaled[i]) * factor;
+                let k = a.kernel(factors[i], times[i]) * factor;
                 row[i] += f64::from_bits(k.to_bits() & causal_mask(times[i], a.t));
             }
         }
@@ -1043,7 +1001,6 @@ fn kernels_into_portable(
 fn slopes_into(
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     weights: &[&[f64]; KERNEL_ROWS],
     at: &[(Output, f64); KERNEL_ROWS],
     row: &mut [f64],
@@ -1051,8 +1008,7 @@ fn slopes_into(
     crate::widest_simd!(slopes_into_portable(
         times: &[f64],
         factors: &[f64],
-        scaled: &[f64],
-        weights: &[&[f64]; KERNEL_ROWS],
+            weights: &[&[f64]; KERNEL_ROWS],
         at: &[(Output, f64); KERNEL_ROWS],
         row: &mut [f64],
     ))
@@ -1062,26 +1018,25 @@ fn slopes_into(
 fn slopes_into_portable(
     times: &[f64],
     factors: &[f64],
-    scaled: &[f64],
     weights: &[&[f64]; KERNEL_ROWS],
     at: &[(Output, f64); KERNEL_ROWS],
     row: &mut [f64],
 ) {
     let n = row.len();
-    let (times, factors, scaled) = (&times[..n], &factors[..n], &scaled[..n]);
+    let (times, factors) = (&times[..n], &factors[..n]);
     let [w0, w1, w2, w3] = *weights;
     let (w0, w1, w2, w3) = (&w0[..n], &w1[..n], &w2[..n], &w3[..n]);
     let [(a0, f0), (a1, f1), (a2, f2), (a3, f3)] = *at;
-    let term = |a: Output, factor: f64, t: f64, f: f64, g: f64, w: f64| {
-        f64::from_bits((w * a.slope(f, g) * factor).to_bits() & causal_mask(t, a.t))
+    let term = |a: Output, factor: f64, t: f64, f: f64, w: f64| {
+        f64::from_bits((w * a.slope(f, t) * factor).to_bits() & causal_mask(t, a.t))
     };
     for i in 0..n {
-        let (t, f, g) = (times[i], factors[i], scaled[i]);
+        let (t, f) = (times[i], factors[i]);
         let mut v = row[i];
-        v += term(a0, f0, t, f, g, w0[i]);
-        v += term(a1, f1, t, f, g, w1[i]);
-        v += term(a2, f2, t, f, g, w2[i]);
-        v += term(a3, f3, t, f, g, w3[i]);
+        v += term(a0, f0, t, f, w0[i]);
+        v += term(a1, f1, t, f, w1[i]);
+        v += term(a2, f2, t, f, w2[i]);
+        v += term(a3, f3, t, f, w3[i]);
         row[i] = v;
     }
 }
