@@ -2,7 +2,8 @@
 //! pass (prepare two volleys, 123 spike times) and the gradients (123 `gradients_at` calls at the
 //! forward pass's spike times). Weights are drawn once from a small deterministic generator with
 //! the reference initialisation (layer 1: mean 1.5, sd 0.8; layer 2: mean 0.5, sd 0.8). Also
-//! the per-neuron passes of the dense gradients at the founding study's size.
+//! the founding study's first hidden layer: its dense forward scan and the per-neuron passes of
+//! its dense gradients.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -10,7 +11,8 @@
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use spikeloop_backend_testkit::TestRng;
 use spikeloop_lif::{
-    LayerGradients, NeuronParams, Volley, gradients_at, spike_time, spike_time_sorted,
+    LayerGradients, LayerState, NeuronParams, Volley, gradients_at, layer_spike_times_dense,
+    spike_time, spike_time_sorted, transpose_weights,
 };
 
 const N_IN: usize = 5;
@@ -168,12 +170,10 @@ fn per_neuron(c: &mut Criterion) {
     });
 }
 
-/// The dense gradients of one neuron of the founding study's first hidden layer: 785 inputs (784
-/// pixels, a blank one spiking last at 2.0, and a bias), the sums that scale its gradients, and
-/// the two passes that add its weight gradient and its inputs' errors.
-fn dense_gradients(c: &mut Criterion) {
+/// Inputs of the founding study's first hidden layer: 785 (784 pixels, half of them blank and
+/// spiking last at 2.0, and a bias), with weights of its initialisation, `n_rows` rows of them.
+fn first_layer(rng: &mut TestRng, n_rows: usize) -> (Vec<f64>, Vec<f64>) {
     const N: usize = 785;
-    let mut rng = TestRng::new(11);
     let times: Vec<f64> = (0..N)
         .map(|i| {
             if i == N - 1 {
@@ -185,7 +185,34 @@ fn dense_gradients(c: &mut Criterion) {
             }
         })
         .collect();
-    let weights: Vec<f64> = (0..N).map(|_| rng.normal(0.01, 0.064)).collect();
+    let weights: Vec<f64> = (0..N * n_rows).map(|_| rng.normal(0.01, 0.064)).collect();
+    (times, weights)
+}
+
+/// The founding study's first hidden layer forward: the sort of 785 inputs and the dense scan of
+/// its 400 neurons.
+fn dense_forward(c: &mut Criterion) {
+    const N_OUT: usize = 400;
+    let (times, weights) = first_layer(&mut TestRng::new(13), N_OUT);
+    let mut weights_t = Vec::new();
+    transpose_weights(&weights, N_OUT, times.len(), &mut weights_t);
+    let params = NeuronParams::REFERENCE;
+    let mut volley = Volley::new();
+    let mut state = LayerState::default();
+    let mut out = vec![0.0; N_OUT];
+    c.bench_function("dense/layer_785_inputs_400_neurons", |b| {
+        b.iter(|| {
+            volley.prepare(black_box(&times), &params);
+            layer_spike_times_dense(&volley, &weights_t, &mut state, &mut out);
+        })
+    });
+}
+
+/// The dense gradients of one neuron of the founding study's first hidden layer, the sums that
+/// scale its gradients, and the two passes that add its weight gradient and its inputs' errors.
+fn dense_gradients(c: &mut Criterion) {
+    const N: usize = 785;
+    let (times, weights) = first_layer(&mut TestRng::new(11), 1);
     let params = NeuronParams::REFERENCE;
     let mut dense = LayerGradients::new();
     dense.prepare(&times, &params);
@@ -205,5 +232,11 @@ fn dense_gradients(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, yin_yang, per_neuron, dense_gradients);
+criterion_group!(
+    benches,
+    yin_yang,
+    per_neuron,
+    dense_forward,
+    dense_gradients
+);
 criterion_main!(benches);

@@ -62,7 +62,31 @@ pub struct LayerState {
     a_next: Vec<f64>,
     b: Vec<f64>,
     b_next: Vec<f64>,
-    hit: Vec<u8>,
+    hit: Vec<u64>,
+}
+
+/// What the vector loops compare against: the threshold, and the least `a` (the membrane's
+/// drive after an input) with which a peak inside the following interval can reach it.
+///
+/// With `u(x) = exp(-x) (a x + b)`, a peak inside an interval (`a > b`) is `a exp(-(1 - b/a))`,
+/// less than `a`: an interval with `a` below the threshold has no crossing unless its end is at
+/// or above the threshold (`equal_root` rejects it, its `m = theta / a exp(1 - b/a)` exceeds 1).
+/// The floor sits a relative `1e-9` under the threshold, far beyond `equal_root`'s rounding, so
+/// no interval it would accept goes unflagged, while the many sub-threshold peaks of a membrane
+/// no longer send its neuron to the scalar recheck.
+#[derive(Clone, Copy, Debug)]
+struct Firing {
+    theta: f64,
+    peak_floor: f64,
+}
+
+impl Firing {
+    fn new(theta: f64) -> Self {
+        Firing {
+            theta,
+            peak_floor: theta - theta.abs() * 1e-9,
+        }
+    }
 }
 
 /// Below this many neurons still waiting, the layer scan finishes them one by one.
@@ -122,6 +146,7 @@ pub fn layer_spike_times_dense(
         order: volley.order(),
         steps: volley.steps(),
     };
+    let firing = Firing::new(c.g_theta);
     let mut n_open = n_out;
     let mut e_prev = 1.0;
     let mut k = 0;
@@ -131,7 +156,7 @@ pub fn layer_spike_times_dense(
         let w1 = &weights_t[scan.order[k] as usize * n_out..][..n_out];
         let w2 = &weights_t[scan.order[k + 1] as usize * n_out..][..n_out];
         let (s1, s2) = (scan.steps[k], scan.steps[k + 1]);
-        let mut any = 0;
+        let mut any = 0u64;
         step_two(
             (a, b),
             (a_next, b_next),
@@ -139,7 +164,7 @@ pub fn layer_spike_times_dense(
             (w1, w2),
             e_prev,
             (s1, s2),
-            c.g_theta,
+            firing,
             &mut any,
         );
         if any != 0 {
@@ -167,7 +192,7 @@ pub fn layer_spike_times_dense(
     while k < n - 1 && n_open >= FEW_OPEN {
         let w = &weights_t[scan.order[k] as usize * n_out..][..n_out];
         let [e, de, one_minus_d] = scan.steps[k];
-        let mut any = 0;
+        let mut any = 0u64;
         step_any(
             a,
             b,
@@ -178,7 +203,7 @@ pub fn layer_spike_times_dense(
             e,
             de,
             one_minus_d,
-            c.g_theta,
+            firing,
             &mut any,
         );
         if any != 0 {
@@ -210,22 +235,21 @@ pub fn layer_spike_times_dense(
     }
 }
 
-/// Indices of the non-zero flags, read eight at a time: a step usually fires a few neurons of
-/// hundreds, so whole words of zeros are skipped.
-fn hits(flags: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    flags.chunks(8).enumerate().flat_map(|(w, chunk)| {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        let mut bits = u64::from_le_bytes(word);
-        std::iter::from_fn(move || {
-            if bits == 0 {
-                return None;
-            }
-            let byte = bits.trailing_zeros() as usize / 8;
-            bits &= !(0xff << (8 * byte));
-            Some(w * 8 + byte)
+/// Indices of the non-zero flags. A flag is a whole word, so that the vector loops store their
+/// comparison results as they are instead of packing them into bytes.
+fn hits(flags: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    // Whole groups of clear flags are skipped with one test (a step flags a few neurons of
+    // hundreds).
+    flags
+        .chunks(LANES)
+        .enumerate()
+        .filter(|(_, group)| group.iter().fold(0, |any, &h| any | h) != 0)
+        .flat_map(|(g, group)| {
+            group
+                .iter()
+                .enumerate()
+                .filter_map(move |(r, &h)| (h != 0).then_some(g * LANES + r))
         })
-    })
 }
 
 /// The sorted inputs of one layer scan.
@@ -302,22 +326,22 @@ impl Scan<'_> {
 fn step_two(
     state: (&[f64], &[f64]),
     next: (&mut [f64], &mut [f64]),
-    hit: &mut [u8],
+    hit: &mut [u64],
     w: (&[f64], &[f64]),
     e_prev: f64,
     steps: ([f64; 3], [f64; 3]),
-    theta: f64,
-    any: &mut u8,
+    firing: Firing,
+    any: &mut u64,
 ) {
     crate::widest_simd!(step_two_portable(
         state: (&[f64], &[f64]),
         next: (&mut [f64], &mut [f64]),
-        hit: &mut [u8],
+        hit: &mut [u64],
         w: (&[f64], &[f64]),
         e_prev: f64,
         steps: ([f64; 3], [f64; 3]),
-        theta: f64,
-        any: &mut u8,
+        firing: Firing,
+        any: &mut u64,
     ))
 }
 
@@ -326,28 +350,29 @@ fn step_two(
 fn step_two_portable(
     (a, b): (&[f64], &[f64]),
     (a_next, b_next): (&mut [f64], &mut [f64]),
-    hit: &mut [u8],
+    hit: &mut [u64],
     (w1, w2): (&[f64], &[f64]),
     e_prev: f64,
     ([e1, de1, omd1], [e2, de2, omd2]): ([f64; 3], [f64; 3]),
-    theta: f64,
-    any: &mut u8,
+    firing: Firing,
+    any: &mut u64,
 ) {
     let n = a.len();
     let (b, a_next, b_next, hit) = (&b[..n], &mut a_next[..n], &mut b_next[..n], &mut hit[..n]);
     let (w1, w2) = (&w1[..n], &w2[..n]);
-    let mut acc = 0u8;
+    let Firing { theta, peak_floor } = firing;
+    let mut acc = 0u64;
     for j in 0..n {
         let a1 = a[j] * e_prev + w1[j];
         let b0 = b[j];
         let b1 = e1 * b0 + de1 * a1;
-        let h1 = (b1 >= theta) | ((a1 > b0) & (a1 * omd1 < b0));
+        let h1 = (b1 >= theta) | ((a1 > b0) & (a1 * omd1 < b0) & (a1 >= peak_floor));
         let a2 = a1 * e1 + w2[j];
         let b2 = e2 * b1 + de2 * a2;
-        let h2 = (b2 >= theta) | ((a2 > b1) & (a2 * omd2 < b1));
+        let h2 = (b2 >= theta) | ((a2 > b1) & (a2 * omd2 < b1) & (a2 >= peak_floor));
         a_next[j] = a2;
         b_next[j] = b2;
-        let h = u8::from(h1 | h2);
+        let h = u64::from(h1 | h2);
         hit[j] = h;
         acc |= h;
     }
@@ -362,27 +387,27 @@ fn step_any(
     a: &mut [f64],
     b: &[f64],
     b_next: &mut [f64],
-    hit: &mut [u8],
+    hit: &mut [u64],
     w: &[f64],
     e_prev: f64,
     e: f64,
     de: f64,
     one_minus_d: f64,
-    theta: f64,
-    any: &mut u8,
+    firing: Firing,
+    any: &mut u64,
 ) {
     crate::widest_simd!(step_portable(
         a: &mut [f64],
         b: &[f64],
         b_next: &mut [f64],
-        hit: &mut [u8],
+        hit: &mut [u64],
         w: &[f64],
         e_prev: f64,
         e: f64,
         de: f64,
         one_minus_d: f64,
-        theta: f64,
-        any: &mut u8,
+        firing: Firing,
+        any: &mut u64,
     ))
 }
 
@@ -393,27 +418,28 @@ fn step_portable(
     a: &mut [f64],
     b: &[f64],
     b_next: &mut [f64],
-    hit: &mut [u8],
+    hit: &mut [u64],
     w: &[f64],
     e_prev: f64,
     e: f64,
     de: f64,
     one_minus_d: f64,
-    theta: f64,
-    any: &mut u8,
+    firing: Firing,
+    any: &mut u64,
 ) {
     let n = a.len();
     let (b, b_next, hit, w) = (&b[..n], &mut b_next[..n], &mut hit[..n], &w[..n]);
-    let mut acc = 0u8;
+    let Firing { theta, peak_floor } = firing;
+    let mut acc = 0u64;
     for j in 0..n {
         let aj = a[j] * e_prev + w[j];
         let bj = b[j];
         let be = e * bj + de * aj;
-        let h = (be >= theta) | ((aj > bj) & (aj * one_minus_d < bj));
+        let h = (be >= theta) | ((aj > bj) & (aj * one_minus_d < bj) & (aj >= peak_floor));
         a[j] = aj;
         b_next[j] = be;
-        hit[j] = u8::from(h);
-        acc |= u8::from(h);
+        hit[j] = u64::from(h);
+        acc |= u64::from(h);
     }
     *any = acc;
 }

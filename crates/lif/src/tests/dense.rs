@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use crate::{
     KERNEL_ROWS, LayerGradients, LayerState, NeuronParams, Volley, gradients_at,
-    layer_spike_times_dense, spike_time, transpose_weights,
+    layer_spike_times_dense, membrane_potential, spike_time, transpose_weights,
 };
 
 /// Weights in [-0.8, 2.2) from a xorshift stream.
@@ -26,6 +26,52 @@ fn input_strategy() -> impl Strategy<Value = Vec<f64>> {
         prop_oneof![4 => 0.0f64..3.0, 1 => Just(f64::INFINITY), 1 => Just(1.0)],
         0..40,
     )
+}
+
+/// Membranes whose single peak lies just above or below the threshold, with inputs of weight
+/// zero crowding the peak: the interval holding the peak starts a hair before it, where the
+/// membrane's drive `a` is barely above the peak itself. The dense scan flags such intervals by
+/// a lower bound on `a`; a bound even 0.1 % too high misses crossings here.
+#[test]
+fn dense_layer_finds_crossings_at_grazing_peaks() {
+    let params = NeuronParams::REFERENCE;
+    // One input at 0 peaks at t = tau (1.0); the peak of weight w is w times that of weight 1.
+    let critical = params.threshold / membrane_potential(&params, &[0.0], &[1.0], 1.0);
+    let mut inputs = vec![0.0];
+    inputs.extend((0..120).map(|k| 0.9405 + 0.001 * f64::from(k)));
+    let n_in = inputs.len();
+    let offsets = [
+        -1e-3, -1e-6, -1e-9, -1e-12, 0.0, 1e-15, 1e-12, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4,
+        3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1,
+    ]
+    .into_iter()
+    // Neurons far below threshold keep the dense scan going (it finishes the last few one by
+    // one).
+    .chain(std::iter::repeat_n(-0.5, 24))
+    .collect::<Vec<_>>();
+    let mut w = vec![0.0; offsets.len() * n_in];
+    for (row, d) in w.chunks_exact_mut(n_in).zip(&offsets) {
+        row[0] = critical * (1.0 + d);
+    }
+    let mut volley = Volley::new();
+    volley.prepare(&inputs, &params);
+    let mut w_t = Vec::new();
+    transpose_weights(&w, offsets.len(), n_in, &mut w_t);
+    let mut out = vec![f64::NAN; offsets.len()];
+    layer_spike_times_dense(&volley, &w_t, &mut LayerState::default(), &mut out);
+    let mut fired = 0;
+    for (j, t) in out.iter().enumerate() {
+        let single = spike_time(&params, &volley, &w[j * n_in..(j + 1) * n_in]).time;
+        assert_eq!(
+            t.to_bits(),
+            single.to_bits(),
+            "offset {}: {t} vs {single}",
+            offsets[j]
+        );
+        fired += usize::from(t.is_finite());
+    }
+    // Both sides of the threshold are met: the test cannot pass by nothing firing.
+    assert!((5..20).contains(&fired), "{fired} of 20 fired");
 }
 
 proptest! {
