@@ -150,11 +150,34 @@ pub fn layer_spike_times_dense(
     let mut n_open = n_out;
     let mut e_prev = 1.0;
     let mut k = 0;
-    // Two inputs per pass over the neurons while both intervals after them end at an input:
-    // the state is read and written once per two inputs.
-    while k + 2 < n && n_open >= FEW_OPEN {
-        let w1 = &weights_t[scan.order[k] as usize * n_out..][..n_out];
-        let w2 = &weights_t[scan.order[k + 1] as usize * n_out..][..n_out];
+    let weight_row = |k: usize| &weights_t[scan.order[k] as usize * n_out..][..n_out];
+    while k + 1 < n && n_open >= FEW_OPEN {
+        if scan.times[k + 1] == scan.times[k] {
+            // Inputs arriving together (pixels of the same value do): no time passes between
+            // them, so the membrane stays where it is and nothing can fire (`b` is below the
+            // threshold and no peak fits in an empty interval); only the drive takes their
+            // weights, in order, as the one-input scan adds them.
+            let mut end = k + 1;
+            while end + 1 < n && scan.times[end + 1] == scan.times[k] {
+                end += 1;
+            }
+            for first in (k..end).step_by(DRIVE_ROWS) {
+                let count = (end - first).min(DRIVE_ROWS);
+                let rows = std::array::from_fn(|r| weight_row(first + r.min(count - 1)));
+                add_drive(a, e_prev, rows, count);
+                // `a * 1.0` is `a`: the empty interval's decay.
+                e_prev = 1.0;
+            }
+            k = end;
+            continue;
+        }
+        if k + 2 == n {
+            break;
+        }
+        // Two inputs per pass over the neurons: the state is read and written once per two
+        // inputs.
+        let w1 = weight_row(k);
+        let w2 = weight_row(k + 1);
         let (s1, s2) = (scan.steps[k], scan.steps[k + 1]);
         let mut any = 0u64;
         step_two(
@@ -189,8 +212,9 @@ pub fn layer_spike_times_dense(
         e_prev = s2[0];
         k += 2;
     }
-    while k < n - 1 && n_open >= FEW_OPEN {
-        let w = &weights_t[scan.order[k] as usize * n_out..][..n_out];
+    // The last interval that ends at an input, when it is left alone.
+    if k + 2 == n && n_open >= FEW_OPEN {
+        let w = weight_row(k);
         let [e, de, one_minus_d] = scan.steps[k];
         let mut any = 0u64;
         step_any(
@@ -214,7 +238,6 @@ pub fn layer_spike_times_dense(
                     // NaN state never tests as crossing again: the neuron leaves the scan.
                     a[j] = f64::NAN;
                     b_next[j] = f64::NAN;
-                    n_open -= 1;
                 }
             }
         }
@@ -377,6 +400,34 @@ fn step_two_portable(
         acc |= h;
     }
     *any = acc;
+}
+
+/// Rows of weights [`add_drive`] adds in one pass over the neurons.
+const DRIVE_ROWS: usize = 4;
+
+/// `a = a e + w_0`, then `a += w_1`, ... for the first `count` of `rows` (at most
+/// [`DRIVE_ROWS`]), for every neuron: inputs that arrive together, in one pass (on the widest
+/// vector instructions).
+fn add_drive(a: &mut [f64], e: f64, rows: [&[f64]; DRIVE_ROWS], count: usize) {
+    crate::widest_simd!(add_drive_portable(
+        a: &mut [f64],
+        e: f64,
+        rows: [&[f64]; DRIVE_ROWS],
+        count: usize,
+    ))
+}
+
+#[inline(always)]
+fn add_drive_portable(a: &mut [f64], e: f64, rows: [&[f64]; DRIVE_ROWS], count: usize) {
+    let n = a.len();
+    let [w0, w1, w2, w3] = rows.map(|w| &w[..n]);
+    // Left to right, as the one-input scan adds them: `((a e + w0) + w1) + ...`.
+    match count {
+        1 => (0..n).for_each(|j| a[j] = a[j] * e + w0[j]),
+        2 => (0..n).for_each(|j| a[j] = a[j] * e + w0[j] + w1[j]),
+        3 => (0..n).for_each(|j| a[j] = a[j] * e + w0[j] + w1[j] + w2[j]),
+        _ => (0..n).for_each(|j| a[j] = a[j] * e + w0[j] + w1[j] + w2[j] + w3[j]),
+    }
 }
 
 /// One input for every neuron: `a = a e_prev + w`, the membrane at the next input into

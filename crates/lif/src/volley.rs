@@ -72,8 +72,15 @@ impl Volley {
         self.steps.clear();
         self.steps.resize(m.saturating_sub(1), [0.0; 3]);
         let kernel = consts.kernel;
+        // Inputs arriving together (common: pixels of the same value) share one step.
+        let together = step_factors(&consts, kernel, 0.0);
         for (step, pair) in self.steps.iter_mut().zip(self.times.windows(2)) {
-            *step = step_factors(&consts, kernel, pair[1] - pair[0]);
+            let gap = pair[1] - pair[0];
+            *step = if gap == 0.0 {
+                together
+            } else {
+                step_factors(&consts, kernel, gap)
+            };
         }
     }
 
