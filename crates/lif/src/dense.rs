@@ -6,8 +6,10 @@
 //! few multiply-adds for every neuron (forward) or every input (backward), which the processor
 //! does several at a time. The forward pass walks the sorted inputs and updates the state of all
 //! the layer's neurons, two inputs per pass over the neurons, reading each input's outgoing
-//! weights as one contiguous row (the weights transposed); the arithmetic per neuron is exactly
-//! that of the one-neuron scan, so the spike times are bit-identical to [`crate::spike_time`].
+//! weights as one contiguous row (the weights transposed); inputs that arrive together only add
+//! their weights (no time passes between them), and only intervals where a membrane can reach
+//! the threshold go to the exact crossing test. The arithmetic per neuron is exactly that of
+//! the one-neuron scan, so the spike times are bit-identical to [`crate::spike_time`].
 //! The backward pass needs no sort at all: with the input factors `f_i = exp((t_i - t_ref)/tau)`
 //! computed once per layer, each kernel value is `K(T - t_i)/tau = e f_i (T - t_i)/tau` with
 //! `e = exp(-(T - t_ref)/tau)` once per neuron, and its slope `e (f_i - f_i (T - t_i)/tau)`;
