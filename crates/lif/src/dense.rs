@@ -89,6 +89,14 @@ impl Firing {
             peak_floor: theta - theta.abs() * 1e-9,
         }
     }
+
+    /// Whether the interval from `b` to `b_end` with drive `a` (and `one_minus_d = 1 - d`) may
+    /// hold a crossing: its end at or above threshold, or a peak inside with enough drive.
+    /// Branch-free, for the vector loops.
+    #[inline(always)]
+    fn may_cross(self, a: f64, b: f64, b_end: f64, one_minus_d: f64) -> bool {
+        (b_end >= self.theta) | ((a > b) & (a * one_minus_d < b) & (a >= self.peak_floor))
+    }
 }
 
 /// Below this many neurons still waiting, the layer scan finishes them one by one.
@@ -385,16 +393,15 @@ fn step_two_portable(
     let n = a.len();
     let (b, a_next, b_next, hit) = (&b[..n], &mut a_next[..n], &mut b_next[..n], &mut hit[..n]);
     let (w1, w2) = (&w1[..n], &w2[..n]);
-    let Firing { theta, peak_floor } = firing;
     let mut acc = 0u64;
     for j in 0..n {
         let a1 = a[j] * e_prev + w1[j];
         let b0 = b[j];
         let b1 = e1 * b0 + de1 * a1;
-        let h1 = (b1 >= theta) | ((a1 > b0) & (a1 * omd1 < b0) & (a1 >= peak_floor));
+        let h1 = firing.may_cross(a1, b0, b1, omd1);
         let a2 = a1 * e1 + w2[j];
         let b2 = e2 * b1 + de2 * a2;
-        let h2 = (b2 >= theta) | ((a2 > b1) & (a2 * omd2 < b1) & (a2 >= peak_floor));
+        let h2 = firing.may_cross(a2, b1, b2, omd2);
         a_next[j] = a2;
         b_next[j] = b2;
         let h = u64::from(h1 | h2);
@@ -482,13 +489,12 @@ fn step_portable(
 ) {
     let n = a.len();
     let (b, b_next, hit, w) = (&b[..n], &mut b_next[..n], &mut hit[..n], &w[..n]);
-    let Firing { theta, peak_floor } = firing;
     let mut acc = 0u64;
     for j in 0..n {
         let aj = a[j] * e_prev + w[j];
         let bj = b[j];
         let be = e * bj + de * aj;
-        let h = (be >= theta) | ((aj > bj) & (aj * one_minus_d < bj) & (aj >= peak_floor));
+        let h = firing.may_cross(aj, bj, be, one_minus_d);
         a[j] = aj;
         b_next[j] = be;
         hit[j] = u64::from(h);
@@ -918,7 +924,7 @@ fn neuron_sums(times: &[f64], factors: &[f64], weights: &[f64], at: Output, sums
     crate::widest_simd!(neuron_sums_portable(
         times: &[f64],
         factors: &[f64],
-            weights: &[f64],
+        weights: &[f64],
         at: Output,
         sums: &mut Sums,
     ))
@@ -986,7 +992,7 @@ fn pass_into(
         pass: Pass,
         times: &[f64],
         factors: &[f64],
-            weights: &[f64],
+        weights: &[f64],
         at: Output,
         factor: f64,
         row: &mut [f64],
@@ -1087,7 +1093,7 @@ fn slopes_into(
     crate::widest_simd!(slopes_into_portable(
         times: &[f64],
         factors: &[f64],
-            weights: &[&[f64]; KERNEL_ROWS],
+        weights: &[&[f64]; KERNEL_ROWS],
         at: &[(Output, f64); KERNEL_ROWS],
         row: &mut [f64],
     ))
