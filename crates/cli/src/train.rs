@@ -155,6 +155,10 @@ pub struct TrainArgs {
     /// Standard deviation of Gaussian noise on training input times, in tau_s (0 = off).
     #[arg(long, value_name = "SIGMA")]
     input_jitter: Option<f64>,
+    /// Shift every training image by up to N pixels in each direction, drawn per sample and
+    /// epoch (image data sets; 0 = off).
+    #[arg(long, value_name = "N")]
+    shift: Option<u32>,
     /// Directory for the model, metrics, plot and checkpoint [default:
     /// runs/<dataset>-<substrate>-seed<seed>, the substrate being ideal, chip<N> (with -run<M>
     /// for a run seed other than 1) or device].
@@ -191,6 +195,7 @@ impl TrainArgs {
             || self.batch_size.is_some()
             || self.learning_rate.is_some()
             || self.input_jitter.is_some()
+            || self.shift.is_some()
     }
 
     /// The configuration the flags ask for.
@@ -210,6 +215,9 @@ impl TrainArgs {
         }
         if let Some(j) = self.input_jitter {
             config.training.input_jitter = j;
+        }
+        if let Some(s) = self.shift {
+            config.training.shift = s;
         }
         config.validate()?;
         Ok(config)

@@ -243,6 +243,17 @@ impl DatasetKind {
         }
     }
 
+    /// Side of the square images the features are (row by row), or `None` for a data set that
+    /// is not made of images.
+    pub fn image_side(self, options: &DataOptions) -> Option<usize> {
+        match self {
+            DatasetKind::YinYang => None,
+            DatasetKind::Digits => Some(8),
+            DatasetKind::Mnist | DatasetKind::FashionMnist if options.downscale_16 => Some(16),
+            DatasetKind::Mnist | DatasetKind::FashionMnist => Some(28),
+        }
+    }
+
     /// Classes of the data set (the network's output neurons).
     pub fn n_classes(self) -> usize {
         match self {

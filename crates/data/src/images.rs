@@ -96,6 +96,24 @@ pub fn down16(image: &[u8], rows: usize, columns: usize) -> Vec<f64> {
     out
 }
 
+/// The feature of a blank pixel (intensity 0): what a shifted image is filled with.
+pub const BLANK: f64 = 1.0;
+
+/// `image` (features of a `side` x `side` image, row by row) translated by `dx` columns to the
+/// right and `dy` rows down, appended to `out`; pixels shifted in from outside are blank.
+/// A shift of `side` or more in either direction leaves a blank image.
+pub fn shift_into(image: &[f64], side: usize, dx: isize, dy: isize, out: &mut Vec<f64>) {
+    debug_assert_eq!(image.len(), side * side);
+    let source = |i: usize, d: isize| i.checked_add_signed(-d).filter(|&j| j < side);
+    for y in 0..side {
+        let row = source(y, dy);
+        out.extend((0..side).map(|x| match (row, source(x, dx)) {
+            (Some(sy), Some(sx)) => image[sy * side + sx],
+            _ => BLANK,
+        }));
+    }
+}
+
 /// The features of an image of intensities `p` (0..=255): `1 - p/256`.
 fn features(intensities: impl Iterator<Item = f64>) -> impl Iterator<Item = f64> {
     intensities.map(|p| 1.0 - p / 256.0)
@@ -281,5 +299,22 @@ mod tests {
         let small = down16(&image, 28, 28);
         assert!((small[0] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
         assert!((small[1] - 0.5 * 255.0 / 2.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shifted_images_move_and_fill_with_blank() {
+        // 3 x 3 image with features 0..9.
+        let image: Vec<f64> = (0..9).map(f64::from).collect();
+        let shifted = |dx, dy| {
+            let mut out = Vec::new();
+            shift_into(&image, 3, dx, dy, &mut out);
+            out
+        };
+        assert_eq!(shifted(0, 0), image);
+        let b = BLANK;
+        assert_eq!(shifted(1, 0), [b, 0.0, 1.0, b, 3.0, 4.0, b, 6.0, 7.0]);
+        assert_eq!(shifted(0, -1), [3.0, 4.0, 5.0, 6.0, 7.0, 8.0, b, b, b]);
+        assert_eq!(shifted(-2, 1), [b, b, b, 2.0, b, b, 5.0, b, b]);
+        assert_eq!(shifted(3, 0), [b; 9]);
     }
 }

@@ -238,6 +238,11 @@ pub struct TrainingConfig {
     /// Standard deviation of Gaussian noise added to training input times, in tau_s (0 = off);
     /// negative times are reflected.
     pub input_jitter: f64,
+    /// Random translation of training images: each sample of each epoch is shifted by a whole
+    /// number of pixels drawn uniformly from `-shift..=shift` in each direction, blank pixels
+    /// filling in (0 = off, and then left out; image data sets only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shift: u32,
     /// Which epoch's weights become the trained model.
     pub select: ModelSelection,
 }
@@ -312,6 +317,7 @@ impl Default for TrainingConfig {
             weight_bump: 0.0005,
             bump_exponential: true,
             input_jitter: 0.0,
+            shift: 0,
             select: ModelSelection::BestValidation,
         }
     }
@@ -628,6 +634,21 @@ impl TrainConfig {
                 return err(format!("{key} = {v}; must be a finite number >= 0"));
             }
         }
+        if t.shift > 0 {
+            let Some(side) = self.dataset.image_side(&self.data) else {
+                return err(format!(
+                    "training.shift = {}: shifts apply to image data sets (digits, mnist, fashion-mnist), not to {}",
+                    t.shift, self.dataset
+                ));
+            };
+            if t.shift as usize >= side {
+                return err(format!(
+                    "training.shift = {}: the images are {side} x {side} pixels, so at most {}",
+                    t.shift,
+                    side - 1
+                ));
+            }
+        }
         if t.max_missing_spikes.len() != n_layers {
             return err(format!(
                 "training.max_missing_spikes has {} values, but the network has {n_layers} weight layers: give one per layer",
@@ -647,6 +668,11 @@ impl TrainConfig {
     }
 }
 
+/// Whether a count is zero (such keys are left out of written configurations).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Overlays `over` on `base`, table by table (values of `over` win).
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
@@ -662,6 +688,19 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shifts_need_images_smaller_than_the_shift() {
+        let with = |toml: &str| TrainConfig::from_toml(toml).and_then(|c| c.validate().map(|()| c));
+        let c = with("dataset = \"digits\"\n[training]\nshift = 2").expect("digits shift 2");
+        assert_eq!(c.training.shift, 2);
+        assert!(c.to_toml().contains("shift = 2"));
+        assert!(!TrainConfig::default().to_toml().contains("shift"));
+        let e = with("dataset = \"digits\"\n[training]\nshift = 8").expect_err("too far");
+        assert!(e.to_string().contains("at most 7"), "{e}");
+        let e = with("[training]\nshift = 1").expect_err("yin-yang");
+        assert!(e.to_string().contains("image data sets"), "{e}");
+    }
 
     #[test]
     fn empty_file_is_the_reference() {

@@ -14,6 +14,8 @@ pub enum Stream {
     Shuffle = 2,
     /// Noise on training input times.
     Jitter = 3,
+    /// Translations of training images.
+    Shift = 4,
 }
 
 /// A 64-bit seed for one (training seed, purpose, epoch), mixed with SplitMix64's finaliser.

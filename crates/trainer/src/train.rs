@@ -14,13 +14,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use ndarray::Array2;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 use spikeloop_backend::{Backend, InputBatch, Record, Substrate};
-use spikeloop_data::Dataset;
+use spikeloop_data::{Dataset, images};
 
 use crate::config::ModelSelection;
 use crate::eval::{check_compatible, evaluate};
@@ -510,23 +510,32 @@ pub fn run_with(
     })
 }
 
-/// Input times of a batch, with the epoch's jitter applied in batch order. Jittered times are
-/// reflected back into the substrate's sample window `[0, window)` at both ends (a time pushed
-/// below 0 to `-t`, one pushed past the window's end `w` to `2 w - t`) and, should the jitter
-/// exceed the window itself, clamped into it; without a window only at 0. A silent input
-/// (`+inf`) stays silent (its noise is drawn all the same, so the stream does not depend on
-/// which inputs are silent).
+/// Input times of a batch: its images shifted as the epoch drew, then encoded, then the epoch's
+/// jitter applied in batch order. Jittered times are reflected back into the substrate's sample
+/// window `[0, window)` at both ends (a time pushed below 0 to `-t`, one pushed past the
+/// window's end `w` to `2 w - t`) and, should the jitter exceed the window itself, clamped into
+/// it; without a window only at 0. A silent input (`+inf`) stays silent (its noise is drawn all
+/// the same, so the stream does not depend on which inputs are silent).
 fn batch_inputs(
     model: &Model,
     data: &Dataset,
     indices: &[usize],
+    shifts: &Shifts,
     jitter: f64,
     rng: &mut Pcg64Mcg,
     window: Option<f64>,
 ) -> Result<InputBatch, TrainError> {
     let mut times = Vec::with_capacity(indices.len() * model.n_inputs);
+    let mut shifted = Vec::new();
     for &i in indices {
-        model.encode_into(data.sample(i), &mut times);
+        match shifts.of(i) {
+            Some((side, dx, dy)) => {
+                shifted.clear();
+                images::shift_into(data.sample(i), side, dx, dy, &mut shifted);
+                model.encode_into(&shifted, &mut times);
+            }
+            None => model.encode_into(data.sample(i), &mut times),
+        }
     }
     if jitter > 0.0 {
         for t in &mut times {
@@ -543,6 +552,42 @@ fn batch_inputs(
         }
     }
     Ok(InputBatch::new(model.n_inputs, times)?)
+}
+
+/// The random translations of one epoch's training images, one per sample (by index, so a
+/// resumed epoch draws the same ones whatever batch it resumes at).
+struct Shifts {
+    side: usize,
+    offsets: Vec<(i32, i32)>,
+}
+
+impl Shifts {
+    /// The epoch's shifts for `n` samples (none when `config` asks for none).
+    fn draw(config: &TrainConfig, n: usize, epoch: u32) -> Shifts {
+        // Validated below the image side, so it fits.
+        let max = i32::try_from(config.training.shift).unwrap_or(i32::MAX);
+        let side = config.dataset.image_side(&config.data).unwrap_or(0);
+        if max == 0 || side == 0 {
+            return Shifts {
+                side,
+                offsets: Vec::new(),
+            };
+        }
+        let mut rng =
+            Pcg64Mcg::seed_from_u64(seeds::derive(config.seed, Stream::Shift, u64::from(epoch)));
+        let offsets = (0..n)
+            .map(|_| (rng.random_range(-max..=max), rng.random_range(-max..=max)))
+            .collect();
+        Shifts { side, offsets }
+    }
+
+    /// Side of the images and the column and row shift of sample `i`, if it is shifted.
+    fn of(&self, i: usize) -> Option<(usize, isize, isize)> {
+        self.offsets
+            .get(i)
+            .filter(|&&d| d != (0, 0))
+            .map(|&(dx, dy)| (self.side, dx as isize, dy as isize))
+    }
 }
 
 fn train_epoch(
@@ -569,6 +614,7 @@ fn train_epoch(
         u64::from(epoch),
     )));
     let batches: Vec<&[usize]> = order.chunks(t.batch_size).collect();
+    let shifts = Shifts::draw(config, train.len(), epoch);
     observer.epoch_started(epoch + 1, t.epochs, batches.len());
 
     let max_weight = backend.capabilities().max_weight;
@@ -605,6 +651,7 @@ fn train_epoch(
             &state.model,
             train,
             indices,
+            &shifts,
             t.input_jitter,
             &mut progress.jitter_rng,
             window,
@@ -831,4 +878,68 @@ pub fn batch_gradient<'b>(
         .collect();
     let (grads, outcome) = backward.batch(network, &samples, params);
     (grads, outcome.loss, outcome.chopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spikeloop_data::{DatasetKind, Split, digits};
+
+    fn digits_config(shift: u32) -> TrainConfig {
+        let mut config = TrainConfig {
+            dataset: DatasetKind::Digits,
+            ..TrainConfig::default()
+        };
+        config.training.shift = shift;
+        config
+    }
+
+    #[test]
+    fn shifts_are_drawn_per_epoch_within_range_and_reproduce() {
+        let config = digits_config(1);
+        let a = Shifts::draw(&config, 900, 3);
+        assert_eq!(a.side, 8);
+        assert_eq!(a.offsets, Shifts::draw(&config, 900, 3).offsets);
+        assert_ne!(a.offsets, Shifts::draw(&config, 900, 4).offsets);
+        // All nine offsets of a one-pixel shift occur, none beyond it.
+        let mut seen = std::collections::BTreeSet::new();
+        for &(dx, dy) in &a.offsets {
+            assert!(dx.abs() <= 1 && dy.abs() <= 1, "({dx}, {dy})");
+            seen.insert((dx, dy));
+        }
+        assert_eq!(seen.len(), 9);
+        assert!(Shifts::draw(&digits_config(0), 900, 3).of(0).is_none());
+    }
+
+    #[test]
+    fn a_batch_sees_its_images_shifted_as_drawn() {
+        let config = digits_config(2);
+        let data = digits(Split::Train).expect("digits");
+        let model = Model::initialise(&config, data.n_features(), data.class_names.clone())
+            .expect("model");
+        let shifts = Shifts::draw(&config, data.len(), 0);
+        let indices = [0, 5, 17];
+        let mut rng = Pcg64Mcg::seed_from_u64(0);
+        let batch = batch_inputs(&model, &data, &indices, &shifts, 0.0, &mut rng, None)
+            .expect("batch");
+        let mut moved = 0;
+        for (k, &i) in indices.iter().enumerate() {
+            let mut expected = Vec::new();
+            let mut image = Vec::new();
+            match shifts.of(i) {
+                Some((side, dx, dy)) => {
+                    images::shift_into(data.sample(i), side, dx, dy, &mut image);
+                    moved += 1;
+                }
+                None => image.extend_from_slice(data.sample(i)),
+            }
+            model.encode_into(&image, &mut expected);
+            assert_eq!(batch.sample(k), &expected[..], "sample {i}");
+        }
+        assert!(moved > 0, "none of the three samples was shifted");
+        let unshifted = Shifts::draw(&digits_config(0), data.len(), 0);
+        let plain = batch_inputs(&model, &data, &indices, &unshifted, 0.0, &mut rng, None)
+            .expect("batch");
+        assert_ne!(plain.as_slice(), batch.as_slice());
+    }
 }
