@@ -219,8 +219,18 @@ fn dense_gradients(c: &mut Criterion) {
     let t_out = 1.7;
     let mut scratch = Vec::new();
     let mut row = vec![0.0; N];
+    let mut slopes = vec![0.0; N];
+    let largest = weights.iter().fold(0.0f64, |m, w| m.max(w.abs()));
     c.bench_function("dense/neuron_sums_785_inputs", |b| {
-        b.iter(|| dense.neuron(black_box(&weights), black_box(t_out), &mut scratch))
+        b.iter(|| {
+            dense.neuron(
+                black_box(&weights),
+                black_box(t_out),
+                largest,
+                &mut slopes,
+                &mut scratch,
+            )
+        })
     });
     c.bench_function("dense/add_kernel_785_inputs", |b| {
         b.iter(|| dense.add_kernel(black_box(&weights), t_out, 1e-3, &mut row, &mut scratch))

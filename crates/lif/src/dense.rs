@@ -595,17 +595,27 @@ impl LayerGradients {
     /// The scales of the gradients of one neuron with incoming `weights` (one per input) that
     /// fired at `t_out`, by implicit differentiation of `u(t_out) = threshold` as
     /// [`crate::gradients_at`] does; all factors zero (and the slope not positive) when there is
-    /// no usable gradient. One pass over the inputs, which stores nothing.
+    /// no usable gradient. One pass over the inputs, which also leaves the neuron's weighted
+    /// kernel slopes in `slopes` (one per input) for [`LayerGradients::add_weighted_slopes`].
+    /// `max_abs_weight` is the largest `|w_i|` (or a bound on it): it bounds the inputs'
+    /// `|dT/dt_i|` by `max_abs_weight * |scale_t|`, since `|K'| <= 1` after an input.
     ///
     /// # Panics
     ///
-    /// If `weights` has not one entry per input, or before [`LayerGradients::prepare`].
-    pub fn neuron(&self, weights: &[f64], t_out: f64, scratch: &mut Vec<f64>) -> NeuronGradients {
+    /// If `weights` or `slopes` has not one entry per input, or before
+    /// [`LayerGradients::prepare`].
+    pub fn neuron(
+        &self,
+        weights: &[f64],
+        t_out: f64,
+        max_abs_weight: f64,
+        slopes: &mut [f64],
+        scratch: &mut Vec<f64>,
+    ) -> NeuronGradients {
         let n = self.times.len();
-        assert_eq!(
-            weights.len(),
-            n,
-            "LayerGradients::neuron: one weight per input"
+        assert!(
+            weights.len() == n && slopes.len() == n,
+            "LayerGradients::neuron: one weight and one slope per input"
         );
         let c = self.consts.expect("LayerGradients::neuron before prepare");
         if !t_out.is_finite() {
@@ -626,12 +636,8 @@ impl LayerGradients {
         }
         let at = self.output(t_out, c.inv_tau_m);
         let mut sums = Sums::default();
-        neuron_sums(&self.times, &self.factors, weights, at, &mut sums);
-        let Sums {
-            d,
-            max_kernel,
-            max_weighted,
-        } = sums;
+        neuron_sums(&self.times, &self.factors, weights, at, &mut sums, slopes);
+        let Sums { d, max_kernel } = sums;
         let slope = d * c.inv_c_m;
         if !(d > 0.0 && slope.is_finite()) {
             return NeuronGradients {
@@ -641,7 +647,8 @@ impl LayerGradients {
         }
         let scale_t = 1.0 / d;
         let scale_w = -c.tau_m * scale_t;
-        if !((max_kernel * scale_w).is_finite() && (max_weighted * scale_t).is_finite()) {
+        // `|w_i K'| <= |w_i| (1 + 2^-50)` as computed, so twice the largest weight bounds them.
+        if !((max_kernel * scale_w).is_finite() && (2.0 * max_abs_weight * scale_t).is_finite()) {
             return NeuronGradients {
                 slope,
                 ..NeuronGradients::NONE
@@ -734,24 +741,29 @@ impl LayerGradients {
 
     /// [`LayerGradients::add_weighted_slope`] of up to [`KERNEL_ROWS`] neurons in one pass over
     /// `row`: `outs[r] = (t_out, factor)` with weights `weights_of(r)`, added neuron after
-    /// neuron to each entry, so `row` ends as the calls one after another leave it. A neuron
-    /// whose factor is zero or that is silent adds nothing.
+    /// neuron to each entry, so `row` ends as the calls one after another leave it. `slopes`
+    /// holds the neurons' weighted kernel slopes, row `r` (one entry per input) as
+    /// [`LayerGradients::neuron`] left it for neuron `r`, so they are not computed again; the
+    /// weights are needed only where the inputs are too far apart for shared factors. A neuron
+    /// whose factor is zero or that is silent adds nothing (and its row of `slopes` is not read).
     ///
     /// # Panics
     ///
-    /// If `outs` has more than [`KERNEL_ROWS`] entries, a neuron's weights not one per input,
-    /// `row` more entries than inputs, or before [`LayerGradients::prepare`].
+    /// If `outs` has more than [`KERNEL_ROWS`] entries, `slopes` not `outs.len()` rows of one
+    /// entry per input, a neuron's weights not one per input, `row` more entries than inputs,
+    /// or before [`LayerGradients::prepare`].
     pub fn add_weighted_slopes<'w>(
         &self,
         outs: &[(f64, f64)],
         weights_of: impl Fn(usize) -> &'w [f64],
+        slopes: &[f64],
         row: &mut [f64],
         scratch: &mut Vec<f64>,
     ) {
         let n = self.times.len();
         assert!(
-            outs.len() <= KERNEL_ROWS && row.len() <= n,
-            "LayerGradients::add_weighted_slopes: at most {KERNEL_ROWS} neurons, one entry per input"
+            outs.len() <= KERNEL_ROWS && row.len() <= n && slopes.len() == outs.len() * n,
+            "LayerGradients::add_weighted_slopes: at most {KERNEL_ROWS} neurons, one slope per input and neuron, at most one entry per input"
         );
         let c = self
             .consts
@@ -766,14 +778,14 @@ impl LayerGradients {
             return;
         }
         let m = row.len();
-        // Unused slots take a used neuron's weights (finite values, dropped by the mask).
+        // Unused slots take a used neuron's slopes (finite values) with a zero factor.
         let first = used().next().unwrap_or(0);
-        let weights: [&[f64]; KERNEL_ROWS] = std::array::from_fn(|r| {
-            let w = weights_of(if at[r].1 != 0.0 { r } else { first });
-            assert_eq!(w.len(), n, "LayerGradients: one weight per input");
-            &w[..m]
+        let rows: [&[f64]; KERNEL_ROWS] = std::array::from_fn(|r| {
+            let r = if at[r].1 != 0.0 { r } else { first };
+            &slopes[r * n..r * n + m]
         });
-        slopes_into(&self.times[..m], &self.factors[..m], &weights, &at, row);
+        let factors = at.map(|(_, factor)| factor);
+        slopes_into(&rows, factors, row);
     }
 
     /// Adds `factor` times the weighted kernel slopes `w_i K'(T - t_i)` of a neuron with
@@ -919,21 +931,29 @@ struct Sums {
     /// `sum_i w_i K'(T - t_i)`.
     d: f64,
     max_kernel: f64,
-    max_weighted: f64,
 }
 
 /// The sums of [`LayerGradients::neuron`] on the widest vector instructions.
-fn neuron_sums(times: &[f64], factors: &[f64], weights: &[f64], at: Output, sums: &mut Sums) {
+fn neuron_sums(
+    times: &[f64],
+    factors: &[f64],
+    weights: &[f64],
+    at: Output,
+    sums: &mut Sums,
+    slopes: &mut [f64],
+) {
     crate::widest_simd!(neuron_sums_portable(
         times: &[f64],
         factors: &[f64],
         weights: &[f64],
         at: Output,
         sums: &mut Sums,
+        slopes: &mut [f64],
     ))
 }
 
-/// The sum of the weighted kernel slopes and the largest magnitudes, in lanes of partial
+/// The sum of the weighted kernel slopes `w_i K'(T - t_i) / e` (each also stored in `slopes`,
+/// zero for inputs at or after the spike) and the largest kernel value, in lanes of partial
 /// results. The order of the sum is fixed (lane `l` takes inputs `l, l + LANES, ...`, the inputs
 /// after the last whole chunk go to lane 0), so results are the same on every processor.
 #[inline(always)]
@@ -943,40 +963,40 @@ fn neuron_sums_portable(
     weights: &[f64],
     at: Output,
     sums: &mut Sums,
+    slopes: &mut [f64],
 ) {
     let n = times.len();
-    let (factors, weights) = (&factors[..n], &weights[..n]);
+    let (factors, weights, slopes) = (&factors[..n], &weights[..n], &mut slopes[..n]);
     let mut d = [0.0; LANES];
     let mut max_k = [0.0f64; LANES];
-    let mut max_w = [0.0f64; LANES];
     let whole = n - n % LANES;
     let chunks = times[..whole]
         .chunks_exact(LANES)
         .zip(factors.chunks_exact(LANES))
-        .zip(weights.chunks_exact(LANES));
-    for ((t, f), w) in chunks {
+        .zip(weights.chunks_exact(LANES))
+        .zip(slopes.chunks_exact_mut(LANES));
+    for (((t, f), w), s) in chunks {
         // Straight lane-wise statements without branches, which become vector instructions.
         for l in 0..LANES {
             let causal = causal_mask(t[l], at.t);
             let k = f64::from_bits(at.kernel(f[l], t[l]).to_bits() & causal);
             let v = f64::from_bits((w[l] * at.slope(f[l], t[l])).to_bits() & causal);
+            s[l] = v;
             d[l] += v;
             max_k[l] = if k > max_k[l] { k } else { max_k[l] };
-            let a = v.abs();
-            max_w[l] = if a > max_w[l] { a } else { max_w[l] };
         }
     }
     for i in whole..n {
+        slopes[i] = 0.0;
         if times[i] < at.t {
             let v = weights[i] * at.slope(factors[i], times[i]);
+            slopes[i] = v;
             d[0] += v;
             max_k[0] = max_k[0].max(at.kernel(factors[i], times[i]));
-            max_w[0] = max_w[0].max(v.abs());
         }
     }
     sums.d = d.iter().sum::<f64>() * at.e;
     sums.max_kernel = max_k.iter().fold(0.0f64, |m, &v| m.max(v)) * at.e;
-    sums.max_weighted = max_w.iter().fold(0.0f64, |m, &v| m.max(v)) * at.e;
 }
 
 /// `row[i] += K(T - t_i)/tau * factor` ([`Pass::Kernel`]) or `row[i] += w_i K'(T - t_i) *
@@ -1084,47 +1104,33 @@ fn kernels_into_portable(
     }
 }
 
-/// The weighted-slope pass of [`KERNEL_ROWS`] neurons into one row, on the widest vector
-/// instructions.
-fn slopes_into(
-    times: &[f64],
-    factors: &[f64],
-    weights: &[&[f64]; KERNEL_ROWS],
-    at: &[(Output, f64); KERNEL_ROWS],
-    row: &mut [f64],
-) {
+/// The weighted-slope pass of [`KERNEL_ROWS`] neurons into one row: `row[i] += s_r[i] *
+/// factor_r`, neuron after neuron, from the slopes [`neuron_sums`] stored (on the widest vector
+/// instructions).
+fn slopes_into(slopes: &[&[f64]; KERNEL_ROWS], factors: [f64; KERNEL_ROWS], row: &mut [f64]) {
     crate::widest_simd!(slopes_into_portable(
-        times: &[f64],
-        factors: &[f64],
-        weights: &[&[f64]; KERNEL_ROWS],
-        at: &[(Output, f64); KERNEL_ROWS],
+        slopes: &[&[f64]; KERNEL_ROWS],
+        factors: [f64; KERNEL_ROWS],
         row: &mut [f64],
     ))
 }
 
 #[inline(always)]
 fn slopes_into_portable(
-    times: &[f64],
-    factors: &[f64],
-    weights: &[&[f64]; KERNEL_ROWS],
-    at: &[(Output, f64); KERNEL_ROWS],
+    slopes: &[&[f64]; KERNEL_ROWS],
+    factors: [f64; KERNEL_ROWS],
     row: &mut [f64],
 ) {
     let n = row.len();
-    let (times, factors) = (&times[..n], &factors[..n]);
-    let [w0, w1, w2, w3] = *weights;
-    let (w0, w1, w2, w3) = (&w0[..n], &w1[..n], &w2[..n], &w3[..n]);
-    let [(a0, f0), (a1, f1), (a2, f2), (a3, f3)] = *at;
-    let term = |a: Output, factor: f64, t: f64, f: f64, w: f64| {
-        f64::from_bits((w * a.slope(f, t) * factor).to_bits() & causal_mask(t, a.t))
-    };
+    let [s0, s1, s2, s3] = slopes.map(|s| &s[..n]);
+    let [f0, f1, f2, f3] = factors;
     for i in 0..n {
-        let (t, f) = (times[i], factors[i]);
+        // `(w K') * factor`, as the one-neuron pass computes each term.
         let mut v = row[i];
-        v += term(a0, f0, t, f, w0[i]);
-        v += term(a1, f1, t, f, w1[i]);
-        v += term(a2, f2, t, f, w2[i]);
-        v += term(a3, f3, t, f, w3[i]);
+        v += s0[i] * f0;
+        v += s1[i] * f1;
+        v += s2[i] * f2;
+        v += s3[i] * f3;
         row[i] = v;
     }
 }

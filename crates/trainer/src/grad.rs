@@ -65,6 +65,8 @@ pub struct BatchOutcome {
 pub struct Backward {
     samples: Vec<SampleBackward>,
     grads: Vec<Array2<f64>>,
+    /// Per layer and neuron, the largest magnitude of its incoming weights.
+    max_abs: Vec<Vec<f64>>,
 }
 
 /// What the first phase keeps of one sample.
@@ -77,6 +79,9 @@ struct SampleBackward {
     /// Buffers of the one-neuron gradients.
     d_t_d_w: Vec<f64>,
     d_t_d_t: Vec<f64>,
+    /// The weighted kernel slopes of a block of neurons, between the pass that scales their
+    /// gradients and the pass that adds their inputs' errors.
+    slopes: Vec<f64>,
 }
 
 /// One layer of one sample after the first phase.
@@ -110,11 +115,26 @@ impl Backward {
             self.samples
                 .resize_with(samples.len(), SampleBackward::default);
         }
+        self.max_abs.resize_with(network.layers.len(), Vec::new);
+        for (max_abs, layer) in self.max_abs.iter_mut().zip(&network.layers) {
+            max_abs.clear();
+            let n_in = layer.weights.ncols().max(1);
+            let weights = layer
+                .weights
+                .as_slice()
+                .expect("weights are in standard layout");
+            max_abs.par_extend(
+                weights
+                    .par_chunks(n_in)
+                    .map(|w| w.iter().fold(0.0f64, |m, v| m.max(v.abs()))),
+            );
+        }
+        let max_abs = &self.max_abs;
         let records = &mut self.samples[..samples.len()];
         records
             .par_iter_mut()
             .zip(samples)
-            .for_each(|(record, sample)| record.backward(network, sample, params));
+            .for_each(|(record, sample)| record.backward(network, sample, params, max_abs));
 
         let same_shapes = self.grads.len() == network.layers.len()
             && self
@@ -250,7 +270,13 @@ fn sum_rows(
 impl SampleBackward {
     /// The first phase for one sample: its loss, every layer's errors, and the factors of the
     /// weight gradients.
-    fn backward(&mut self, network: &Network, sample: &SampleRef<'_>, params: &BackwardParams) {
+    fn backward(
+        &mut self,
+        network: &Network,
+        sample: &SampleRef<'_>,
+        params: &BackwardParams,
+        max_abs: &[Vec<f64>],
+    ) {
         let n_layers = network.layers.len();
         let offsets = network.layer_offsets();
         self.delta.resize_with(n_layers, Vec::new);
@@ -294,8 +320,8 @@ impl SampleBackward {
                 &upper[0],
                 delta_prev,
                 &mut self.layers[l],
-                params,
-                (&mut self.d_t_d_w, &mut self.d_t_d_t),
+                (params, &max_abs[l]),
+                (&mut self.d_t_d_w, &mut self.d_t_d_t, &mut self.slopes),
             );
         }
     }
@@ -313,8 +339,8 @@ fn backward_layer(
     delta: &[f64],
     mut delta_prev: Option<&mut [f64]>,
     rec: &mut LayerBackward,
-    params: &BackwardParams,
-    (d_t_d_w, d_t_d_t): (&mut Vec<f64>, &mut Vec<f64>),
+    (params, max_abs): (&BackwardParams, &[f64]),
+    (d_t_d_w, d_t_d_t, slopes): (&mut Vec<f64>, &mut Vec<f64>, &mut Vec<f64>),
 ) -> u32 {
     let n_prev = network.layer_input(l, sample.inputs, sample.measured, &mut rec.layer_input);
     let n_in = rec.layer_input.len();
@@ -323,6 +349,7 @@ fn backward_layer(
         // Dense: shared input factors; one pass per neuron over its inputs for what scales its
         // gradients, one pass per block of neurons to add their inputs' errors.
         rec.dense.prepare(&rec.layer_input, &layer.neuron);
+        slopes.resize(KERNEL_ROWS * n_in, 0.0);
         for j0 in (0..layer.size).step_by(KERNEL_ROWS) {
             let block = j0..(j0 + KERNEL_ROWS).min(layer.size);
             let mut outs = [(0.0, 0.0); KERNEL_ROWS];
@@ -331,7 +358,14 @@ fn backward_layer(
                 if delta_j == 0.0 || !times[j].is_finite() {
                     continue;
                 }
-                let g = rec.dense.neuron(layer.weights_of(j), times[j], d_t_d_t);
+                let r = j - j0;
+                let g = rec.dense.neuron(
+                    layer.weights_of(j),
+                    times[j],
+                    max_abs[j],
+                    &mut slopes[r * n_in..(r + 1) * n_in],
+                    d_t_d_t,
+                );
                 if g.slope.is_nan() || g.slope <= 0.0 {
                     continue;
                 }
@@ -341,12 +375,13 @@ fn backward_layer(
                 } else {
                     rec.coef[j] = w_factor;
                 }
-                outs[j - j0] = (times[j], g.scale_t * delta_j);
+                outs[r] = (times[j], g.scale_t * delta_j);
             }
             if let Some(dp) = delta_prev.as_deref_mut() {
                 rec.dense.add_weighted_slopes(
                     &outs[..block.len()],
                     |r| layer.weights_of(j0 + r),
+                    &slopes[..block.len() * n_in],
                     &mut dp[..n_prev],
                     d_t_d_t,
                 );

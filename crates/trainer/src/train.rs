@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use ndarray::Array2;
-use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
@@ -915,13 +915,13 @@ mod tests {
     fn a_batch_sees_its_images_shifted_as_drawn() {
         let config = digits_config(2);
         let data = digits(Split::Train).expect("digits");
-        let model = Model::initialise(&config, data.n_features(), data.class_names.clone())
-            .expect("model");
+        let model =
+            Model::initialise(&config, data.n_features(), data.class_names.clone()).expect("model");
         let shifts = Shifts::draw(&config, data.len(), 0);
         let indices = [0, 5, 17];
         let mut rng = Pcg64Mcg::seed_from_u64(0);
-        let batch = batch_inputs(&model, &data, &indices, &shifts, 0.0, &mut rng, None)
-            .expect("batch");
+        let batch =
+            batch_inputs(&model, &data, &indices, &shifts, 0.0, &mut rng, None).expect("batch");
         let mut moved = 0;
         for (k, &i) in indices.iter().enumerate() {
             let mut expected = Vec::new();
@@ -938,8 +938,8 @@ mod tests {
         }
         assert!(moved > 0, "none of the three samples was shifted");
         let unshifted = Shifts::draw(&digits_config(0), data.len(), 0);
-        let plain = batch_inputs(&model, &data, &indices, &unshifted, 0.0, &mut rng, None)
-            .expect("batch");
+        let plain =
+            batch_inputs(&model, &data, &indices, &unshifted, 0.0, &mut rng, None).expect("batch");
         assert_ne!(plain.as_slice(), batch.as_slice());
     }
 }
