@@ -11,8 +11,8 @@
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use spikeloop_backend_testkit::TestRng;
 use spikeloop_lif::{
-    LayerGradients, LayerState, NeuronParams, Volley, gradients_at, layer_spike_times_dense,
-    spike_time, spike_time_sorted, transpose_weights,
+    KERNEL_ROWS, KERNEL_SAMPLES, LayerGradients, LayerState, NeuronParams, Volley, add_scaled,
+    gradients_at, layer_spike_times_dense, spike_time, spike_time_sorted, transpose_weights,
 };
 
 const N_IN: usize = 5;
@@ -242,11 +242,48 @@ fn dense_gradients(c: &mut Criterion) {
     });
 }
 
+/// The weight-gradient rows of a block of four neurons of the first hidden layer for a group
+/// of four samples: each sample's block pass into a cleared buffer then added to the rows, as
+/// against all four samples in one pass.
+fn dense_sample_group(c: &mut Criterion) {
+    let params = NeuronParams::REFERENCE;
+    let mut rng = TestRng::new(17);
+    let prepared: Vec<LayerGradients> = (0..KERNEL_SAMPLES)
+        .map(|_| {
+            let (times, _) = first_layer(&mut rng, 0);
+            let mut g = LayerGradients::new();
+            g.prepare(&times, &params);
+            g
+        })
+        .collect();
+    let n = 785;
+    let outs: Vec<[(f64, f64); KERNEL_ROWS]> = (0..KERNEL_SAMPLES)
+        .map(|s| std::array::from_fn(|r| (1.2 + 0.1 * (s * KERNEL_ROWS + r) as f64, 1e-3)))
+        .collect();
+    let mut rows = vec![0.0; KERNEL_ROWS * n];
+    let mut buffer = vec![0.0; KERNEL_ROWS * n];
+    let none: &[f64] = &[];
+    c.bench_function("dense/kernels_4_samples_4_rows_buffered", |b| {
+        b.iter(|| {
+            buffer.fill(0.0);
+            for (g, o) in prepared.iter().zip(&outs) {
+                g.add_kernels(black_box(o), |_| none, &mut buffer, &mut Vec::new());
+            }
+            add_scaled(&mut rows, &buffer, 1.0);
+        })
+    });
+    let refs: Vec<&LayerGradients> = prepared.iter().collect();
+    c.bench_function("dense/kernels_4_samples_4_rows_one_pass", |b| {
+        b.iter(|| LayerGradients::add_kernels_of_samples(black_box(&refs), &outs, &mut rows))
+    });
+}
+
 criterion_group!(
     benches,
     yin_yang,
     per_neuron,
     dense_forward,
-    dense_gradients
+    dense_gradients,
+    dense_sample_group
 );
 criterion_main!(benches);

@@ -739,6 +739,62 @@ impl LayerGradients {
         kernels_into(&self.times, &self.factors, &at, &mut parts);
     }
 
+    /// The kernel passes of a whole block of [`KERNEL_ROWS`] neurons for up to
+    /// [`KERNEL_SAMPLES`] samples (their prepared inputs to one layer), in one pass over the
+    /// rows: `outs[s][r] = (t_out, factor)` of sample `s` and neuron `r`. Each entry of `rows`
+    /// (`KERNEL_ROWS` rows of one entry per input) takes the samples' values summed in order
+    /// from zero, `row += ((0 + k_0) + k_1) + ...`, bit for bit what adding each sample's
+    /// [`LayerGradients::add_kernels`] into a cleared buffer and then the buffer into `rows`
+    /// gives, without the buffer. Returns `false`, and leaves `rows` alone, when a sample's
+    /// inputs are too far apart for shared factors (then add them sample by sample).
+    ///
+    /// # Panics
+    ///
+    /// If `samples` and `outs` differ in length or hold more than [`KERNEL_SAMPLES`], the
+    /// samples differ in their number of inputs, `rows` is not `KERNEL_ROWS` rows of one entry
+    /// per input, or before [`LayerGradients::prepare`].
+    pub fn add_kernels_of_samples(
+        samples: &[&LayerGradients],
+        outs: &[[(f64, f64); KERNEL_ROWS]],
+        rows: &mut [f64],
+    ) -> bool {
+        let Some(first) = samples.first() else {
+            return true;
+        };
+        let n = first.times.len();
+        assert!(
+            samples.len() == outs.len()
+                && samples.len() <= KERNEL_SAMPLES
+                && samples.iter().all(|g| g.times.len() == n)
+                && rows.len() == KERNEL_ROWS * n,
+            "LayerGradients::add_kernels_of_samples: at most {KERNEL_SAMPLES} samples of one layer, {KERNEL_ROWS} rows of one entry per input"
+        );
+        if n == 0 || samples.iter().any(|g| g.too_wide) {
+            return n == 0;
+        }
+        // Missing samples repeat the first one's inputs with outputs that add nothing.
+        let none = [(Output::NONE, 0.0); KERNEL_ROWS];
+        let at: [[(Output, f64); KERNEL_ROWS]; KERNEL_SAMPLES] =
+            std::array::from_fn(|s| match (samples.get(s), outs.get(s)) {
+                (Some(g), Some(o)) => {
+                    let c = g
+                        .consts
+                        .expect("LayerGradients: prepare before the gradients");
+                    g.block_outputs(o, c.inv_tau_m)
+                }
+                _ => none,
+            });
+        let inputs = |s: usize| samples.get(s).unwrap_or(first);
+        let times = std::array::from_fn(|s| &inputs(s).times[..]);
+        let factors = std::array::from_fn(|s| &inputs(s).factors[..]);
+        let mut parts: [&mut [f64]; KERNEL_ROWS] = Default::default();
+        for (part, row) in parts.iter_mut().zip(rows.chunks_exact_mut(n)) {
+            *part = row;
+        }
+        sample_kernels_into(&times, &factors, &at, &mut parts);
+        true
+    }
+
     /// [`LayerGradients::add_weighted_slope`] of up to [`KERNEL_ROWS`] neurons in one pass over
     /// `row`: `outs[r] = (t_out, factor)` with weights `weights_of(r)`, added neuron after
     /// neuron to each entry, so `row` ends as the calls one after another leave it. `slopes`
@@ -855,17 +911,12 @@ impl LayerGradients {
     /// them: each with its factor times `e`. Unused slots, silent neurons and zero factors get
     /// an output before every input and a zero factor: nothing is causal, nothing is added.
     fn block_outputs(&self, outs: &[(f64, f64)], inv_tau: f64) -> [(Output, f64); KERNEL_ROWS] {
-        let none = Output {
-            t: f64::NEG_INFINITY,
-            e: 0.0,
-            inv_tau: 0.0,
-        };
         std::array::from_fn(|r| match outs.get(r) {
             Some(&(t_out, factor)) if factor != 0.0 && t_out.is_finite() => {
                 let out = self.output(t_out, inv_tau);
                 (out, factor * out.e)
             }
-            _ => (none, 0.0),
+            _ => (Output::NONE, 0.0),
         })
     }
 
@@ -895,6 +946,13 @@ struct Output {
 }
 
 impl Output {
+    /// An output before every input: nothing is causal to it.
+    const NONE: Output = Output {
+        t: f64::NEG_INFINITY,
+        e: 0.0,
+        inv_tau: 0.0,
+    };
+
     /// `K(T - t_i)/tau / e` and `K'(T - t_i) / e` of a causal input at `t` with factor `f`:
     /// `f (T - t)/tau` and `f - f (T - t)/tau` (the caller multiplies by `e` once). The time
     /// difference is taken from the times themselves, so a kernel value just after an input
@@ -1055,6 +1113,55 @@ fn pass_into_portable(
 
 /// Rows [`LayerGradients::add_kernels`] adds in one pass.
 pub const KERNEL_ROWS: usize = 4;
+
+/// Samples [`LayerGradients::add_kernels_of_samples`] sums in one pass.
+pub const KERNEL_SAMPLES: usize = 4;
+
+/// The kernel passes of [`KERNEL_SAMPLES`] samples for [`KERNEL_ROWS`] neurons, summed per
+/// entry from zero in sample order and added to the rows, on the widest vector instructions.
+fn sample_kernels_into(
+    times: &[&[f64]; KERNEL_SAMPLES],
+    factors: &[&[f64]; KERNEL_SAMPLES],
+    at: &[[(Output, f64); KERNEL_ROWS]; KERNEL_SAMPLES],
+    rows: &mut [&mut [f64]; KERNEL_ROWS],
+) {
+    crate::widest_simd!(sample_kernels_into_portable(
+        times: &[&[f64]; KERNEL_SAMPLES],
+        factors: &[&[f64]; KERNEL_SAMPLES],
+        at: &[[(Output, f64); KERNEL_ROWS]; KERNEL_SAMPLES],
+        rows: &mut [&mut [f64]; KERNEL_ROWS],
+    ))
+}
+
+#[inline(always)]
+fn sample_kernels_into_portable(
+    times: &[&[f64]; KERNEL_SAMPLES],
+    factors: &[&[f64]; KERNEL_SAMPLES],
+    at: &[[(Output, f64); KERNEL_ROWS]; KERNEL_SAMPLES],
+    rows: &mut [&mut [f64]; KERNEL_ROWS],
+) {
+    let n = rows[0].len();
+    let times = times.map(|t| &t[..n]);
+    let factors = factors.map(|f| &f[..n]);
+    let [r0, r1, r2, r3] = rows;
+    let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
+    let term = |(a, factor): (Output, f64), f: f64, t: f64| {
+        f64::from_bits((a.kernel(f, t) * factor).to_bits() & causal_mask(t, a.t))
+    };
+    for i in 0..n {
+        let mut p = [0.0; KERNEL_ROWS];
+        for s in 0..KERNEL_SAMPLES {
+            let (t, f) = (times[s][i], factors[s][i]);
+            for (p, &at) in p.iter_mut().zip(&at[s]) {
+                *p += term(at, f, t);
+            }
+        }
+        r0[i] += p[0];
+        r1[i] += p[1];
+        r2[i] += p[2];
+        r3[i] += p[3];
+    }
+}
 
 /// The kernel pass of [`KERNEL_ROWS`] neurons at once (an empty row takes nothing), on the
 /// widest vector instructions.

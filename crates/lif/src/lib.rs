@@ -109,8 +109,8 @@ mod solve;
 mod volley;
 
 pub use dense::{
-    KERNEL_ROWS, LayerGradients, LayerState, NeuronGradients, add_scaled, dense_applies,
-    layer_spike_times_dense, transpose_weights,
+    KERNEL_ROWS, KERNEL_SAMPLES, LayerGradients, LayerState, NeuronGradients, add_scaled,
+    dense_applies, layer_spike_times_dense, transpose_weights,
 };
 pub use gradients::{gradients_at, gradients_at_inputs};
 pub use params::{Kernel, NeuronParams, ParamError};

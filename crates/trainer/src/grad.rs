@@ -19,13 +19,15 @@
 use ndarray::Array2;
 use rayon::prelude::*;
 use spikeloop_backend::{Layer, Network};
-use spikeloop_lif::{KERNEL_ROWS, LayerGradients, Volley, dense_applies, gradients_at};
+use spikeloop_lif::{
+    KERNEL_ROWS, KERNEL_SAMPLES, LayerGradients, Volley, dense_applies, gradients_at,
+};
 
 use crate::loss::{LossParams, loss_and_gradient};
 
 /// Samples summed into one partial gradient before the partials are added up in order; fixed,
 /// so that no sum depends on the thread count.
-pub const SAMPLES_PER_GROUP: usize = 4;
+pub const SAMPLES_PER_GROUP: usize = KERNEL_SAMPLES;
 
 /// Settings of the backward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -221,6 +223,28 @@ fn sum_rows(
             .all(|r| r.layers[l].coef[neurons.clone()].iter().all(|c| *c == 0.0))
         {
             continue;
+        }
+        if dense_applies(&layer.neuron) && n_rows == KERNEL_ROWS {
+            // The group's samples in one pass over the rows, summed as the buffer below sums
+            // them (from zero, in order), unless a sample needs the one-neuron gradients.
+            let mut count = 0;
+            let mut prepared = [&group[0].layers[l].dense; KERNEL_SAMPLES];
+            let mut outs = [[(0.0, 0.0); KERNEL_ROWS]; KERNEL_SAMPLES];
+            for (record, sample) in group.iter().zip(refs) {
+                let rec = &record.layers[l];
+                let coefs = &rec.coef[neurons.clone()];
+                if coefs.iter().all(|c| *c == 0.0) {
+                    continue;
+                }
+                prepared[count] = &rec.dense;
+                for (r, &coef) in coefs.iter().enumerate() {
+                    outs[count][r] = (sample.measured[offset + j0 + r], coef);
+                }
+                count += 1;
+            }
+            if LayerGradients::add_kernels_of_samples(&prepared[..count], &outs[..count], rows) {
+                continue;
+            }
         }
         partial.clear();
         partial.resize(rows.len(), 0.0);

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use crate::{
-    KERNEL_ROWS, LayerGradients, LayerState, NeuronParams, Volley, gradients_at,
+    KERNEL_ROWS, KERNEL_SAMPLES, LayerGradients, LayerState, NeuronParams, Volley, gradients_at,
     layer_spike_times_dense, membrane_potential, spike_time, transpose_weights,
 };
 
@@ -189,6 +189,84 @@ proptest! {
         dense.add_weighted_slopes(&outs, weights_of, &slopes, &mut blocked, &mut Vec::new());
         prop_assert_eq!(&blocked, &single);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A group of samples in one pass adds, bit for bit, what each sample's block pass adds to
+    /// a cleared buffer that is then added to the rows.
+    #[test]
+    fn samples_in_one_pass_add_what_a_buffer_of_their_passes_adds(
+        inputs in prop::collection::vec(input_strategy(), 1..=KERNEL_SAMPLES),
+        n_extra in 0usize..3,
+        seed in any::<u64>(),
+        outs in prop::collection::vec(
+            prop::collection::vec(
+                (prop_oneof![4 => 0.0f64..5.0, 1 => Just(f64::INFINITY)],
+                 prop_oneof![4 => -2.0f64..2.0, 1 => Just(0.0)]),
+                KERNEL_ROWS,
+            ),
+            KERNEL_SAMPLES,
+        ),
+    ) {
+        let params = NeuronParams::REFERENCE;
+        // Every sample gets the same number of inputs (one layer): cut or pad with silence.
+        let n = inputs[0].len() + n_extra;
+        let prepared: Vec<LayerGradients> = inputs
+            .iter()
+            .map(|times| {
+                let mut times = times.clone();
+                times.resize(n, f64::INFINITY);
+                let mut g = LayerGradients::new();
+                g.prepare(&times, &params);
+                g
+            })
+            .collect();
+        let outs: Vec<[(f64, f64); KERNEL_ROWS]> = outs[..prepared.len()]
+            .iter()
+            .map(|o| std::array::from_fn(|r| o[r]))
+            .collect();
+        let w = weights(seed, KERNEL_ROWS * n);
+        let start = weights(seed ^ 0xAAAA, KERNEL_ROWS * n);
+
+        let mut buffered = start.clone();
+        let mut buffer = vec![0.0; KERNEL_ROWS * n];
+        for (g, o) in prepared.iter().zip(&outs) {
+            g.add_kernels(o, |r| &w[r * n..(r + 1) * n], &mut buffer, &mut Vec::new());
+        }
+        for (row, b) in buffered.iter_mut().zip(&buffer) {
+            *row += b;
+        }
+        let mut fused = start.clone();
+        let refs: Vec<&LayerGradients> = prepared.iter().collect();
+        prop_assert!(LayerGradients::add_kernels_of_samples(&refs, &outs, &mut fused));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&fused), bits(&buffered));
+    }
+}
+
+#[test]
+fn a_group_with_inputs_too_far_apart_is_left_to_the_one_sample_passes() {
+    let params = NeuronParams::REFERENCE;
+    let (mut near, mut far) = (LayerGradients::new(), LayerGradients::new());
+    near.prepare(&[0.5, 1.0, 1.5], &params);
+    far.prepare(&[0.5, 1000.0, 1000.2], &params);
+    let outs = [[(1001.0, 1.0); KERNEL_ROWS]; 2];
+    let mut rows = vec![0.0; KERNEL_ROWS * 3];
+    assert!(!LayerGradients::add_kernels_of_samples(
+        &[&near, &far],
+        &outs,
+        &mut rows
+    ));
+    assert!(rows.iter().all(|v| *v == 0.0));
+    let soon = [[(2.0, 1.0); KERNEL_ROWS]];
+    assert!(LayerGradients::add_kernels_of_samples(
+        &[&near],
+        &soon,
+        &mut rows
+    ));
+    assert!(rows.iter().any(|v| *v != 0.0));
 }
 
 #[test]
