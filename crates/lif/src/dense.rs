@@ -13,11 +13,12 @@
 //! The backward pass needs no sort at all: with the input factors `f_i = exp((t_i - t_ref)/tau)`
 //! computed once per layer, each kernel value is `K(T - t_i)/tau = e f_i (T - t_i)/tau` with
 //! `e = exp(-(T - t_ref)/tau)` once per neuron, and its slope `e (f_i - f_i (T - t_i)/tau)`;
-//! inputs at or after `T` are masked
-//! without a branch. A neuron's gradients are a pass over its inputs in their original order for
-//! what scales them, and passes that add them, several neurons per pass over the inputs (the
-//! inputs are read once for all of them); they agree with [`crate::gradients_at`] to rounding
-//! (`1e-12` of the largest value: sums are formed in another order).
+//! inputs at or after `T` are masked without a branch. A neuron's gradients are a pass over its
+//! inputs in their original order for what scales them (which keeps the weighted slopes for the
+//! inputs' errors), and passes that add them, several neurons per pass over the inputs (the
+//! inputs are read once for all of them) and, for the weight gradients, several samples per
+//! pass; they agree with [`crate::gradients_at`] to rounding (`1e-12` of the largest term: sums
+//! are formed in another order).
 //!
 //! Where the processor has AVX-512 or AVX2 the same code is also compiled for it and chosen at
 //! run time ([`crate::widest_simd`]); elsewhere the portable build runs. None changes a result:

@@ -13,8 +13,8 @@
 //! sample's contribution while they stay in cache, instead of every sample streaming through a
 //! whole gradient matrix of megabytes, and each sample's prepared inputs are read once per
 //! block instead of once per row. A row's samples are summed in groups of
-//! [`SAMPLES_PER_GROUP`] and the groups in order, so the sums never depend on the number of
-//! threads.
+//! [`SAMPLES_PER_GROUP`] (one pass over the block's rows per group) and the groups in order, so
+//! the sums never depend on the number of threads.
 
 use ndarray::Array2;
 use rayon::prelude::*;
