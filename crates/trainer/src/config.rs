@@ -240,8 +240,7 @@ pub struct TrainingConfig {
     pub input_jitter: f64,
     /// Random translation of training images: each sample of each epoch is shifted by a whole
     /// number of pixels drawn uniformly from `-shift..=shift` in each direction, blank pixels
-    /// filling in (0 = off, and then left out; image data sets only).
-    #[serde(skip_serializing_if = "is_zero")]
+    /// filling in (0 = off; image data sets only).
     pub shift: u32,
     /// Which epoch's weights become the trained model.
     pub select: ModelSelection,
@@ -668,11 +667,6 @@ impl TrainConfig {
     }
 }
 
-/// Whether a count is zero (such keys are left out of written configurations).
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 /// Overlays `over` on `base`, table by table (values of `over` win).
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
@@ -695,7 +689,15 @@ mod tests {
         let c = with("dataset = \"digits\"\n[training]\nshift = 2").expect("digits shift 2");
         assert_eq!(c.training.shift, 2);
         assert!(c.to_toml().contains("shift = 2"));
-        assert!(!TrainConfig::default().to_toml().contains("shift"));
+        assert!(TrainConfig::default().to_toml().contains("shift = 0"));
+        // Files written before the key existed read as no shift.
+        assert_eq!(
+            TrainConfig::from_toml("[training]\nepochs = 3")
+                .expect("old file")
+                .training
+                .shift,
+            0
+        );
         let e = with("dataset = \"digits\"\n[training]\nshift = 8").expect_err("too far");
         assert!(e.to_string().contains("at most 7"), "{e}");
         let e = with("[training]\nshift = 1").expect_err("yin-yang");
