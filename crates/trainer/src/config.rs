@@ -34,7 +34,8 @@ pub struct TrainConfig {
     pub preset: Preset,
     /// The data set to train on.
     pub dataset: DatasetKind,
-    /// Training seed: weight initialisation, batch order and input jitter all derive from it.
+    /// Training seed: weight initialisation, batch order, input jitter and image shifts all
+    /// derive from it.
     pub seed: u64,
     /// Where an image data set is read from and how (left out while unset).
     #[serde(skip_serializing_if = "DataOptions::is_default")]
