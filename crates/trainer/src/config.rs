@@ -241,7 +241,11 @@ pub struct TrainingConfig {
     pub input_jitter: f64,
     /// Random translation of training images: each sample of each epoch is shifted by a whole
     /// number of pixels drawn uniformly from `-shift..=shift` in each direction, blank pixels
-    /// filling in (0 = off; image data sets only).
+    /// filling in (0 = off, and then left out; image data sets only). Models and checkpoints
+    /// are sealed with a checksum of their content as written, so a key added later must be
+    /// left out at the value that means what files without it meant, or every earlier file
+    /// would read as damaged.
+    #[serde(skip_serializing_if = "is_zero")]
     pub shift: u32,
     /// Which epoch's weights become the trained model.
     pub select: ModelSelection,
@@ -668,6 +672,11 @@ impl TrainConfig {
     }
 }
 
+/// Whether a count is zero (such keys are left out of written configurations).
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Overlays `over` on `base`, table by table (values of `over` win).
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (key, value) in over {
@@ -690,7 +699,7 @@ mod tests {
         let c = with("dataset = \"digits\"\n[training]\nshift = 2").expect("digits shift 2");
         assert_eq!(c.training.shift, 2);
         assert!(c.to_toml().contains("shift = 2"));
-        assert!(TrainConfig::default().to_toml().contains("shift = 0"));
+        assert!(!TrainConfig::default().to_toml().contains("shift"));
         // Files written before the key existed read as no shift.
         assert_eq!(
             TrainConfig::from_toml("[training]\nepochs = 3")

@@ -450,6 +450,18 @@ mod tests {
         ["yin", "yang", "dot"].map(String::from).to_vec()
     }
 
+    /// A model written by spikeloop 0.1.0 before `training.shift` existed still loads with its
+    /// checksum intact: keys added since are left out at the value that means what their
+    /// absence meant (a key written as `shift = 0` made every earlier file read as damaged).
+    #[test]
+    fn a_model_written_before_later_keys_still_loads() {
+        let model = Model::from_json(include_str!("../fixtures/model-before-shift.json"))
+            .expect("a model of an earlier version");
+        let provenance = model.provenance.expect("provenance");
+        assert_eq!(provenance.config.training.shift, 0);
+        assert_eq!(provenance.config.network.hidden, vec![4]);
+    }
+
     #[test]
     fn dale_networks_start_with_balanced_populations_when_asked() {
         let mut config = TrainConfig::default();
