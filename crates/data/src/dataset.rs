@@ -235,12 +235,7 @@ impl DatasetKind {
     /// Features per sample (the network's inputs before encoding repeats them), given how the
     /// images are read.
     pub fn n_features(self, options: &DataOptions) -> usize {
-        match self {
-            DatasetKind::YinYang => 4,
-            DatasetKind::Digits => 64,
-            DatasetKind::Mnist | DatasetKind::FashionMnist if options.downscale_16 => 256,
-            DatasetKind::Mnist | DatasetKind::FashionMnist => 784,
-        }
+        self.image_side(options).map_or(4, |side| side * side)
     }
 
     /// Side of the square images the features are (row by row), or `None` for a data set that

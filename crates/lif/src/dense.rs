@@ -967,6 +967,12 @@ impl Output {
     fn slope(self, f: f64, t: f64) -> f64 {
         f - self.kernel(f, t)
     }
+
+    /// `kernel(f, t) * factor` for an input before the spike, zero for one at or after it.
+    #[inline(always)]
+    fn causal_kernel(self, factor: f64, f: f64, t: f64) -> f64 {
+        f64::from_bits((self.kernel(f, t) * factor).to_bits() & causal_mask(t, self.t))
+    }
 }
 
 /// All ones where an input at `t` comes before the output spike at `t_out` (it contributes),
@@ -1099,8 +1105,7 @@ fn pass_into_portable(
     match pass {
         Pass::Kernel => {
             for i in 0..n {
-                let k = at.kernel(factors[i], times[i]) * factor;
-                row[i] += f64::from_bits(k.to_bits() & causal_mask(times[i], at.t));
+                row[i] += at.causal_kernel(factor, factors[i], times[i]);
             }
         }
         Pass::WeightedSlope => {
@@ -1146,15 +1151,12 @@ fn sample_kernels_into_portable(
     let factors = factors.map(|f| &f[..n]);
     let [r0, r1, r2, r3] = rows;
     let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
-    let term = |(a, factor): (Output, f64), f: f64, t: f64| {
-        f64::from_bits((a.kernel(f, t) * factor).to_bits() & causal_mask(t, a.t))
-    };
     for i in 0..n {
         let mut p = [0.0; KERNEL_ROWS];
         for s in 0..KERNEL_SAMPLES {
             let (t, f) = (times[s][i], factors[s][i]);
-            for (p, &at) in p.iter_mut().zip(&at[s]) {
-                *p += term(at, f, t);
+            for (p, &(out, factor)) in p.iter_mut().zip(&at[s]) {
+                *p += out.causal_kernel(factor, f, t);
             }
         }
         r0[i] += p[0];
@@ -1195,18 +1197,17 @@ fn kernels_into_portable(
         let [(a0, f0), (a1, f1), (a2, f2), (a3, f3)] = *at;
         for i in 0..n {
             let (t, f) = (times[i], factors[i]);
-            r0[i] += f64::from_bits((a0.kernel(f, t) * f0).to_bits() & causal_mask(t, a0.t));
-            r1[i] += f64::from_bits((a1.kernel(f, t) * f1).to_bits() & causal_mask(t, a1.t));
-            r2[i] += f64::from_bits((a2.kernel(f, t) * f2).to_bits() & causal_mask(t, a2.t));
-            r3[i] += f64::from_bits((a3.kernel(f, t) * f3).to_bits() & causal_mask(t, a3.t));
+            r0[i] += a0.causal_kernel(f0, f, t);
+            r1[i] += a1.causal_kernel(f1, f, t);
+            r2[i] += a2.causal_kernel(f2, f, t);
+            r3[i] += a3.causal_kernel(f3, f, t);
         }
         return;
     }
     for (row, &(a, factor)) in rows.iter_mut().zip(at) {
         if row.len() == n {
             for i in 0..n {
-                let k = a.kernel(factors[i], times[i]) * factor;
-                row[i] += f64::from_bits(k.to_bits() & causal_mask(times[i], a.t));
+                row[i] += a.causal_kernel(factor, factors[i], times[i]);
             }
         }
     }

@@ -218,10 +218,22 @@ fn sum_rows(
         .chunks(SAMPLES_PER_GROUP)
         .zip(samples.chunks(SAMPLES_PER_GROUP))
     {
-        if group
-            .iter()
-            .all(|r| r.layers[l].coef[neurons.clone()].iter().all(|c| *c == 0.0))
-        {
+        // The group's samples that add to these rows, each with its neurons' `(t_out, coef)`.
+        let contributing = || {
+            group.iter().zip(refs).filter_map(|(record, sample)| {
+                let rec = &record.layers[l];
+                let coefs = &rec.coef[neurons.clone()];
+                if coefs.iter().all(|c| *c == 0.0) {
+                    return None;
+                }
+                let mut outs = [(0.0, 0.0); KERNEL_ROWS];
+                for (r, &coef) in coefs.iter().enumerate() {
+                    outs[r] = (sample.measured[offset + j0 + r], coef);
+                }
+                Some((rec, outs))
+            })
+        };
+        if contributing().next().is_none() {
             continue;
         }
         if dense_applies(&layer.neuron) && n_rows == KERNEL_ROWS {
@@ -230,16 +242,9 @@ fn sum_rows(
             let mut count = 0;
             let mut prepared = [&group[0].layers[l].dense; KERNEL_SAMPLES];
             let mut outs = [[(0.0, 0.0); KERNEL_ROWS]; KERNEL_SAMPLES];
-            for (record, sample) in group.iter().zip(refs) {
-                let rec = &record.layers[l];
-                let coefs = &rec.coef[neurons.clone()];
-                if coefs.iter().all(|c| *c == 0.0) {
-                    continue;
-                }
+            for (rec, block) in contributing() {
                 prepared[count] = &rec.dense;
-                for (r, &coef) in coefs.iter().enumerate() {
-                    outs[count][r] = (sample.measured[offset + j0 + r], coef);
-                }
+                outs[count] = block;
                 count += 1;
             }
             if LayerGradients::add_kernels_of_samples(&prepared[..count], &outs[..count], rows) {
@@ -248,17 +253,8 @@ fn sum_rows(
         }
         partial.clear();
         partial.resize(rows.len(), 0.0);
-        for (record, sample) in group.iter().zip(refs) {
-            let rec = &record.layers[l];
-            let coefs = &rec.coef[neurons.clone()];
-            if coefs.iter().all(|c| *c == 0.0) {
-                continue;
-            }
+        for (rec, outs) in contributing() {
             if dense_applies(&layer.neuron) {
-                let mut outs = [(0.0, 0.0); KERNEL_ROWS];
-                for (r, &coef) in coefs.iter().enumerate() {
-                    outs[r] = (sample.measured[offset + j0 + r], coef);
-                }
                 rec.dense.add_kernels(
                     &outs[..n_rows],
                     |r| layer.weights_of(j0 + r),
@@ -267,18 +263,17 @@ fn sum_rows(
                 );
                 continue;
             }
-            for (r, &coef) in coefs.iter().enumerate() {
+            for (r, &(t_out, coef)) in outs[..n_rows].iter().enumerate() {
                 if coef == 0.0 {
                     continue;
                 }
-                let j = j0 + r;
                 scratch.spare.resize(n_in, 0.0);
                 scratch.d_t_d_t.resize(n_in, 0.0);
                 gradients_at(
                     &layer.neuron,
                     &rec.volley,
-                    layer.weights_of(j),
-                    sample.measured[offset + j],
+                    layer.weights_of(j0 + r),
+                    t_out,
                     &mut scratch.spare,
                     &mut scratch.d_t_d_t,
                 );
