@@ -329,6 +329,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )),
     };
     let files = RunFiles { dir };
+    // A new run's data is read before anything else happens (a chip's calibration, the run
+    // directory), so that a missing or broken data file is reported at once and leaves
+    // nothing behind.
+    let fresh_data = if args.resume {
+        None
+    } else {
+        Some(load_data(&config)?)
+    };
     let replaced = if args.resume {
         if !files.checkpoint().exists() {
             bail!(
@@ -353,11 +361,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         errln!("calibration: {}", a.describe());
     }
     let substrate = crate::calibrate::described(backend.substrate(), applied.as_ref());
-    let state = if args.resume {
-        resume_state(&args, &files, config, &substrate)?
-    } else {
-        let data = load_data(&config)?;
-        train::start(&config, &data, substrate.clone())?
+    let state = match &fresh_data {
+        None => resume_state(&args, &files, config, &substrate)?,
+        Some(data) => train::start(&config, data, substrate.clone())?,
     };
     spikeloop_files::remove_stale_temporaries(&files.dir, &RUN_FILES);
     let config = state.config.clone();
@@ -366,7 +372,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         config_toml(&config, &substrate).as_bytes(),
         "write the configuration",
     )?;
-    let data = load_data(&config)?;
+    let data = match fresh_data {
+        Some(data) => data,
+        None => load_data(&config)?,
+    };
 
     let topology = format!(
         "{}-{}-{}",

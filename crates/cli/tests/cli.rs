@@ -956,6 +956,28 @@ fn with_the_reference_settings_training_starts_like_the_reference() {
     );
 }
 
+/// Regression: a new run calibrated the emulated chip, writing its calibration into the run
+/// directory, before it found that its data were missing. The data come first now: the error
+/// is immediate and nothing is written.
+#[test]
+fn missing_data_is_reported_before_anything_is_written() {
+    let dir = temp_dir("no-data");
+    let out = dir.join("run");
+    let absent = dir.join("absent");
+    let o = spikeloop(&[
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        absent.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_clear_error(&o, "absent");
+    assert!(!stderr(&o).contains("calibration"), "{}", stderr(&o));
+    assert!(!out.exists(), "the run directory was created");
+}
+
 /// Regression: `--force` deleted the old run before the new one had succeeded. A new run
 /// that fails before its first checkpoint leaves the old run exactly as it was.
 #[test]
