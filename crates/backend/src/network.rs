@@ -173,11 +173,13 @@ impl Network {
                     "layer {l}'s weights are not in row-major (standard) layout; pass `weights.as_standard_layout().into_owned()`"
                 ));
             }
-            if let Some((i, w)) = layer
-                .weights
-                .iter()
-                .enumerate()
-                .find(|(_, w)| !w.is_finite())
+            // Checked every batch: one branch-free pass over all weights (which the compiler
+            // vectorises), and the search for the culprit only when there is one.
+            let weights = layer.weights_flat();
+            let all_finite = weights.iter().fold(true, |ok, w| ok & w.is_finite());
+            if let Some((i, w)) = (!all_finite)
+                .then(|| weights.iter().enumerate().find(|(_, w)| !w.is_finite()))
+                .flatten()
             {
                 return bad(format!(
                     "layer {l}, neuron {}, input {}: weight is {w}; weights must be finite",
