@@ -113,6 +113,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         config.training.batch_size,
         data.train.len()
     );
+    outln!("{}", host());
     let mut rows = Vec::new();
     for &threads in &args.thread_counts {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -367,4 +368,29 @@ fn throughput(
         k = (k + 1) % n;
     }
     Ok(samples as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The machine the figures were measured on: processor model, cores, the vector instructions
+/// the dense loops use, and the kind of build (speed differs by all four).
+fn host() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "processor model unknown".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let build = if cfg!(debug_assertions) {
+        "debug build: unoptimised, far slower than a release build (cargo run --release)"
+    } else {
+        "release build"
+    };
+    format!(
+        "host: {cpu}, {cores} core{}, {} vector instructions, {build}",
+        if cores == 1 { "" } else { "s" },
+        spikeloop_lif::widest_simd_name()
+    )
 }

@@ -550,6 +550,18 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         stdout(&o)
     };
     let said_by_bench = bench(&[]);
+    // Its figures name the machine and the build they were measured on.
+    let build = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    assert!(
+        said_by_bench.contains("host: ")
+            && said_by_bench.contains("vector instructions")
+            && said_by_bench.contains(build),
+        "bench does not name its host: {said_by_bench}"
+    );
     let accuracy = model["provenance"]["test_accuracy"]
         .as_f64()
         .expect("accuracy");

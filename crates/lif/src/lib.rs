@@ -114,6 +114,7 @@ pub use dense::{
 };
 pub use gradients::{gradients_at, gradients_at_inputs};
 pub use params::{Kernel, NeuronParams, ParamError};
+pub use simd::widest_simd_name;
 pub use solve::{
     Spike, first_spike_time, layer_spike_times, membrane_potential, spike_time, spike_time_sorted,
 };

@@ -45,3 +45,19 @@ macro_rules! widest_simd {
         $body($($arg),*)
     }};
 }
+
+/// The vector instructions [`widest_simd!`] chooses on this processor, by name: `"AVX-512"`,
+/// `"AVX2"`, or `"baseline"` (the target's default instructions: SSE2 on x86-64). Figures of
+/// speed depend on it: name it beside them.
+pub fn widest_simd_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "AVX2";
+        }
+    }
+    "baseline"
+}
