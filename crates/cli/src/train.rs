@@ -219,7 +219,12 @@ impl TrainArgs {
         if let Some(s) = self.shift {
             config.training.shift = s;
         }
-        config.validate()?;
+        // A resumed run keeps the configuration it started with: flags given with --resume are
+        // compared with it (and refused if they differ), not checked on their own against the
+        // preset's data set, whose complaint would not be about the run.
+        if !self.resume {
+            config.validate()?;
+        }
         Ok(config)
     }
 }

@@ -393,6 +393,50 @@ fn resume_continues_to_the_identical_model() {
     }
 }
 
+/// Regression: `--resume --shift 2` on a run of digits said that shifts do not apply to
+/// yin-yang: the flag was checked against the preset's data set before the run's own
+/// configuration was read.
+#[test]
+fn flags_given_with_resume_are_compared_with_the_run() {
+    let dir = temp_dir("resume-flags");
+    let d = dir.to_str().expect("utf-8");
+    let start = [
+        "train",
+        "--quiet",
+        "--backend",
+        "ideal",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "20",
+    ];
+    let o = spikeloop(&[&start[..], &["--shift", "1", "--epochs", "1", "--out", d]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = spikeloop(&[
+        "train",
+        "--resume",
+        "--backend",
+        "ideal",
+        "--shift",
+        "2",
+        "--epochs",
+        "2",
+        "--out",
+        d,
+    ]);
+    assert_clear_error(&o, "only --epochs may change");
+    assert!(!stderr(&o).contains("yin-yang"), "{}", stderr(&o));
+    // The flags it started with are accepted again.
+    let o = spikeloop(
+        &[
+            &start[..],
+            &["--shift", "1", "--epochs", "2", "--resume", "--out", d],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn infer_matches_closed_form_spike_times() {
     let dir = temp_dir("infer");
