@@ -207,7 +207,8 @@ pub enum DatasetKind {
     FashionMnist,
 }
 
-/// Where image data sets are read from and how (Yin-Yang and the digits ignore it).
+/// Where image data sets are read from and how (for the data sets read from files; a
+/// configuration of Yin-Yang or the digits that sets any of it is refused).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataOptions {
@@ -247,6 +248,12 @@ impl DatasetKind {
             DatasetKind::Mnist | DatasetKind::FashionMnist if options.downscale_16 => Some(16),
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(28),
         }
+    }
+
+    /// Whether the data set is read from files ([`DataOptions`] apply to it), rather than
+    /// generated or built in.
+    pub fn reads_files(self) -> bool {
+        matches!(self, DatasetKind::Mnist | DatasetKind::FashionMnist)
     }
 
     /// Classes of the data set (the network's output neurons).

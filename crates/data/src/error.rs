@@ -28,6 +28,15 @@ pub enum DataError {
         /// What is wrong and what was expected.
         reason: String,
     },
+    /// A split that the data set's files cannot give (more validation images than the training
+    /// file holds, say); the message names the option and the allowed values.
+    #[error("{name}: {reason}")]
+    Split {
+        /// Name of the data set.
+        name: String,
+        /// What does not fit, with the allowed values.
+        reason: String,
+    },
     /// A data set whose parts do not fit together (see [`Dataset::validate`](crate::Dataset::validate)).
     #[error("data set {name:?} is malformed: {reason}")]
     Malformed {

@@ -60,9 +60,19 @@ pub fn training_split(
         None => n / 6,
     };
     if v == 0 || v >= n {
-        return Err(format!(
-            "{v} validation images of {n}: keep at least one for validation and one for training"
-        ));
+        let allowed = if n < 2 {
+            "too few to split into training and validation".to_owned()
+        } else {
+            format!("allowed 1 to {} (at least one image must train)", n - 1)
+        };
+        return Err(match validation {
+            Some(v) => format!(
+                "data.validation = {v} (--validation), but the training file holds {n} images: {allowed}"
+            ),
+            None => format!(
+                "the training file holds {n} images, too few to keep a sixth for validation: give data.validation (--validation N), {allowed}"
+            ),
+        });
     }
     Ok((0..n - v, n - v..n))
 }
@@ -243,7 +253,7 @@ pub fn load_split(
             Split::Test => 0..images.count,
             _ => {
                 let (train, validation) = training_split(images.count, options.validation)
-                    .map_err(|reason| DataError::Malformed {
+                    .map_err(|reason| DataError::Split {
                         name: kind.as_str().into(),
                         reason,
                     })?;
@@ -274,8 +284,18 @@ mod tests {
         );
         assert_eq!(training_split(600, None), Ok((0..500, 500..600)));
         assert_eq!(training_split(600, Some(100)), Ok((0..500, 500..600)));
-        assert!(training_split(5, None).is_err());
-        assert!(training_split(10, Some(10)).is_err());
+        let e = training_split(5, None).expect_err("a sixth of 5");
+        assert!(e.contains("--validation N") && e.contains("1 to 4"), "{e}");
+        let e = training_split(10, Some(10)).expect_err("all of them");
+        assert!(
+            e.contains("data.validation = 10") && e.contains("1 to 9"),
+            "{e}"
+        );
+        assert!(
+            training_split(1, Some(1))
+                .expect_err("one")
+                .contains("too few")
+        );
     }
 
     #[test]

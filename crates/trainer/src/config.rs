@@ -638,6 +638,29 @@ impl TrainConfig {
                 return err(format!("{key} = {v}; must be a finite number >= 0"));
             }
         }
+        // Options that would do nothing for this data set are refused, not ignored.
+        if !self.dataset.reads_files() {
+            let given = [
+                ("data.dir (--data-dir)", self.data.dir.is_some()),
+                ("data.downscale_16 (--downscale-16)", self.data.downscale_16),
+                (
+                    "data.validation (--validation)",
+                    self.data.validation.is_some(),
+                ),
+            ];
+            if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
+                return err(format!(
+                    "{key} applies to the data sets read from IDX files (mnist, fashion-mnist), not to {}, whose split is fixed",
+                    self.dataset
+                ));
+            }
+        }
+        if self.encoding.blank_silent && self.dataset.image_side(&self.data).is_none() {
+            return err(format!(
+                "encoding.blank_silent (--blank-silent) applies to image data sets (digits, mnist, fashion-mnist), not to {}",
+                self.dataset
+            ));
+        }
         if t.shift > 0 {
             let Some(side) = self.dataset.image_side(&self.data) else {
                 return err(format!(
@@ -712,6 +735,37 @@ mod tests {
         assert!(e.to_string().contains("at most 7"), "{e}");
         let e = with("[training]\nshift = 1").expect_err("yin-yang");
         assert!(e.to_string().contains("image data sets"), "{e}");
+    }
+
+    /// Options that would do nothing for the data set are refused with the key and the data
+    /// sets they apply to.
+    #[test]
+    fn data_options_apply_only_where_they_do_something() {
+        let with = |toml: &str| TrainConfig::from_toml(toml).and_then(|c| c.validate());
+        for (toml, key) in [
+            (
+                "dataset = \"digits\"\n[data]\ndownscale_16 = true",
+                "data.downscale_16",
+            ),
+            (
+                "dataset = \"digits\"\n[data]\nvalidation = 100",
+                "data.validation",
+            ),
+            ("[data]\ndir = \"/tmp\"", "data.dir"),
+        ] {
+            let e = with(toml).expect_err(toml).to_string();
+            assert!(e.contains(key) && e.contains("mnist, fashion-mnist"), "{e}");
+        }
+        let e = with("[encoding]\nblank_silent = true")
+            .expect_err("yin-yang")
+            .to_string();
+        assert!(
+            e.contains("blank_silent") && e.contains("not to yin-yang"),
+            "{e}"
+        );
+        with("dataset = \"fashion-mnist\"\n[data]\ndownscale_16 = true\nvalidation = 100")
+            .expect("fashion-mnist");
+        with("dataset = \"digits\"\n[encoding]\nblank_silent = true").expect("digits");
     }
 
     #[test]

@@ -505,7 +505,10 @@ mod tests {
 
     #[test]
     fn blank_pixels_stay_silent_only_when_asked() {
-        let mut config = TrainConfig::default();
+        let mut config = TrainConfig {
+            dataset: DatasetKind::Digits,
+            ..TrainConfig::default()
+        };
         let every = Model::initialise(&config, 4, classes()).expect("model");
         let mut times = Vec::new();
         every.encode_into(&[0.0, 0.5, 1.0, 1.0], &mut times);
@@ -515,6 +518,10 @@ mod tests {
         times.clear();
         silent.encode_into(&[0.0, 0.5, 1.0, 1.0], &mut times);
         assert_eq!(times, vec![0.15, 1.075, f64::INFINITY, f64::INFINITY]);
+        // Yin-Yang has no blank pixels: the option would do nothing there, and is refused.
+        config.dataset = DatasetKind::YinYang;
+        let e = Model::initialise(&config, 4, classes()).expect_err("yin-yang");
+        assert!(e.to_string().contains("blank_silent"), "{e}");
     }
 
     #[test]
