@@ -638,7 +638,16 @@ impl TrainConfig {
                 return err(format!("{key} = {v}; must be a finite number >= 0"));
             }
         }
-        // Options that would do nothing for this data set are refused, not ignored.
+        // Options that would do nothing for this data set are refused, not ignored; the
+        // messages list the data sets each applies to.
+        let kinds_where = |keep: fn(&DatasetKind) -> bool| {
+            let names: Vec<_> = DatasetKind::ALL
+                .iter()
+                .filter(|k| keep(k))
+                .map(|k| k.as_str())
+                .collect();
+            names.join(", ")
+        };
         if !self.dataset.reads_files() {
             let given = [
                 ("data.dir (--data-dir)", self.data.dir.is_some()),
@@ -650,23 +659,26 @@ impl TrainConfig {
             ];
             if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
                 return err(format!(
-                    "{key} applies to the data sets read from IDX files (mnist, fashion-mnist), not to {}, whose split is fixed",
+                    "{key} applies to the data sets read from IDX files ({}), not to {}, whose split is fixed",
+                    kinds_where(|k| k.reads_files()),
                     self.dataset
                 ));
             }
         }
-        if self.encoding.blank_silent && self.dataset.image_side(&self.data).is_none() {
-            return err(format!(
-                "encoding.blank_silent (--blank-silent) applies to image data sets (digits, mnist, fashion-mnist), not to {}",
+        let side = self.dataset.image_side(&self.data);
+        let images_only = |what: String| {
+            err(format!(
+                "{what} to image data sets ({}), not to {}",
+                kinds_where(|k| k.image_side(&DataOptions::default()).is_some()),
                 self.dataset
-            ));
+            ))
+        };
+        if self.encoding.blank_silent && side.is_none() {
+            return images_only("encoding.blank_silent (--blank-silent) applies".into());
         }
         if t.shift > 0 {
-            let Some(side) = self.dataset.image_side(&self.data) else {
-                return err(format!(
-                    "training.shift = {}: shifts apply to image data sets (digits, mnist, fashion-mnist), not to {}",
-                    t.shift, self.dataset
-                ));
+            let Some(side) = side else {
+                return images_only(format!("training.shift = {}: shifts apply", t.shift));
             };
             if t.shift as usize >= side {
                 return err(format!(
