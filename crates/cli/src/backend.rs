@@ -73,6 +73,9 @@ pub struct EmulatorArgs {
     pub pace: bool,
 }
 
+/// The baud rate of a device's serial line unless `--baud` says otherwise.
+pub const DEFAULT_BAUD: u32 = 115_200;
+
 /// Options shared by every command that runs a network.
 #[derive(Clone, Debug, Args)]
 pub struct BackendArgs {
@@ -88,7 +91,7 @@ pub struct BackendArgs {
     #[arg(long, value_name = "PATH")]
     pub device: Option<String>,
     /// Baud rate of the device's serial line (UART bridges; USB CDC devices ignore it).
-    #[arg(long, value_name = "N", default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BAUD, value_parser = clap::value_parser!(u32).range(1..))]
     pub baud: u32,
     /// How often a request to a device is sent again after a damaged or missing answer before
     /// the call fails (a noisy line needs more).
@@ -125,6 +128,51 @@ pub fn partitioned_if(
 /// Seeds as the files that record them can hold: 0 to `i64::MAX`, the largest TOML integer.
 pub fn seed_parser() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(0..=i64::MAX as u64)
+}
+
+impl BackendArgs {
+    /// These options as command-line words again (those given, and the device line's where not
+    /// the default), for a command the user can run to continue on the same substrate.
+    pub fn flags(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            words.push(flag.to_string());
+            words.extend(value);
+        };
+        let name = |v: Option<clap::builder::PossibleValue>| v.map(|p| p.get_name().to_string());
+        if let Some(kind) = self.backend {
+            push("--backend", name(kind.to_possible_value()));
+        }
+        let e = &self.emulator;
+        if let Some(s) = e.chip_seed {
+            push("--chip-seed", Some(s.to_string()));
+        }
+        if let Some(s) = e.run_seed {
+            push("--run-seed", Some(s.to_string()));
+        }
+        if let Some(path) = &e.emulator_config {
+            push("--emulator-config", Some(path.display().to_string()));
+        }
+        if let Some(noise) = e.noise {
+            push("--noise", name(noise.to_possible_value()));
+        }
+        if e.pace {
+            push("--pace", None);
+        }
+        if let Some(path) = &self.device {
+            push("--device", Some(path.clone()));
+            if self.baud != DEFAULT_BAUD {
+                push("--baud", Some(self.baud.to_string()));
+            }
+            if self.retries != HostConfig::default().retries {
+                push("--retries", Some(self.retries.to_string()));
+            }
+        }
+        if self.partitioned {
+            push("--partitioned", None);
+        }
+        words
+    }
 }
 
 impl EmulatorArgs {

@@ -32,6 +32,21 @@ pub struct CalibrationArgs {
     pub uncalibrated: bool,
 }
 
+impl CalibrationArgs {
+    /// These options as command-line words again.
+    pub fn flags(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        for path in &self.calibration {
+            words.push("--calibration".to_string());
+            words.push(path.display().to_string());
+        }
+        if self.uncalibrated {
+            words.push("--uncalibrated".to_string());
+        }
+        words
+    }
+}
+
 /// A calibration in effect on a backend.
 #[derive(Clone, Debug)]
 pub struct Applied {
@@ -147,18 +162,32 @@ pub fn for_model(
     calibrate_unnamed: bool,
     quiet: bool,
 ) -> anyhow::Result<Option<Applied>> {
-    let named = args.uncalibrated || !args.calibration.is_empty();
-    let trained_uncalibrated_here = model.provenance.as_ref().is_some_and(|p| {
-        !p.substrate.settings.contains_key("calibration")
-            && p.substrate.mismatch(&backend.substrate()).is_none()
-    });
-    if !named && trained_uncalibrated_here {
-        return Ok(None);
-    }
     let dir = match model_path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    let recorded = model.provenance.as_ref().map(|p| &p.substrate);
+    for_recorded(backend, args, recorded, dir, calibrate_unnamed, quiet)
+}
+
+/// Sets up the calibration of `backend` for continuing what ran on `recorded` (a model's or a
+/// run's substrate), as [`prepare`] does with `dir` to keep calibrations in; except that, with
+/// neither option given, what ran uncalibrated on this very chip runs uncalibrated again.
+pub fn for_recorded(
+    backend: &mut dyn Backend,
+    args: &CalibrationArgs,
+    recorded: Option<&Substrate>,
+    dir: &Path,
+    calibrate_unnamed: bool,
+    quiet: bool,
+) -> anyhow::Result<Option<Applied>> {
+    let named = args.uncalibrated || !args.calibration.is_empty();
+    let ran_uncalibrated_here = recorded.is_some_and(|r| {
+        !r.settings.contains_key(SETTING) && r.mismatch(&backend.substrate()).is_none()
+    });
+    if !named && ran_uncalibrated_here {
+        return Ok(None);
+    }
     prepare(backend, args, Some(dir), calibrate_unnamed, quiet)
 }
 
@@ -189,13 +218,31 @@ fn apply_named(backend: &mut dyn Backend, paths: &[PathBuf]) -> anyhow::Result<A
 pub fn described(substrate: Substrate, applied: Option<&Applied>) -> Substrate {
     match applied {
         Some(a) => {
-            let mut s = substrate.with("calibration", a.file.codes_fingerprint());
-            s.summary.push_str(", calibrated");
+            let mut s = substrate.with(SETTING, a.file.codes_fingerprint());
+            s.summary.push_str(SUMMARY);
             s
         }
         None => substrate,
     }
 }
+
+/// `substrate` without what [`described`] added for a calibration: what a recorded substrate is
+/// compared with before the chip is calibrated.
+pub fn without_calibration(substrate: &Substrate) -> Substrate {
+    let mut s = substrate.clone();
+    if s.settings.remove(SETTING).is_some()
+        && let Some(summary) = s.summary.strip_suffix(SUMMARY)
+    {
+        s.summary = summary.to_string();
+    }
+    s
+}
+
+/// The setting [`described`] adds: the fingerprint of the calibration's codes.
+const SETTING: &str = "calibration";
+
+/// What [`described`] adds to the substrate's summary.
+const SUMMARY: &str = ", calibrated";
 
 /// Calibrates `backend`, saying so unless `quiet`; leaves the trial noise where it was.
 fn run_calibration(

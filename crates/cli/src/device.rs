@@ -140,7 +140,7 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "PATH")]
     device: String,
     /// Baud rate of the device's serial line (UART bridges; USB CDC devices ignore it).
-    #[arg(long, value_name = "N", default_value_t = 115_200, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = crate::backend::DEFAULT_BAUD, value_parser = clap::value_parser!(u32).range(1..))]
     baud: u32,
 }
 

@@ -334,31 +334,41 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )),
     };
     let files = RunFiles { dir };
-    // A new run's data is read before anything else happens (a chip's calibration, the run
-    // directory), so that a missing or broken data file is reported at once and leaves
-    // nothing behind.
-    let fresh_data = if args.resume {
-        None
-    } else {
-        Some(load_data(&config)?)
-    };
-    let replaced = if args.resume {
+    let begin = if args.resume {
         if !files.checkpoint().exists() {
             bail!(
                 "nothing to resume: {} does not exist (start a new run without --resume)",
                 files.checkpoint().display()
             );
         }
-        None
+        let state = Checkpoint::load(&files.checkpoint())?;
+        // Compared before the chip is calibrated: a resume with other substrate options must
+        // neither spend a calibration on another chip nor replace the one kept with the run.
+        let recorded = crate::calibrate::without_calibration(&state.substrate);
+        if let Some(why) = recorded.mismatch(&backend.substrate()) {
+            return Err(substrate_refused(&files, &why));
+        }
+        Begin::Resumed(state)
     } else {
-        prepare_fresh_dir(&files, args.force)?
+        // A new run's data is read before anything else happens (a chip's calibration, the
+        // run directory), so that a missing or broken data file is reported at once and
+        // leaves nothing behind.
+        let data = load_data(&config)?;
+        let replaced = prepare_fresh_dir(&files, args.force)?;
+        Begin::New { data, replaced }
     };
     // An emulated chip is calibrated first (or its calibration kept in the run directory is
-    // reused), as a real chip always is; a device takes --calibration FILE.
-    let applied = crate::calibrate::prepare(
+    // reused), as a real chip always is; a device takes --calibration FILE. A run that trained
+    // uncalibrated continues uncalibrated.
+    let recorded = match &begin {
+        Begin::Resumed(state) => Some(&state.substrate),
+        Begin::New { .. } => None,
+    };
+    let applied = crate::calibrate::for_recorded(
         backend.as_mut(),
         &args.calibration,
-        Some(&files.dir),
+        recorded,
+        &files.dir,
         args.backend.kind() == crate::backend::BackendKind::Emulator,
         args.quiet,
     )?;
@@ -366,9 +376,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         errln!("calibration: {}", a.describe());
     }
     let substrate = crate::calibrate::described(backend.substrate(), applied.as_ref());
-    let state = match &fresh_data {
-        None => resume_state(&args, &files, config, &substrate)?,
-        Some(data) => train::start(&config, data, substrate.clone())?,
+    let (state, data, replaced) = match begin {
+        Begin::New { data, replaced } => {
+            let state = train::start(&config, &data, substrate.clone())?;
+            (state, data, replaced)
+        }
+        Begin::Resumed(state) => {
+            let state = resume_state(&args, &files, state, config, &substrate)?;
+            let data = load_data(&state.config)?;
+            (state, data, None)
+        }
     };
     spikeloop_files::remove_stale_temporaries(&files.dir, &RUN_FILES);
     let config = state.config.clone();
@@ -377,10 +394,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         config_toml(&config, &substrate).as_bytes(),
         "write the configuration",
     )?;
-    let data = match fresh_data {
-        Some(data) => data,
-        None => load_data(&config)?,
-    };
 
     let topology = format!(
         "{}-{}-{}",
@@ -441,7 +454,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(TrainError::Interrupted(state)) => {
-            return Err(stopped(&files, &state, &topology, args.svg).into());
+            let resume = resume_command(&args, &files);
+            return Err(stopped(&files, &state, &topology, &resume, args.svg).into());
         }
         Err(
             e @ TrainError::Backend(
@@ -450,8 +464,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             ),
         ) => {
             return Err(anyhow::Error::new(e).context(format!(
-                "training stopped because the device went away; reconnect it, then continue the run with `spikeloop train --resume --out {}` (it resumes from its last checkpoint)",
-                files.dir.display()
+                "training stopped because the device went away; reconnect it, then continue the run with `{}` (it resumes from its last checkpoint)",
+                resume_command(&args, &files)
             )));
         }
         Err(e) => return Err(e.into()),
@@ -497,13 +511,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 
 /// Writes what a stopped run has (the best epoch's model, the metrics, the plot) and says what
 /// it wrote.
-fn stopped(files: &RunFiles, state: &Checkpoint, topology: &str, svg: bool) -> Stopped {
+fn stopped(
+    files: &RunFiles,
+    state: &Checkpoint,
+    topology: &str,
+    resume: &str,
+    svg: bool,
+) -> Stopped {
     let batches = state.partial.as_ref().map_or(0, |p| p.batches_done);
     let mut text = format!(
-        "stopped after epoch {} and {batches} batches of the next, as asked; {} is written, continue with --resume --out {}",
+        "stopped after epoch {} and {batches} batches of the next, as asked; {} is written, continue with `{resume}`",
         state.epoch,
         files.checkpoint().display(),
-        files.dir.display()
     );
     let Some(best) = &state.best else {
         text.push_str("; no epoch had finished, so no model.json was written");
@@ -563,18 +582,63 @@ fn prepare_fresh_dir(files: &RunFiles, force: bool) -> anyhow::Result<Option<Rep
     Ok(replaced)
 }
 
+/// The command that continues the run in `files` on the substrate `args` name (the same
+/// backend and calibration options), as the shell takes it.
+fn resume_command(args: &TrainArgs, files: &RunFiles) -> String {
+    let mut words = vec![
+        "spikeloop".to_string(),
+        "train".into(),
+        "--resume".into(),
+        "--out".into(),
+        files.dir.display().to_string(),
+    ];
+    words.extend(args.backend.flags());
+    words.extend(args.calibration.flags());
+    let quoted: Vec<String> = words.iter().map(|w| shell_word(w)).collect();
+    quoted.join(" ")
+}
+
+/// `word` as one word of a POSIX shell command: as it is where it holds only characters no
+/// shell treats specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// How a run begins.
+// One value, held while the run starts: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Begin {
+    /// A new run, its data read and its directory ready (an earlier run there moved aside).
+    New {
+        data: spikeloop_trainer::DataSplits,
+        replaced: Option<Replaced>,
+    },
+    /// A run continued from its checkpoint.
+    Resumed(Checkpoint),
+}
+
+/// Why a run cannot continue on the substrate the options name (`why`), and what to do.
+fn substrate_refused(files: &RunFiles, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace, --partitioned, --calibration or --uncalibrated; its config.toml lists them), or start a new run with --out",
+        files.dir.display(),
+    )
+}
+
 fn resume_state(
     args: &TrainArgs,
     files: &RunFiles,
+    mut state: Checkpoint,
     requested: TrainConfig,
     substrate: &Substrate,
 ) -> anyhow::Result<Checkpoint> {
-    let mut state = Checkpoint::load(&files.checkpoint())?;
     if let Some(why) = state.substrate.mismatch(substrate) {
-        bail!(
-            "the run in {} cannot continue on this substrate: {why}. Resume it with the options it started with (--backend or --device, --chip-seed, --run-seed, --noise, --emulator-config, --pace, --partitioned, --calibration or --uncalibrated; its config.toml lists them), or start a new run with --out",
-            files.dir.display(),
-        );
+        return Err(substrate_refused(files, &why));
     }
     let version = env!("CARGO_PKG_VERSION");
     if state.spikeloop_version != version {
@@ -729,4 +793,18 @@ fn seeds_line(seed: u64, substrate: &Substrate) -> String {
     }
     let _ = write!(line, "; spikeloop {}", env!("CARGO_PKG_VERSION"));
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn words_the_shell_would_split_or_expand_are_quoted() {
+        assert_eq!(shell_word("/tmp/run-1"), "/tmp/run-1");
+        assert_eq!(shell_word("my runs/a"), "'my runs/a'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

@@ -622,7 +622,29 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         .unwrap_or_else(|| panic!("no row for 1 thread: {without_epochs}"));
     assert!(row.trim_end().ends_with('-'), "an epoch was timed: {row}");
     // Resuming on another noise preset or emulator configuration is refused, naming the
-    // difference.
+    // difference, before any chip is calibrated: the run's files stay as they were (a refused
+    // resume on `--noise none` used to calibrate that chip and replace the run's calibration).
+    let run_files = || {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.as_path())
+            .expect("run directory")
+            .map(|e| {
+                let path = e.expect("entry").path();
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                (path.display().to_string(), bytes)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let emulator_config = dir.join("emulator.toml");
+    std::fs::write(&emulator_config, "[timing]\nbatch_overhead_us = 1.0\n").expect("write");
+    let before = run_files();
+    assert!(
+        before
+            .iter()
+            .any(|(name, _)| name.ends_with("calibration-chip3.json")),
+        "the run keeps its chip's calibration"
+    );
     let o = spikeloop(&[
         "train",
         "--quiet",
@@ -637,8 +659,6 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         d,
     ]);
     assert_clear_error(&o, "noise");
-    let emulator_config = dir.join("emulator.toml");
-    std::fs::write(&emulator_config, "[timing]\nbatch_overhead_us = 1.0\n").expect("write");
     let o = spikeloop(&[
         "train",
         "--quiet",
@@ -666,6 +686,24 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
         d,
     ]);
     assert_clear_error(&o, "chip_seed was 3, now 4");
+    // Without the backend options, the run (on an emulated chip) is not resumed on the exact
+    // model either.
+    let o = spikeloop(&[
+        "train",
+        "--quiet",
+        "--resume",
+        "--epochs",
+        "2",
+        "--backend",
+        "ideal",
+        "--out",
+        d,
+    ]);
+    assert_clear_error(&o, "backend kind ideal");
+    assert!(
+        run_files() == before,
+        "a refused resume changed the run's files"
+    );
 }
 
 /// Regression: a closed stdout or stderr (`spikeloop infer ... | head -1`) panicked with
@@ -1114,20 +1152,33 @@ fn ctrl_c_writes_the_best_model_so_far_and_the_run_resumes() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
             .expect("json");
     assert!(model["provenance"]["test_accuracy"].is_null(), "not tested");
+    // The message names the command that continues the run, with the backend options it
+    // started with (a plain `--resume --out` would be refused: it names the emulator).
+    let command = err
+        .split("continue with `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no command to continue with: {err}"));
+    let words: Vec<&str> = command.split(' ').collect();
+    assert_eq!(
+        words,
+        [
+            "spikeloop",
+            "train",
+            "--resume",
+            "--out",
+            d,
+            "--backend",
+            "ideal"
+        ],
+        "{err}"
+    );
     // A temporary file left by a write that was killed is removed when the run goes on.
     let stale = dir.join(".checkpoint.json.tmp99999");
     std::fs::write(&stale, "half").expect("stale");
-    let o = spikeloop(&[
-        "train",
-        "--quiet",
-        "--backend",
-        "ideal",
-        "--resume",
-        "--epochs",
-        "300",
-        "--out",
-        d,
-    ]);
+    let mut args = words[1..].to_vec();
+    args.extend(["--quiet", "--epochs", "300"]);
+    let o = spikeloop(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(temporaries(&dir).is_empty(), "{:?}", temporaries(&dir));
 }

@@ -239,7 +239,10 @@ fn training_on_a_device_that_goes_away_says_how_to_continue() {
     assert!(!o.status.success(), "{err}");
     assert!(
         err.contains("the device went away")
-            && err.contains(&format!("spikeloop train --resume --out {out}")),
+            && err.contains(&format!(
+                "spikeloop train --resume --out {out} --device {}",
+                device.path
+            )),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
