@@ -161,7 +161,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             .unwrap_or(Path::new("."))
             .join(format!("analysis-{}", backend.file_tag()))
     });
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    spikeloop_files::create_dir(&dir)?;
 
     let dale = config.network.dale;
     let fraction = args.pathway_fraction;

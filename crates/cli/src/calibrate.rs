@@ -126,7 +126,7 @@ pub fn prepare(
     if !(calibrate_unnamed && caps.features.membrane_recording) {
         return Ok(None);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    spikeloop_files::create_dir(dir)?;
     let (file, _) = run_calibration(backend, &Targets::default(), &Options::default(), quiet)?;
     if !quiet {
         errln!("{}", report_table(&file));
@@ -329,8 +329,7 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
+        spikeloop_files::create_dir(dir)?;
     }
     let options = Options {
         seed: args.seed,

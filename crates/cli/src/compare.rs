@@ -430,8 +430,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             p.display()
         );
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("could not create {}", args.out.display()))?;
+    spikeloop_files::create_dir(&args.out)?;
     let data = load_data(&config)?;
     let loss = LossParams::from(&config.training);
 

@@ -411,8 +411,7 @@ fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
             out_file.display()
         );
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("could not create {}", args.out.display()))?;
+    spikeloop_files::create_dir(&args.out)?;
     let started = Instant::now();
 
     // The training chip's calibration: as named, kept beside the model, or made now.
@@ -671,8 +670,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
         shard: None,
         cells: cells.into_values().collect(),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("could not create {}", args.out.display()))?;
+    spikeloop_files::create_dir(&args.out)?;
     spikeloop_files::write_json_atomic(&out_file, &report, "write the robustness report")?;
     write_outputs(&report, &args.out)?;
     outln!("{}", table(&report, false));

@@ -268,8 +268,7 @@ impl Replaced {
     /// Moves the run files of `dir` into a hidden directory beside them.
     fn set_aside(dir: &Path) -> anyhow::Result<Replaced> {
         let aside = dir.join(format!(".replaced-{}", std::process::id()));
-        std::fs::create_dir_all(&aside)
-            .with_context(|| format!("could not create {}", aside.display()))?;
+        spikeloop_files::create_dir(&aside)?;
         let mut replaced = Replaced {
             dir: dir.to_path_buf(),
             aside,
@@ -577,8 +576,7 @@ fn prepare_fresh_dir(files: &RunFiles, force: bool) -> anyhow::Result<Option<Rep
         }
         replaced = Some(Replaced::set_aside(&files.dir)?);
     }
-    std::fs::create_dir_all(&files.dir)
-        .with_context(|| format!("could not create {}", files.dir.display()))?;
+    spikeloop_files::create_dir(&files.dir)?;
     Ok(replaced)
 }
 

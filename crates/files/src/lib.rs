@@ -23,6 +23,14 @@ pub enum FileError {
         #[source]
         source: std::io::Error,
     },
+    /// A directory could not be made because a file stands where it or a parent would be.
+    #[error("could not create the directory {}: {} is a file", dir.display(), file.display())]
+    FileInTheWay {
+        /// The directory asked for.
+        dir: PathBuf,
+        /// The file at its place or at a parent's.
+        file: PathBuf,
+    },
     /// A document could not be serialised.
     #[error("could not serialise {what}: {message}")]
     Serialise {
@@ -62,6 +70,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], what: &'static str) -> Result<(),
     file.as_file().sync_all().map_err(io_err)?;
     file.persist(path).map_err(|e| io_err(e.error))?;
     Ok(())
+}
+
+/// Creates the directory `dir` and its missing parents (nothing where it exists). A file that
+/// stands where the directory or a parent would be is named as such.
+pub fn create_dir(dir: &Path) -> Result<(), FileError> {
+    std::fs::create_dir_all(dir).map_err(|source| match dir.ancestors().find(|a| a.is_file()) {
+        Some(file) => FileError::FileInTheWay {
+            dir: dir.to_path_buf(),
+            file: file.to_path_buf(),
+        },
+        None => FileError::Io {
+            what: "create the directory",
+            path: dir.to_path_buf(),
+            source,
+        },
+    })
 }
 
 /// Temporary files of [`write_atomic`] for `name` start with this (`.checkpoint.json.tmp`).
@@ -202,4 +226,35 @@ pub fn check_kind(doc: &Kind, want: &str, version: u32, noun: &str) -> Result<()
 /// written.
 pub fn now_utc() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FileError, create_dir};
+
+    #[test]
+    fn a_file_in_the_way_of_a_directory_is_named() {
+        let scratch = tempfile::tempdir().expect("temp dir");
+        let file = scratch.path().join("run");
+        std::fs::write(&file, "not a directory").expect("write");
+        for dir in [file.clone(), file.join("inner")] {
+            match create_dir(&dir) {
+                Err(e @ FileError::FileInTheWay { .. }) => {
+                    assert!(
+                        e.to_string()
+                            .ends_with(&format!("{} is a file", file.display()))
+                    );
+                }
+                other => panic!("{}: {other:?}", dir.display()),
+            }
+        }
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("read"),
+            "not a directory"
+        );
+        let made = scratch.path().join("a").join("b");
+        create_dir(&made).expect("create");
+        create_dir(&made).expect("exists already");
+        assert!(made.is_dir());
+    }
 }
