@@ -401,7 +401,7 @@ fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
     let base = args.emulator.emulator_config()?;
     let data = load_data(&training_config(&model))?;
     let part = match args.shard {
-        Some((k, n)) => format!("robustness-shard-{k}-of-{n}.json"),
+        Some((k, n)) => part_file(&k.to_string(), n),
         None => "robustness.json".into(),
     };
     let out_file = args.out.join(&part);
@@ -571,10 +571,11 @@ fn run_matrix(args: RunArgs) -> anyhow::Result<()> {
     spikeloop_files::write_json_atomic(&out_file, &report, "write the robustness report")?;
     if args.shard.is_some() {
         outln!(
-            "wrote part {k} of {n} ({} cells) to {} in {:.1} s; join the parts with `spikeloop robustness merge`",
+            "wrote part {k} of {n} ({} cells) to {} in {:.1} s; once all {n} are written, join them with `spikeloop robustness merge {}`",
             report.cells.len(),
             out_file.display(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            args.out.join(part_file("*", n)).display()
         );
         return Ok(());
     }
@@ -819,4 +820,9 @@ fn write_outputs(report: &Report, dir: &Path) -> anyhow::Result<()> {
     )
     .context("could not draw the robustness heatmap")?;
     Ok(())
+}
+
+/// The file of part `k` (or `*`, for the shell to find them all) of a matrix in `n` parts.
+fn part_file(k: &str, n: impl std::fmt::Display) -> String {
+    format!("robustness-shard-{k}-of-{n}.json")
 }
