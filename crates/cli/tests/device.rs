@@ -144,7 +144,15 @@ fn training_through_the_virtual_device_is_bit_identical_to_training_in_process()
     };
     assert_eq!(accuracies(&remote), accuracies(&local));
     let counts = serial.link_counts();
-    assert_eq!(counts.retries, 0, "a clean line needs no retry: {counts:?}");
+    // A clean line damages nothing; a request may still be sent again where a loaded machine
+    // kept the device's answer past the deadline (its late answer then arrives stale).
+    assert!(
+        counts.damaged_frames == 0
+            && counts.frame_damaged == 0
+            && counts.frame_too_large == 0
+            && counts.retries == counts.timeouts,
+        "a clean line needs no retry but after a timeout: {counts:?}"
+    );
     eprintln!(
         "{} requests, {} bytes sent, {} bytes received over {}",
         counts.requests, counts.bytes_sent, counts.bytes_received, device.path
