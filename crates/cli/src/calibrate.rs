@@ -5,7 +5,9 @@
 //! takes its own) or `--uncalibrated`. Without either, an emulated chip is calibrated first and
 //! the calibration kept beside the command's output (`calibration-chip1.json`), where the next
 //! command on that chip finds it, so that the default flow is the real one: a chip is always
-//! calibrated before it is trained on. A device is calibrated with `spikeloop calibrate
+//! calibrated before it is trained on. A kept calibration is never replaced: another one under
+//! the same name (the chip under other emulator settings, another calibration file) is kept
+//! beside it, named with the fingerprint of its codes (`calibration-chip1-42452959.json`). A device is calibrated with `spikeloop calibrate
 //! --device PATH` and then given the file.
 
 use std::path::{Path, PathBuf};
@@ -72,6 +74,42 @@ pub fn kept_in(dir: &Path, backend: &dyn Backend) -> PathBuf {
     dir.join(format!("calibration-{}.json", backend.file_tag()))
 }
 
+/// The calibrations kept in `dir` under `backend`'s name: [`kept_in`]'s file first, then those
+/// kept beside it because that place was taken (`calibration-chip1-<codes>.json`), by name.
+fn kept_files(dir: &Path, backend: &dyn Backend) -> Vec<PathBuf> {
+    let plain = kept_in(dir, backend);
+    let prefix = format!("calibration-{}-", backend.file_tag());
+    let mut beside: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    beside.sort();
+    std::iter::once(plain)
+        .filter(|p| p.exists())
+        .chain(beside)
+        .collect()
+}
+
+/// Where `file` is kept in `dir`: [`kept_in`]'s file, unless another calibration is kept there;
+/// then beside it, named with the fingerprint of its codes, so that no kept calibration (a
+/// run's, say) is ever replaced by another.
+fn keep_path(dir: &Path, backend: &dyn Backend, file: &CalibrationFile) -> PathBuf {
+    let plain = kept_in(dir, backend);
+    let codes = file.codes_fingerprint();
+    let same = |p: &Path| CalibrationFile::load(p).is_ok_and(|k| k.codes_fingerprint() == codes);
+    if !plain.exists() || same(&plain) {
+        return plain;
+    }
+    let short = codes.get(..8).unwrap_or(&codes);
+    dir.join(format!("calibration-{}-{short}.json", backend.file_tag()))
+}
+
 /// Sets up the calibration of `backend` as `args` say: the named file for this chip, or none
 /// with `--uncalibrated`. Without either, the calibration kept in `keep` for this chip is
 /// reused, or, with `calibrate_unnamed`, the chip is calibrated now and the calibration kept
@@ -85,6 +123,19 @@ pub fn prepare(
     calibrate_unnamed: bool,
     quiet: bool,
 ) -> anyhow::Result<Option<Applied>> {
+    prepare_wanting(backend, args, keep, None, calibrate_unnamed, quiet)
+}
+
+/// [`prepare`], reusing by preference the kept calibration whose codes have the fingerprint
+/// `wanted` (the one a run recorded).
+fn prepare_wanting(
+    backend: &mut dyn Backend,
+    args: &CalibrationArgs,
+    keep: Option<&Path>,
+    wanted: Option<&str>,
+    calibrate_unnamed: bool,
+    quiet: bool,
+) -> anyhow::Result<Option<Applied>> {
     let backend = chip_of(backend);
     if args.uncalibrated {
         return Ok(None);
@@ -92,7 +143,7 @@ pub fn prepare(
     if !args.calibration.is_empty() {
         let applied = apply_named(backend, &args.calibration)?;
         if let Some(dir) = keep {
-            let kept = kept_in(dir, backend);
+            let kept = keep_path(dir, backend, &applied.file);
             if kept != applied.path {
                 applied.file.save(&kept)?;
             }
@@ -106,22 +157,29 @@ pub fn prepare(
     if !caps.features.parameter_codes {
         return Ok(None);
     }
-    let path = kept_in(dir, backend);
-    if path.exists() {
+    let chip = backend.chip_id();
+    let mut for_this_chip: Vec<(PathBuf, CalibrationFile)> = Vec::new();
+    for path in kept_files(dir, backend) {
         match CalibrationFile::load(&path) {
-            Ok(file) if Some(&file.chip_id) == backend.chip_id().as_ref() => {
-                file.apply(backend, ChipCheck::SameChip, &path)?;
-                if !quiet {
-                    errln!(
-                        "calibration kept from an earlier command: {}",
-                        path.display()
-                    );
-                }
-                return Ok(Some(Applied { path, file }));
-            }
+            Ok(file) if Some(&file.chip_id) == chip.as_ref() => for_this_chip.push((path, file)),
             Ok(_) => tracing::info!("{} is for another chip", path.display()),
             Err(e) => errln!("{e}; not used"),
         }
+    }
+    let preferred = for_this_chip
+        .iter()
+        .position(|(_, f)| Some(f.codes_fingerprint().as_str()) == wanted)
+        .unwrap_or(0);
+    if preferred < for_this_chip.len() {
+        let (path, file) = for_this_chip.swap_remove(preferred);
+        file.apply(backend, ChipCheck::SameChip, &path)?;
+        if !quiet {
+            errln!(
+                "calibration kept from an earlier command: {}",
+                path.display()
+            );
+        }
+        return Ok(Some(Applied { path, file }));
     }
     if !(calibrate_unnamed && caps.features.membrane_recording) {
         return Ok(None);
@@ -131,6 +189,7 @@ pub fn prepare(
     if !quiet {
         errln!("{}", report_table(&file));
     }
+    let path = keep_path(dir, backend, &file);
     file.save(&path)?;
     if let Err(e) = write_figure(&file, &path.with_extension("png")) {
         tracing::warn!("could not draw the calibration figure: {e}");
@@ -188,7 +247,8 @@ pub fn for_recorded(
     if !named && ran_uncalibrated_here {
         return Ok(None);
     }
-    prepare(backend, args, Some(dir), calibrate_unnamed, quiet)
+    let wanted = recorded.and_then(|r| r.settings.get(SETTING).map(String::as_str));
+    prepare_wanting(backend, args, Some(dir), wanted, calibrate_unnamed, quiet)
 }
 
 /// Applies the file of `paths` made for `backend`'s chip.

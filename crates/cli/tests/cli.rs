@@ -1370,6 +1370,67 @@ fn a_partitioned_run_calibrates_the_chip_it_runs_on() {
         "{}",
         stderr(&o)
     );
+    // The model run on the same chip without its noise needs that chip's own calibration,
+    // which is kept beside the run's, not over it: the run continues on its own.
+    let kept = dir.join("run").join("calibration-chip1.json");
+    let run_calibration = std::fs::read(&kept).expect("the run's calibration");
+    let model = dir.join("run").join("model.json");
+    let m = model.to_str().expect("utf-8");
+    let o = spikeloop(&[
+        "infer",
+        "--model",
+        m,
+        "--emulator-config",
+        c,
+        "--partitioned",
+        "--noise",
+        "none",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("calibrating"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(&kept).expect("the run's calibration"),
+        run_calibration,
+        "the run's calibration was replaced"
+    );
+    let beside: Vec<_> = std::fs::read_dir(dir.join("run"))
+        .expect("run directory")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("calibration-chip1-") && n.ends_with(".json"))
+        .collect();
+    assert_eq!(beside.len(), 1, "{beside:?}");
+    // Both are found again: each command reuses the calibration of its own chip.
+    let o = spikeloop(&[
+        "infer",
+        "--model",
+        m,
+        "--emulator-config",
+        c,
+        "--partitioned",
+        "--noise",
+        "none",
+    ]);
+    assert!(
+        o.status.success() && stderr(&o).contains(&beside[0]),
+        "{}",
+        stderr(&o)
+    );
+    let o = spikeloop(&[
+        "train",
+        "--resume",
+        "--epochs",
+        "2",
+        "--emulator-config",
+        c,
+        "--partitioned",
+        "--out",
+        dir.join("run").to_str().expect("utf-8"),
+    ]);
+    assert!(
+        o.status.success() && stderr(&o).contains("calibration-chip1.json"),
+        "{}",
+        stderr(&o)
+    );
     assert_clear_error(&run(&[]), "does not fit");
 }
 
