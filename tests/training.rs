@@ -164,3 +164,22 @@ fn dale_s_law_keeps_every_outgoing_weight_s_sign() {
         outcome.test_accuracy
     );
 }
+
+/// Every configuration shipped in `configs/` reads and passes the checks a run applies.
+#[test]
+fn the_shipped_configurations_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).expect("configs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = spikeloop_trainer::TrainConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            config
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            read += 1;
+        }
+    }
+    assert!(read > 0, "no configuration in {}", dir.display());
+}
