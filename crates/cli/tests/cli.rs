@@ -645,61 +645,21 @@ fn trains_and_infers_on_the_emulated_chip_by_default() {
             .any(|(name, _)| name.ends_with("calibration-chip3.json")),
         "the run keeps its chip's calibration"
     );
-    let o = spikeloop(&[
-        "train",
-        "--quiet",
-        "--resume",
-        "--epochs",
-        "2",
-        "--chip-seed",
-        "3",
-        "--noise",
-        "none",
-        "--out",
-        d,
-    ]);
-    assert_clear_error(&o, "noise");
-    let o = spikeloop(&[
-        "train",
-        "--quiet",
-        "--resume",
-        "--epochs",
-        "2",
-        "--chip-seed",
-        "3",
-        "--emulator-config",
-        emulator_config.to_str().expect("utf-8"),
-        "--out",
-        d,
-    ]);
-    assert_clear_error(&o, "batch_overhead_us");
+    let resume = |backend: &[&str]| {
+        let mut args = vec!["train", "--quiet", "--resume", "--epochs", "2", "--out", d];
+        args.extend_from_slice(backend);
+        spikeloop(&args)
+    };
+    assert_clear_error(&resume(&["--chip-seed", "3", "--noise", "none"]), "noise");
+    let other_timing = emulator_config.to_str().expect("utf-8");
+    assert_clear_error(
+        &resume(&["--chip-seed", "3", "--emulator-config", other_timing]),
+        "batch_overhead_us",
+    );
     // Resuming on another chip is refused: its noise would not continue the run's.
-    let o = spikeloop(&[
-        "train",
-        "--quiet",
-        "--resume",
-        "--epochs",
-        "2",
-        "--chip-seed",
-        "4",
-        "--out",
-        d,
-    ]);
-    assert_clear_error(&o, "chip_seed was 3, now 4");
-    // Without the backend options, the run (on an emulated chip) is not resumed on the exact
-    // model either.
-    let o = spikeloop(&[
-        "train",
-        "--quiet",
-        "--resume",
-        "--epochs",
-        "2",
-        "--backend",
-        "ideal",
-        "--out",
-        d,
-    ]);
-    assert_clear_error(&o, "backend kind ideal");
+    assert_clear_error(&resume(&["--chip-seed", "4"]), "chip_seed was 3, now 4");
+    // Nor is the run (on an emulated chip) resumed on the exact model.
+    assert_clear_error(&resume(&["--backend", "ideal"]), "backend kind ideal");
     assert!(
         run_files() == before,
         "a refused resume changed the run's files"
@@ -1376,16 +1336,19 @@ fn a_partitioned_run_calibrates_the_chip_it_runs_on() {
     let run_calibration = std::fs::read(&kept).expect("the run's calibration");
     let model = dir.join("run").join("model.json");
     let m = model.to_str().expect("utf-8");
-    let o = spikeloop(&[
-        "infer",
-        "--model",
-        m,
-        "--emulator-config",
-        c,
-        "--partitioned",
-        "--noise",
-        "none",
-    ]);
+    let infer_noiseless = || {
+        spikeloop(&[
+            "infer",
+            "--model",
+            m,
+            "--emulator-config",
+            c,
+            "--partitioned",
+            "--noise",
+            "none",
+        ])
+    };
+    let o = infer_noiseless();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("calibrating"), "{}", stderr(&o));
     assert_eq!(
@@ -1400,16 +1363,7 @@ fn a_partitioned_run_calibrates_the_chip_it_runs_on() {
         .collect();
     assert_eq!(beside.len(), 1, "{beside:?}");
     // Both are found again: each command reuses the calibration of its own chip.
-    let o = spikeloop(&[
-        "infer",
-        "--model",
-        m,
-        "--emulator-config",
-        c,
-        "--partitioned",
-        "--noise",
-        "none",
-    ]);
+    let o = infer_noiseless();
     assert!(
         o.status.success() && stderr(&o).contains(&beside[0]),
         "{}",
