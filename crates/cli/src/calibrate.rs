@@ -7,8 +7,8 @@
 //! command on that chip finds it, so that the default flow is the real one: a chip is always
 //! calibrated before it is trained on. A kept calibration is never replaced: another one under
 //! the same name (the chip under other emulator settings, another calibration file) is kept
-//! beside it, named with the fingerprint of its codes (`calibration-chip1-42452959.json`). A device is calibrated with `spikeloop calibrate
-//! --device PATH` and then given the file.
+//! beside it, named with the fingerprint of its codes (`calibration-chip1-42452959.json`). A
+//! device is calibrated with `spikeloop calibrate --device PATH` and then given the file.
 
 use std::path::{Path, PathBuf};
 
