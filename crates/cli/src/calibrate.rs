@@ -71,14 +71,19 @@ impl Applied {
 
 /// The file a calibration of `backend` is kept in within `dir`.
 pub fn kept_in(dir: &Path, backend: &dyn Backend) -> PathBuf {
-    dir.join(format!("calibration-{}.json", backend.file_tag()))
+    dir.join(format!("{}.json", kept_stem(backend)))
+}
+
+/// What every calibration of `backend` kept in a directory is named after: `calibration-chip1`.
+fn kept_stem(backend: &dyn Backend) -> String {
+    format!("calibration-{}", backend.file_tag())
 }
 
 /// The calibrations kept in `dir` under `backend`'s name: [`kept_in`]'s file first, then those
 /// kept beside it because that place was taken (`calibration-chip1-<codes>.json`), by name.
 fn kept_files(dir: &Path, backend: &dyn Backend) -> Vec<PathBuf> {
     let plain = kept_in(dir, backend);
-    let prefix = format!("calibration-{}-", backend.file_tag());
+    let prefix = format!("{}-", kept_stem(backend));
     let mut beside: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -107,7 +112,7 @@ fn keep_path(dir: &Path, backend: &dyn Backend, file: &CalibrationFile) -> PathB
         return plain;
     }
     let short = codes.get(..8).unwrap_or(&codes);
-    dir.join(format!("calibration-{}-{short}.json", backend.file_tag()))
+    dir.join(format!("{}-{short}.json", kept_stem(backend)))
 }
 
 /// Sets up the calibration of `backend` as `args` say: the named file for this chip, or none
