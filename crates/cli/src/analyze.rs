@@ -30,7 +30,12 @@ pub struct AnalyzeArgs {
     samples: u64,
     /// Fraction of a layer's neurons that form a class's pathway (those of strongest
     /// excitatory influence on the class's output neuron), in (0, 1].
-    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.1,
+        value_name = "FRACTION"
+    )]
     pathway_fraction: f64,
     /// Directory of the report and figures [default: <model's directory>/analysis-<substrate>].
     #[arg(long, value_name = "DIR")]

@@ -27,7 +27,12 @@ pub struct BenchArgs {
     )]
     thread_counts: Vec<usize>,
     /// Seconds to spend on each throughput measurement.
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 2.0,
+        value_name = "SECONDS"
+    )]
     seconds: f64,
     /// Training epochs to time per thread count (0: throughputs only).
     #[arg(long, default_value_t = 5, value_name = "N")]

@@ -29,7 +29,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Option<u32>,
     /// Learning rate of the training runs [default: the configuration's].
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, allow_negative_numbers = true, value_name = "RATE")]
     learning_rate: Option<f64>,
     /// Emulated chips to compare on, comma separated chip seeds, each once.
     #[arg(

@@ -22,7 +22,7 @@ pub struct PlanArgs {
     batch_size: Option<u64>,
     /// Hardware time to write one part's configuration, in microseconds [default: 2000, an
     /// estimate from the synapse array's size and a 1 Gbit/s link].
-    #[arg(long, value_name = "US")]
+    #[arg(long, allow_negative_numbers = true, value_name = "US")]
     reconfigure_us: Option<f64>,
     /// Most neuron circuits merged into one logical neuron [default: what the substrate
     /// announces; 64 on the emulated chip].

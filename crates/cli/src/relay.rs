@@ -31,11 +31,21 @@ pub struct RelayArgs {
     device: PathBuf,
     /// Fraction of frames damaged (their bytes changed or lost), per frame and direction,
     /// 0 to 1.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "FRACTION",
+        default_value_t = 0.01
+    )]
     damage: f64,
     /// Fraction of frames disturbed without damage (repeated, cut into pieces, or held back by
     /// a stall of the line), per frame and direction, 0 to 1.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.005)]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        value_name = "FRACTION",
+        default_value_t = 0.005
+    )]
     disturb: f64,
     /// Longest stall of the line, milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 200)]

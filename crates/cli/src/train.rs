@@ -150,10 +150,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: Option<u64>,
     /// Initial learning rate of Adam.
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, allow_negative_numbers = true, value_name = "RATE")]
     learning_rate: Option<f64>,
     /// Standard deviation of Gaussian noise on training input times, in tau_s (0 = off).
-    #[arg(long, value_name = "SIGMA")]
+    #[arg(long, allow_negative_numbers = true, value_name = "SIGMA")]
     input_jitter: Option<f64>,
     /// Shift every training image by up to N pixels in each direction, drawn per sample and
     /// epoch (image data sets; 0 = off).

@@ -757,6 +757,15 @@ fn impossible_sizes_durations_thread_counts_and_seeds_are_refused_up_front() {
         &spikeloop(&["train", "--seed", "18446744073709551615", "--out", d]),
         "0..=9223372036854775807",
     );
+    // A negative number reaches the range check rather than being taken for a flag.
+    assert_clear_error(
+        &train(&dir, &["--learning-rate", "-1"]),
+        "training.learning_rate = -1; must be a finite number > 0",
+    );
+    assert_clear_error(
+        &spikeloop(&["bench", "--backend", "ideal", "--seconds", "-1"]),
+        "--seconds -1: allowed more than 0",
+    );
     assert!(!dir.join("model.json").exists());
 }
 
