@@ -151,6 +151,14 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     let untrained = Model::initialise(config, model.n_features(), model.classes.clone())?;
 
     let mut backend = args.backend.build()?;
+    // The report's directory before the chip is calibrated, which can take a while.
+    let dir = args.out.clone().unwrap_or_else(|| {
+        args.model
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!("analysis-{}", backend.file_tag()))
+    });
+    spikeloop_files::create_dir(&dir)?;
     let applied = crate::calibrate::for_model(
         backend.as_mut(),
         &args.calibration,
@@ -160,13 +168,6 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         false,
     )?;
     let substrate = crate::calibrate::described(backend.substrate(), applied.as_ref());
-    let dir = args.out.clone().unwrap_or_else(|| {
-        args.model
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(format!("analysis-{}", backend.file_tag()))
-    });
-    spikeloop_files::create_dir(&dir)?;
 
     let dale = config.network.dale;
     let fraction = args.pathway_fraction;

@@ -387,4 +387,14 @@ fn analyze_reports_every_layer_of_a_deep_dale_network_beside_its_untrained_self(
         "1.5",
     ]);
     assert!(err.contains("--pathway-fraction 1.5"), "{err}");
+    // An output directory that cannot be made is refused before the chip is calibrated.
+    let err = refused(&[
+        "analyze",
+        "--model",
+        s(&run.join("model.json")),
+        "--out",
+        s(&run.join("model.json")),
+    ]);
+    assert!(err.contains("model.json is a file"), "{err}");
+    assert!(!run.join("calibration-chip1.json").exists());
 }
