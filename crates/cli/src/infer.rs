@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use spikeloop_backend::{Record, Substrate};
@@ -22,7 +22,7 @@ pub struct InferArgs {
     /// Data set split to run: train, validation or test.
     #[arg(long, default_value = "test", value_name = "SPLIT")]
     split: Split,
-    /// Output JSON file [default: <model file's directory>/infer-<model file's name>-<split>-<substrate>.json].
+    /// Output JSON file, its directory created where missing [default: <model file's directory>/infer-<model file's name>-<split>-<substrate>.json].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Where the substrate's trial-to-trial noise starts (an emulated chip's run counter; 0 is
@@ -81,7 +81,7 @@ pub(crate) fn start_noise(
     };
     if backend.noise_position().is_none() {
         if asked.is_some() {
-            anyhow::bail!(
+            bail!(
                 "--noise-position: {} has no noise position to set (only substrates with pseudo-random trial noise do, such as the emulator)",
                 backend.substrate().summary
             );
@@ -142,6 +142,19 @@ pub(crate) fn model_split(
 }
 
 pub fn run(args: InferArgs) -> anyhow::Result<()> {
+    // Where the report goes is settled before the work whose result it holds.
+    if let Some(out) = &args.out {
+        if out.is_dir() {
+            bail!(
+                "--out {}: is a directory; give the JSON file to write, e.g. {}",
+                out.display(),
+                out.join("infer.json").display()
+            );
+        }
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            spikeloop_files::create_dir(parent)?;
+        }
+    }
     let model = load_model(&args.model)?;
     let data = model_split(&model, args.split, args.data_dir.as_deref())?;
     let mut backend = args.backend.build()?;

@@ -441,18 +441,27 @@ fn flags_given_with_resume_are_compared_with_the_run() {
 fn infer_matches_closed_form_spike_times() {
     let dir = temp_dir("infer");
     assert!(train(&dir, &["--epochs", "1"]).status.success());
-    let out = dir.join("infer.json");
-    let o = spikeloop(&[
-        "infer",
-        "--backend",
-        "ideal",
-        "--model",
-        dir.join("model.json").to_str().expect("utf-8"),
-        "--split",
-        "validation",
-        "--out",
-        out.to_str().expect("utf-8"),
-    ]);
+    let infer = |out: &Path| {
+        spikeloop(&[
+            "infer",
+            "--backend",
+            "ideal",
+            "--model",
+            dir.join("model.json").to_str().expect("utf-8"),
+            "--split",
+            "validation",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ])
+    };
+    // Where the report cannot go is said before the work, not after it.
+    assert_clear_error(&infer(&dir), "is a directory; give the JSON file to write");
+    assert_clear_error(
+        &infer(&dir.join("metrics.csv").join("infer.json")),
+        "metrics.csv is a file",
+    );
+    let out = dir.join("reports").join("infer.json");
+    let o = infer(&out);
     assert!(o.status.success(), "{}", stderr(&o));
     let model: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).expect("model"))
