@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use spikeloop_backend::Substrate;
+use spikeloop_backend::{BackendError, Substrate};
 use spikeloop_data::DatasetKind;
 use spikeloop_trainer::train::{self, Checkpoint};
 use spikeloop_trainer::{EpochMetrics, Preset, TrainConfig, TrainError, load_data};
@@ -456,14 +456,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             let resume = resume_command(&args, &files);
             return Err(stopped(&files, &state, &topology, &resume, args.svg).into());
         }
-        Err(
-            e @ TrainError::Backend(
-                spikeloop_backend::BackendError::Disconnected { .. }
-                | spikeloop_backend::BackendError::Restarted { .. },
-            ),
-        ) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "training stopped because the device went away; reconnect it, then continue the run with `{}` (it resumes from its last checkpoint)",
+        Err(TrainError::Backend(e)) if stops_the_device(&e) => {
+            let what = if matches!(e, BackendError::Device { .. }) {
+                "the device failed; once it answers again"
+            } else {
+                "the device went away; reconnect it, then"
+            };
+            return Err(anyhow::Error::new(TrainError::Backend(e)).context(format!(
+                "training stopped because {what} continue the run with `{}` (it resumes from its last checkpoint)",
                 resume_command(&args, &files)
             )));
         }
@@ -582,6 +582,18 @@ fn prepare_fresh_dir(files: &RunFiles, force: bool) -> anyhow::Result<Option<Rep
 
 /// The command that continues the run in `files` on the substrate `args` name (the same
 /// backend and calibration options), as the shell takes it.
+/// Whether a backend error is the substrate going away or failing mid-run (a device
+/// unplugged, restarted, silent or on a line too noisy), after which the run continues from its
+/// checkpoint once the device answers again; not a refusal of the network or its inputs.
+fn stops_the_device(e: &BackendError) -> bool {
+    matches!(
+        e,
+        BackendError::Disconnected { .. }
+            | BackendError::Restarted { .. }
+            | BackendError::Device { .. }
+    )
+}
+
 fn resume_command(args: &TrainArgs, files: &RunFiles) -> String {
     let mut words = vec![
         "spikeloop".to_string(),

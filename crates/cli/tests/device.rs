@@ -203,11 +203,14 @@ fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
     assert!(text.trim_end().ends_with(", 0 failed"), "{text}");
 }
 
-/// A device that goes away mid-training ends the run with a message that says how to continue
-/// it; the checkpoint written before is kept and resumes on a new device.
-#[test]
-fn training_on_a_device_that_goes_away_says_how_to_continue() {
-    let mut device = DeviceProcess::start(&["--chip-seed", "2"]);
+/// Trains on `device` until the first checkpoint is written, then does `lose` to the device and
+/// returns what the training process said when it ended (it must fail, without a panic, and
+/// keep its checkpoint) and the run's directory.
+fn train_and_lose_the_device(
+    device: &mut DeviceProcess,
+    extra: &[&str],
+    lose: impl FnOnce(&mut DeviceProcess),
+) -> (String, String) {
     // Removed when the test ends, passed or failed.
     let scratch = tempfile::Builder::new()
         .prefix("spikeloop-gone-")
@@ -216,7 +219,7 @@ fn training_on_a_device_that_goes_away_says_how_to_continue() {
     let dir = scratch.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let out = dir.to_str().expect("utf-8").to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
         .args([
             "train",
             "--quiet",
@@ -229,22 +232,43 @@ fn training_on_a_device_that_goes_away_says_how_to_continue() {
             "--out",
             &out,
         ])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    // Calibrating the chip comes first; on a loaded machine that takes a while.
     let checkpoint = dir.join("checkpoint.json");
-    for _ in 0..600 {
-        if checkpoint.exists() {
-            break;
+    let started = std::time::Instant::now();
+    while !checkpoint.exists() && started.elapsed() < std::time::Duration::from_secs(300) {
+        if child.try_wait().ok().flatten().is_some() {
+            let o = child.wait_with_output().expect("wait");
+            panic!(
+                "training ended before its first checkpoint: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(checkpoint.exists(), "no checkpoint was written");
-    let _ = device.child.kill();
-    let _ = device.child.wait();
+    assert!(checkpoint.exists(), "no checkpoint was written in 300 s");
+    lose(device);
     let o = child.wait_with_output().expect("wait");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!o.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(checkpoint.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    (err, out)
+}
+
+/// A device that goes away mid-training ends the run with a message that says how to continue
+/// it; the checkpoint written before is kept and resumes on a new device.
+#[test]
+fn training_on_a_device_that_goes_away_says_how_to_continue() {
+    let mut device = DeviceProcess::start(&["--chip-seed", "2"]);
+    let (err, out) = train_and_lose_the_device(&mut device, &[], |device| {
+        let _ = device.child.kill();
+        let _ = device.child.wait();
+    });
     assert!(
         err.contains("the device went away")
             && err.contains(&format!(
@@ -253,9 +277,29 @@ fn training_on_a_device_that_goes_away_says_how_to_continue() {
             )),
         "{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(checkpoint.exists());
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A device that stops answering (hung firmware, a stalled line) ends the run with the same
+/// advice once the retries are spent, the retry budget kept in the command.
+#[test]
+fn training_on_a_device_that_stops_answering_says_how_to_continue() {
+    let mut device = DeviceProcess::start(&["--chip-seed", "2"]);
+    let (err, out) = train_and_lose_the_device(&mut device, &["--retries", "1"], |device| {
+        let stopped = Command::new("kill")
+            .args(["-STOP", &device.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(stopped.success());
+    });
+    assert!(
+        err.contains("the device failed; once it answers again continue the run with")
+            && err.contains(&format!(
+                "spikeloop train --resume --out {out} --device {} --retries 1",
+                device.path
+            ))
+            && err.contains("did not answer"),
+        "{err}"
+    );
 }
 
 /// A port held by another process is named as busy, not as a device that is not plugged in.
