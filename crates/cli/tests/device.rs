@@ -36,6 +36,8 @@ impl DeviceProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
             .arg(command)
             .args(args)
+            // Hosts coming and going, for the tests that wait for either.
+            .env("RUST_LOG", "spikeloop_transport::device=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -906,3 +908,109 @@ spikeloop_backend_testkit::backend_conformance!(
     noise_free: false,
     partitioned_over_a_pseudo_terminal("default")
 );
+
+/// CPU time the process `pid` has used so far, in clock ticks (user + system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // The fields after the command name (which may hold spaces) start after its ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat format")
+        .1
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| fields[i].parse::<u64>().expect("ticks");
+    // utime and stime, fields 14 and 15 of stat(5), here 11 and 12.
+    tick(11) + tick(12)
+}
+
+/// A host that sends requests and goes away without reading the answers leaves the device
+/// waiting for the next host, not spinning on a terminal nobody reads; the next host is served.
+#[test]
+fn answers_nobody_reads_do_not_keep_the_device_busy() {
+    use spikeloop_transport::{Message, convert::hello, encode_message};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    /// `O_NONBLOCK` of Linux's open(2).
+    const O_NONBLOCK: i32 = 0o4000;
+    let device = DeviceProcess::start(&["--chip-seed", "2"]);
+    let hello = Message::Hello(hello("a host that never reads", 4096, 7));
+    let mut requests = Vec::new();
+    for id in 1..=2000 {
+        requests.extend(encode_message(id, &hello, 4096).expect("encode"));
+    }
+    {
+        // Without waiting: the device stops reading while its answers are not taken.
+        let mut port = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&device.path)
+            .expect("open the terminal");
+        let mut sent = 0;
+        for _ in 0..50 {
+            match port.write(&requests[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("send: {e}"),
+            }
+            if sent == requests.len() {
+                break;
+            }
+        }
+        assert!(sent > 10_000, "only {sent} bytes of requests were taken");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // The device sees that nobody takes the answers, drops them and idles until the next host.
+    // The requests it had read already are answered and dropped in turn: waits until the
+    // line has stayed quiet for longer than an answer may stall.
+    let session_lines = || {
+        device.stderr.lock().map_or(0, |lines| {
+            lines
+                .iter()
+                .filter(|l| l.contains("a host is connected") || l.contains("went away"))
+                .count()
+        })
+    };
+    let mut seen = 0;
+    let mut quiet = 0;
+    let gone = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = session_lines();
+        quiet = if now == seen { quiet + 1 } else { 0 };
+        seen = now;
+        let last_went_away = device.stderr.lock().is_ok_and(|lines| {
+            lines
+                .iter()
+                .rev()
+                .find(|l| l.contains("a host is connected") || l.contains("went away"))
+                .is_some_and(|l| l.contains("went away"))
+        });
+        seen >= 3 && last_went_away && quiet >= 30
+    });
+    assert!(
+        gone,
+        "the device did not notice in 60 s that its host had gone: {:?}",
+        device.stderr.lock().map(|l| l.clone())
+    );
+    let pid = device.child.id();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used <= 20,
+        "the device used {used} ticks of the processor in 2 s with nobody there"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+        .args(["conformance", "--device", &device.path])
+        .output()
+        .expect("run");
+    assert!(
+        o.status.success(),
+        "{}{:?}",
+        String::from_utf8_lossy(&o.stdout),
+        device.stderr.lock().map(|l| l.clone())
+    );
+}

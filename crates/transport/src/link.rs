@@ -4,8 +4,9 @@
 //! stream ([`Link`]), never a serial port, so the very code that drives a real device over USB
 //! runs in the tests over an in-memory pipe ([`memory_link`]), through a faulty line
 //! ([`crate::conformance::fault::FaultyLink`]) or over a pseudo-terminal. A link has one duty beyond reading
-//! and writing: dropping stale input when a host connects ([`Link::discard_input`]), which a
-//! serial port does in its driver and an in-memory pipe need not do at all.
+//! and writing: dropping stale bytes, input when a host connects ([`Link::discard_input`]) and
+//! output when a device's host goes away ([`Link::discard_output`]), which a serial port does in
+//! its driver and an in-memory pipe need not do at all.
 
 use std::io;
 
@@ -19,6 +20,13 @@ pub trait Link: AsyncRead + AsyncWrite + Unpin + Send {
     fn discard_input(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Discards bytes written but not yet taken by the other end (answers meant for a host
+    /// that went away, which the next host must not read). Called by the device's serve loop
+    /// when its host goes away; the default does nothing.
+    fn discard_output(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Link for DuplexStream {}
@@ -28,11 +36,20 @@ impl Link for tokio_serial::SerialStream {
         tokio_serial::SerialPort::clear(self, tokio_serial::ClearBuffer::Input)
             .map_err(io::Error::from)
     }
+
+    fn discard_output(&mut self) -> io::Result<()> {
+        tokio_serial::SerialPort::clear(self, tokio_serial::ClearBuffer::Output)
+            .map_err(io::Error::from)
+    }
 }
 
 impl<L: Link + ?Sized> Link for Box<L> {
     fn discard_input(&mut self) -> io::Result<()> {
         (**self).discard_input()
+    }
+
+    fn discard_output(&mut self) -> io::Result<()> {
+        (**self).discard_output()
     }
 }
 

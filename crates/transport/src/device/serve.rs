@@ -9,9 +9,10 @@ use std::io;
 use std::time::Duration;
 
 use spikeloop_backend::Backend;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::VirtualDevice;
+use crate::link::Link;
 
 /// What the serve loop does when the host goes away: the stream ends, or reports that nobody
 /// holds its other end (a pseudo-terminal's controller side reads EIO then).
@@ -41,10 +42,10 @@ fn is_hangup(e: &io::Error) -> bool {
 }
 
 /// Serves `device` over `stream`: sends the boot byte, then answers whatever arrives, until
-/// the host goes away (with [`Hangup::Stop`]) or an I/O error other than a hang-up, which is
-/// returned. Interrupted reads are retried. The backend runs on the calling task: a run blocks
+/// the host goes away (with [`Hangup::Stop`]; a host that takes no byte of an answer for
+/// [`WRITE_STALL`] counts as gone) or an I/O error other than a hang-up, which is returned. Interrupted reads are retried. The backend runs on the calling task: a run blocks
 /// the task for as long as it computes.
-pub async fn serve<B: Backend, S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve<B: Backend, S: Link>(
     device: &mut VirtualDevice<B>,
     stream: &mut S,
     hangup: Hangup,
@@ -53,7 +54,7 @@ pub async fn serve<B: Backend, S: AsyncRead + AsyncWrite + Unpin>(
     device.boot(&mut out);
     let mut connected = match write(stream, &out).await {
         Ok(()) => true,
-        Err(e) if is_hangup(&e) => false,
+        Err(e) if is_hangup(&e) || e.kind() == io::ErrorKind::TimedOut => false,
         Err(e) => return Err(e),
     };
     let mut buf = vec![0u8; 1 << 16];
@@ -69,7 +70,7 @@ pub async fn serve<B: Backend, S: AsyncRead + AsyncWrite + Unpin>(
                 device.receive(&buf[..n], &mut out);
                 match write(stream, &out).await {
                     Ok(()) => false,
-                    Err(e) if is_hangup(&e) => true,
+                    Err(e) if is_hangup(&e) || e.kind() == io::ErrorKind::TimedOut => true,
                     Err(e) => return Err(e),
                 }
             }
@@ -85,6 +86,10 @@ pub async fn serve<B: Backend, S: AsyncRead + AsyncWrite + Unpin>(
                         tracing::info!("the host went away");
                         connected = false;
                         device.line_reset();
+                        // Answers it did not take are not for the next host.
+                        if let Err(e) = stream.discard_output() {
+                            tracing::warn!("could not discard the answers left unread: {e}");
+                        }
                     }
                     tokio::time::sleep(poll).await;
                 }
@@ -93,11 +98,52 @@ pub async fn serve<B: Backend, S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Writes and flushes `bytes` (nothing for none).
+/// How long an answer may wait for the line to take any of it. A host that stopped reading
+/// (hung, or gone without closing the line) loses the answer, as a frame lost on the line, and
+/// the device goes back to listening instead of waiting for it forever.
+pub const WRITE_STALL: Duration = Duration::from_secs(2);
+
+/// Longest pause between two tries to hand the line an answer it does not take.
+const MAX_WRITE_PAUSE: Duration = Duration::from_millis(20);
+
+/// Writes and flushes `bytes` (nothing for none). While the line takes nothing, the device
+/// tries again after a pause that grows to [`MAX_WRITE_PAUSE`], rather than whenever the line
+/// reports room: a pseudo-terminal whose reader has stopped reports room it then refuses, which
+/// kept the processor busy for as long as nobody read. After [`WRITE_STALL`] without progress
+/// the write fails with `TimedOut`.
 async fn write<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
+    let mut rest = bytes;
+    let mut pause = Duration::from_millis(1);
+    let mut stalled_since = None;
+    while !rest.is_empty() {
+        let attempt = std::future::poll_fn(|cx| {
+            match std::pin::Pin::new(&mut *stream).poll_write(cx, rest) {
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+                std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+            }
+        })
+        .await;
+        match attempt {
+            Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => {
+                rest = &rest[n..];
+                pause = Duration::from_millis(1);
+                stalled_since = None;
+            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Some(Err(e)) => return Err(e),
+            None => {
+                let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= WRITE_STALL {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the line took no byte of the answer in time",
+                    ));
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_WRITE_PAUSE);
+            }
+        }
     }
-    stream.write_all(bytes).await?;
     stream.flush().await
 }
