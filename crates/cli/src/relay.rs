@@ -250,8 +250,14 @@ pub fn run(args: RelayArgs) -> anyhow::Result<()> {
                         failed = Some(e);
                     }
                 });
-                if let Some(e) = failed {
-                    return Err(e).context("could not write to the device");
+                match failed {
+                    // A device that takes nothing for a while (busy answering a host that does
+                    // not read) loses the frame, as a stalled line would; the host retries.
+                    Some(e) if e.kind() == ErrorKind::TimedOut => {
+                        errln!("relay: the device took no byte in time; a frame to it was lost");
+                    }
+                    Some(e) => return Err(e).context("could not write to the device"),
+                    None => {}
                 }
             }
             HostRead::NoHost => {
