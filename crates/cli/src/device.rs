@@ -17,7 +17,7 @@ use spikeloop_transport::DeviceConfig;
 use spikeloop_transport::device::{Hangup, VirtualDevice, serve};
 
 use crate::backend::EmulatorArgs;
-use crate::pty::{IDLE_POLL, Terminal};
+use crate::pty::{Controller, IDLE_POLL, Terminal};
 
 /// Options of `spikeloop device`.
 #[derive(Debug, Args)]
@@ -107,8 +107,7 @@ pub fn run(args: DeviceArgs) -> anyhow::Result<()> {
     // stopped, as a board that stays powered.
     let runtime = spikeloop_transport::host::runtime()?;
     let _entered = runtime.enter();
-    let mut controller = tokio_serial::SerialStream::try_from(terminal.controller()?)
-        .context("could not serve the terminal")?;
+    let mut controller = Controller::new(&terminal)?;
     runtime
         .block_on(serve(
             &mut device,

@@ -163,3 +163,103 @@ fn remove_link(link: &Path, target: &Path) {
         let _ = std::fs::remove_file(link);
     }
 }
+
+/// How long one read or write on the controller side waits for the line before it lets the
+/// serve loop run (its timers, its hang-up handling).
+const LINE_WAIT: Duration = Duration::from_millis(50);
+
+/// The controller side as the virtual device's byte link.
+///
+/// Reads and writes wait in the kernel (`poll`), as the relay's do, rather than on the async
+/// runtime's readiness: a pseudo-terminal whose host has once hung up stays "closed" in that
+/// readiness for good, and every read then returned at once with nothing, which kept a core
+/// busy for as long as a host held the terminal without sending.
+pub struct Controller(TTYPort);
+
+impl Controller {
+    /// The link over `terminal`'s controller side.
+    pub fn new(terminal: &Terminal) -> anyhow::Result<Controller> {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        use std::os::fd::AsRawFd;
+        let mut port = terminal.controller()?;
+        port.set_timeout(LINE_WAIT)
+            .context("could not set the terminal's timeout")?;
+        // A write then takes what fits and never blocks: a terminal nobody reads reports room
+        // it does not take, and a blocking write would wait for it for good.
+        let fd = port.as_raw_fd();
+        fcntl(fd, FcntlArg::F_GETFL)
+            .and_then(|flags| {
+                let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+                fcntl(fd, FcntlArg::F_SETFL(flags))
+            })
+            .context("could not make the terminal non-blocking")?;
+        Ok(Controller(port))
+    }
+}
+
+/// A wait that ended without the line being ready: the task is woken again at once, so the
+/// serve loop polls on (each poll waits up to [`LINE_WAIT`] in the kernel).
+fn waited<T>(cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+    cx.waker().wake_by_ref();
+    std::task::Poll::Pending
+}
+
+impl tokio::io::AsyncRead for Controller {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.0.read(buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => waited(cx),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Controller {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match std::io::Write::write(&mut self.0, buf) {
+            Ok(n) => std::task::Poll::Ready(Ok(n)),
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => waited(cx),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        // Written bytes are in the terminal's buffer already; there is no line to drain.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl spikeloop_transport::link::Link for Controller {
+    fn discard_input(&mut self) -> std::io::Result<()> {
+        self.0
+            .clear(serialport::ClearBuffer::Input)
+            .map_err(std::io::Error::from)
+    }
+
+    fn discard_output(&mut self) -> std::io::Result<()> {
+        self.0
+            .clear(serialport::ClearBuffer::Output)
+            .map_err(std::io::Error::from)
+    }
+}

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 /// A bidirectional byte stream the protocol runs over.
 pub trait Link: AsyncRead + AsyncWrite + Unpin + Send {
     /// Discards bytes that arrived but were not read yet (the rest of an answer meant for an
-    /// earlier connection, a boot banner). Called once when a host connects; the default does
-    /// nothing.
+    /// earlier connection, a boot banner). Called once when a host connects, and by the
+    /// device's serve loop when its host goes away; the default does nothing.
     fn discard_input(&mut self) -> io::Result<()> {
         Ok(())
     }

@@ -86,9 +86,10 @@ pub async fn serve<B: Backend, S: Link>(
                         tracing::info!("the host went away");
                         connected = false;
                         device.line_reset();
-                        // Answers it did not take are not for the next host.
-                        if let Err(e) = stream.discard_output() {
-                            tracing::warn!("could not discard the answers left unread: {e}");
+                        // Neither its requests still queued nor the answers it did not take
+                        // belong to the next host.
+                        if let Err(e) = stream.discard_input().and(stream.discard_output()) {
+                            tracing::warn!("could not discard what the host left on the line: {e}");
                         }
                     }
                     tokio::time::sleep(poll).await;
