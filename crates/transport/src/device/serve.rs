@@ -15,7 +15,8 @@ use super::VirtualDevice;
 use crate::link::Link;
 
 /// What the serve loop does when the host goes away: the stream ends, or reports that nobody
-/// holds its other end (a pseudo-terminal's controller side reads EIO then).
+/// holds its other end (a pseudo-terminal's controller side reads EIO or polls as hung up
+/// then).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hangup {
     /// Return: the stream belongs to one host (a pipe, a socket, a test's link).
@@ -43,8 +44,9 @@ fn is_hangup(e: &io::Error) -> bool {
 
 /// Serves `device` over `stream`: sends the boot byte, then answers whatever arrives, until
 /// the host goes away (with [`Hangup::Stop`]; a host that takes no byte of an answer for
-/// [`WRITE_STALL`] counts as gone) or an I/O error other than a hang-up, which is returned. Interrupted reads are retried. The backend runs on the calling task: a run blocks
-/// the task for as long as it computes.
+/// [`WRITE_STALL`] counts as gone) or an I/O error other than a hang-up, which is returned.
+/// Interrupted reads are retried. The backend runs on the calling task: a run blocks the task
+/// for as long as it computes.
 pub async fn serve<B: Backend, S: Link>(
     device: &mut VirtualDevice<B>,
     stream: &mut S,
