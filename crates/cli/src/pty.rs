@@ -197,11 +197,20 @@ impl Controller {
     }
 }
 
-/// A wait that ended without the line being ready: the task is woken again at once, so the
-/// serve loop polls on (each poll waits up to [`LINE_WAIT`] in the kernel).
-fn waited<T>(cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
-    cx.waker().wake_by_ref();
-    std::task::Poll::Pending
+/// A read or write of the line as the serve loop sees it: a wait that ended without the line
+/// being ready is pending, with the task woken again at once, so the loop polls on (each poll
+/// waits up to [`LINE_WAIT`] in the kernel).
+fn on_line<T>(
+    result: std::io::Result<T>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<std::io::Result<T>> {
+    match result {
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+        done => std::task::Poll::Ready(done),
+    }
 }
 
 impl tokio::io::AsyncRead for Controller {
@@ -210,14 +219,8 @@ impl tokio::io::AsyncRead for Controller {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        match self.0.read(buf.initialize_unfilled()) {
-            Ok(n) => {
-                buf.advance(n);
-                std::task::Poll::Ready(Ok(()))
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => waited(cx),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
+        let read = self.0.read(buf.initialize_unfilled());
+        on_line(read, cx).map_ok(|n| buf.advance(n))
     }
 }
 
@@ -227,11 +230,7 @@ impl tokio::io::AsyncWrite for Controller {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        match std::io::Write::write(&mut self.0, buf) {
-            Ok(n) => std::task::Poll::Ready(Ok(n)),
-            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => waited(cx),
-            Err(e) => std::task::Poll::Ready(Err(e)),
-        }
+        on_line(std::io::Write::write(&mut self.0, buf), cx)
     }
 
     fn poll_flush(

@@ -42,6 +42,12 @@ fn is_hangup(e: &io::Error) -> bool {
     )
 }
 
+/// Whether an answer that could not be written leaves the device without a host: nobody holds
+/// the stream's other end, or the host took no byte of it for [`WRITE_STALL`].
+fn answer_lost(e: &io::Error) -> bool {
+    is_hangup(e) || e.kind() == io::ErrorKind::TimedOut
+}
+
 /// Serves `device` over `stream`: sends the boot byte, then answers whatever arrives, until
 /// the host goes away (with [`Hangup::Stop`]; a host that takes no byte of an answer for
 /// [`WRITE_STALL`] counts as gone) or an I/O error other than a hang-up, which is returned.
@@ -56,7 +62,7 @@ pub async fn serve<B: Backend, S: Link>(
     device.boot(&mut out);
     let mut connected = match write(stream, &out).await {
         Ok(()) => true,
-        Err(e) if is_hangup(&e) || e.kind() == io::ErrorKind::TimedOut => false,
+        Err(e) if answer_lost(&e) => false,
         Err(e) => return Err(e),
     };
     let mut buf = vec![0u8; 1 << 16];
@@ -72,7 +78,7 @@ pub async fn serve<B: Backend, S: Link>(
                 device.receive(&buf[..n], &mut out);
                 match write(stream, &out).await {
                     Ok(()) => false,
-                    Err(e) if is_hangup(&e) || e.kind() == io::ErrorKind::TimedOut => true,
+                    Err(e) if answer_lost(&e) => true,
                     Err(e) => return Err(e),
                 }
             }
