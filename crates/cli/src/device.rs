@@ -148,6 +148,14 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<()> {
     let report = spikeloop_transport::conformance::run_on_port(&args.device, args.baud)
         .map_err(|e| crate::backend::open_error(e, &args.device))?;
     outln!("{report}");
+    if report.line.is_some_and(|line| !line.clean()) {
+        anyhow::bail!(
+            "{} of {} checks failed at {}, but the line itself did not carry plain requests cleanly (see the line: above): run the suite on a clean line before taking the failures for the device's",
+            report.failed(),
+            report.checks.len(),
+            args.device
+        );
+    }
     if !report.all_passed() {
         anyhow::bail!(
             "the device at {} does not conform: {} of {} checks failed (see the FAIL lines above)",

@@ -205,6 +205,43 @@ fn the_virtual_device_passes_the_conformance_suite_over_a_pseudo_terminal() {
     assert!(text.trim_end().ends_with(", 0 failed"), "{text}");
 }
 
+/// The suite through a relay that damages a tenth of the frames: checks fail, and the command
+/// says the line is to blame, not the device, and to run it again on a clean line; through a
+/// clean relay the same device passes.
+#[test]
+fn conformance_through_a_noisy_line_blames_the_line() {
+    let device = DeviceProcess::start(&["--chip-seed", "3"]);
+    // A pseudo-terminal takes any baud rate; a fast one keeps the waits for lost answers short.
+    let run = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_spikeloop"))
+            .args(["conformance", "--device", path, "--baud", "4000000"])
+            .output()
+            .expect("run spikeloop conformance")
+    };
+    {
+        let relay = DeviceProcess::relay(&["--device", &device.path, "--damage", "0.1"]);
+        let o = run(&relay.path);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{out}");
+        assert!(out.contains("line: of "), "{out}");
+        assert!(
+            out.contains("the failures above may be the line's"),
+            "{out}"
+        );
+        assert!(
+            err.contains("the line itself did not carry plain requests cleanly"),
+            "{err}"
+        );
+    }
+    let relay =
+        DeviceProcess::relay(&["--device", &device.path, "--damage", "0", "--disturb", "0"]);
+    let o = run(&relay.path);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("line:"), "{out}");
+}
+
 /// Trains on `device` until the first checkpoint is written, then does `lose` to the device and
 /// returns what the training process said when it ended (it must fail, without a panic, and
 /// keep its checkpoint) and the run's directory.

@@ -2,7 +2,8 @@
 //! against deliberately broken devices (it must fail, naming what is wrong).
 
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
-use spikeloop_transport::conformance::{self, Report};
+use spikeloop_transport::conformance::fault::{Fault, FaultConfig, FaultyLink};
+use spikeloop_transport::conformance::{self, LINE_PROBES, Report};
 use spikeloop_transport::device::{Defects, DeviceConfig, Hangup, VirtualDevice, serve};
 use spikeloop_transport::link::memory_link;
 
@@ -27,6 +28,8 @@ async fn the_virtual_device_passes_every_check() {
     eprintln!("{report}");
     assert!(report.all_passed(), "{report}");
     assert!(report.checks.len() >= 14, "{report}");
+    // Nothing failed, so the line is not probed.
+    assert_eq!(report.line, None);
     // Small device frames change nothing about conformance.
     let report = suite_against(DeviceConfig {
         max_frame_size: 256,
@@ -82,6 +85,16 @@ async fn fails_exactly(defects: Defects, expected: &[(&str, &str)]) {
         assert_eq!(check.name, *name, "{report}");
         assert!(check.detail.contains(why), "{}", check.detail);
     }
+    // The line is clean, and the report says the failures are the device's.
+    let line = report.line.expect("a failed check probes the line");
+    assert!(line.clean(), "{report}");
+    assert_eq!((line.requests, line.intact), (LINE_PROBES, LINE_PROBES));
+    assert!(
+        report
+            .to_string()
+            .contains("the line is clean, so the failures above are the device's"),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -203,4 +216,47 @@ async fn a_device_that_writes_codes_before_checking_them_all_fails() {
         "of the same request was written",
     )
     .await;
+}
+
+/// A correct device behind a line that damages frames: checks fail, and the report puts the
+/// blame where it belongs, on the line, instead of leaving it with the device.
+#[tokio::test(start_paused = true)]
+async fn failures_on_a_damaging_line_are_reported_as_the_lines() {
+    let mut failing = 0;
+    for seed in 1..=3 {
+        let (host_end, mut device_end) = memory_link();
+        let mut device = VirtualDevice::new(chip(), DeviceConfig::default()).expect("device");
+        let server = tokio::spawn(async move {
+            let _ = serve(&mut device, &mut device_end, Hangup::Stop).await;
+        });
+        let link = FaultyLink::wrap(
+            host_end,
+            FaultConfig {
+                rate: 0.05,
+                seed,
+                kinds: Fault::DAMAGING.to_vec(),
+                ..FaultConfig::default()
+            },
+        );
+        let report = conformance::run(link, 1_000_000).await;
+        server.abort();
+        eprintln!("{report}");
+        if report.all_passed() {
+            continue;
+        }
+        failing += 1;
+        let line = report.line.expect("a failed check probes the line");
+        assert!(!line.clean(), "{report}");
+        assert!(line.requests <= LINE_PROBES, "{report}");
+        let text = report.to_string();
+        assert!(
+            text.contains("the failures above may be the line's"),
+            "{text}"
+        );
+    }
+    // At 5 % of the frames damaged, a run of the suite without a damaged frame is rare.
+    assert!(
+        failing >= 2,
+        "only {failing} of 3 runs through the damaging line failed a check"
+    );
 }

@@ -7,7 +7,8 @@ use super::*;
 pub(super) struct Client<L> {
     pub(super) link: L,
     pub(super) decoder: FrameDecoder,
-    pub(super) pending: VecDeque<Frame>,
+    /// Frames decoded but not yet taken, damaged ones as their error.
+    pub(super) pending: VecDeque<Result<Frame, FrameError>>,
     pub(super) buf: Vec<u8>,
     pub(super) next_id: u32,
     pub(super) wait: Duration,
@@ -22,6 +23,15 @@ pub(super) fn is_damage_notice(frame: &Frame) -> bool {
     frame.header.request_id == 0
         && code_of(frame).is_some_and(|e| e.code == pb::ErrorCode::FrameDamaged as i32)
 }
+
+/// True for the failures of [`Client::next_frame`] a line can cause on its own (no answer,
+/// a damaged answer), as opposed to an intact answer that is wrong.
+pub(super) fn is_line_failure(error: &str) -> bool {
+    error.starts_with(NO_ANSWER) || error.starts_with(DAMAGED_ANSWER)
+}
+
+const NO_ANSWER: &str = "no answer within";
+const DAMAGED_ANSWER: &str = "the device sent a damaged frame";
 
 pub(super) type Outcome = Result<String, String>;
 
@@ -71,27 +81,34 @@ impl<L: Link> Client<L> {
             .map_err(|e| format!("write failed: {e}"))
     }
 
-    /// The next intact frame, or an error after `self.wait` without one.
+    /// The next intact frame, or an error after `self.wait` without one (or at a damaged
+    /// frame).
     pub(super) async fn next_frame(&mut self) -> Result<Frame, String> {
         let deadline = Instant::now() + self.wait;
+        match self.next_item(deadline).await? {
+            Ok(f) => Ok(f),
+            Err(e) => Err(format!("{DAMAGED_ANSWER}: {e}")),
+        }
+    }
+
+    /// The next frame as it arrived, intact or damaged; an error when none arrives before
+    /// `deadline`.
+    pub(super) async fn next_item(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Result<Frame, FrameError>, String> {
         loop {
             if let Some(f) = self.pending.pop_front() {
                 return Ok(f);
             }
             match tokio::time::timeout_at(deadline, self.link.read(&mut self.buf)).await {
                 Err(_) => {
-                    return Err(format!("no answer within {} ms", self.wait.as_millis()));
+                    return Err(format!("{NO_ANSWER} {} ms", self.wait.as_millis()));
                 }
                 Ok(Ok(0)) => return Err("the link was closed".into()),
                 Ok(Ok(n)) => {
-                    for item in self.decoder.decode(&self.buf[..n]) {
-                        match item {
-                            Ok(f) => self.pending.push_back(f),
-                            Err(e) => {
-                                return Err(format!("the device sent a damaged frame: {e}"));
-                            }
-                        }
-                    }
+                    let items = self.decoder.decode(&self.buf[..n]);
+                    self.pending.extend(items);
                 }
                 Ok(Err(e)) => return Err(format!("read failed: {e}")),
             }

@@ -26,7 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::convert::{DeviceInfo, configure_messages, hello, run_requests};
-use crate::frame::{Flags, Frame, FrameDecoder, Header, MIN_MAX_FRAME_SIZE, encode_frame};
+use crate::frame::{
+    Flags, Frame, FrameDecoder, FrameError, Header, MIN_MAX_FRAME_SIZE, encode_frame,
+};
 use crate::link::Link;
 use crate::messages::{Message, MessageType, PROTOCOL_VERSION, decode_message, encode_message, pb};
 
@@ -36,10 +38,12 @@ pub mod golden;
 mod client;
 mod codes;
 mod framing;
+mod line;
 mod running;
 mod sessions;
 
 use golden::{golden_batch, golden_network};
+pub use line::{LINE_PROBES, LineProbe};
 
 use {client::*, codes::*, framing::*, running::*, sessions::*};
 
@@ -64,6 +68,9 @@ pub struct Report {
     pub device_id: String,
     /// The checks in the order they ran.
     pub checks: Vec<Check>,
+    /// After a failed check: whether plain requests crossed the line intact (`None` when every
+    /// check passed or the handshake failed).
+    pub line: Option<LineProbe>,
 }
 
 impl Report {
@@ -109,6 +116,9 @@ impl fmt::Display for Report {
                 c.name,
                 c.detail
             )?;
+        }
+        if let Some(line) = &self.line {
+            writeln!(f, "line: {line}")?;
         }
         write!(
             f,
@@ -216,6 +226,9 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
     }
     let r = reset(&mut client, &info).await;
     report.add("reset", r);
+    if !report.all_passed() {
+        report.line = Some(line::probe_line(&mut client).await);
+    }
     report
 }
 
@@ -244,9 +257,25 @@ async fn state_of<L: Link>(c: &mut Client<L>) -> Result<pb::DeviceState, String>
     Ok(pb::DeviceState::try_from(s.state).unwrap_or(pb::DeviceState::Unspecified))
 }
 
+/// `Hello`s the handshake sends before it gives up, when no intact answer comes (a line may
+/// lose the first; the host engine retries it too).
+const HELLO_ATTEMPTS: u32 = 3;
+
 async fn handshake<L: Link>(c: &mut Client<L>) -> Result<DeviceInfo, String> {
     c.send(&[0]).await?;
-    let answer = c.call(&suite_hello(c.nonce)).await?;
+    let mut attempt = 1;
+    let answer = loop {
+        match c.call(&suite_hello(c.nonce)).await {
+            Ok(answer) => break answer,
+            Err(e) if attempt < HELLO_ATTEMPTS && is_line_failure(&e) => {
+                attempt += 1;
+                c.pending.clear();
+                c.decoder.reset();
+            }
+            Err(e) if attempt > 1 => return Err(format!("{e} (after {attempt} Hellos)")),
+            Err(e) => return Err(e),
+        }
+    };
     let Message::HelloReply(reply) = answer else {
         return Err("Hello was not answered with HelloReply".into());
     };
