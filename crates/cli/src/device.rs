@@ -148,6 +148,13 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<()> {
     let report = spikeloop_transport::conformance::run_on_port(&args.device, args.baud)
         .map_err(|e| crate::backend::open_error(e, &args.device))?;
     outln!("{report}");
+    if report.unanswered() {
+        anyhow::bail!(
+            "nothing answered at {}: not one byte came back to the suite's Hellos; is the device running and on this port (`spikeloop ports` lists the serial ports), and for a UART bridge at this baud rate (--baud {})?",
+            args.device,
+            args.baud
+        );
+    }
     if report.line.is_some_and(|line| !line.clean()) {
         anyhow::bail!(
             "{} of {} checks failed at {}, but the line itself did not carry plain requests cleanly (see the line: above): run the suite on a clean line before taking the failures for the device's",

@@ -4,8 +4,10 @@
 use spikeloop_emulator::{EmulatorBackend, EmulatorConfig};
 use spikeloop_transport::conformance::fault::{Fault, FaultConfig, FaultyLink};
 use spikeloop_transport::conformance::{self, LINE_PROBES, Report};
+use spikeloop_transport::convert::hello;
 use spikeloop_transport::device::{Defects, DeviceConfig, Hangup, VirtualDevice, serve};
 use spikeloop_transport::link::memory_link;
+use spikeloop_transport::{Message, encode_message};
 
 fn chip() -> EmulatorBackend {
     EmulatorBackend::new(EmulatorConfig::default()).expect("emulator")
@@ -258,5 +260,57 @@ async fn failures_on_a_damaging_line_are_reported_as_the_lines() {
     assert!(
         failing >= 2,
         "only {failing} of 3 runs through the damaging line failed a check"
+    );
+}
+
+/// Nothing at the other end: the handshake fails after its Hellos, the suite stops there, and
+/// the report knows that not one byte came back (so it is no verdict on a device).
+#[tokio::test(start_paused = true)]
+async fn a_silent_line_is_reported_as_unanswered() {
+    let (host_end, _silent_end) = memory_link();
+    let report = conformance::run(host_end, 115_200).await;
+    eprintln!("{report}");
+    assert_eq!(report.checks.len(), 1, "{report}");
+    assert_eq!(report.checks[0].name, "handshake");
+    assert!(
+        report.checks[0].detail.contains("after 3 Hellos"),
+        "{report}"
+    );
+    assert!(report.unanswered(), "{report}");
+    assert_eq!(report.line, None);
+    // A device that answers is never reported as silent, even when it fails checks.
+    let report = suite_against(DeviceConfig {
+        replay_cache_len: 0,
+        ..DeviceConfig::default()
+    })
+    .await;
+    assert!(!report.all_passed() && !report.unanswered(), "{report}");
+}
+
+/// An earlier host's Hellos still in the device's input (it was stopped while that host came
+/// and went): their answers reach the suite first, and are skipped as the host engine skips
+/// them, instead of failing the handshake over a nonce this run never sent.
+#[tokio::test]
+async fn answers_an_earlier_host_left_on_the_line_are_skipped() {
+    use tokio::io::AsyncWriteExt;
+    let (mut host_end, mut device_end) = memory_link();
+    for id in [1, 2] {
+        let old = Message::Hello(hello("an earlier host", 256, 0xDEAD_BEEF + u64::from(id)));
+        let wire = encode_message(id, &old, usize::MAX).expect("encode");
+        host_end.write_all(&wire).await.expect("write");
+    }
+    let mut device = VirtualDevice::new(chip(), DeviceConfig::default()).expect("device");
+    let server = tokio::spawn(async move {
+        let _ = serve(&mut device, &mut device_end, Hangup::Stop).await;
+    });
+    let report = conformance::run(host_end, 1_000_000).await;
+    server.await.expect("device task");
+    eprintln!("{report}");
+    assert!(report.all_passed(), "{report}");
+    assert!(
+        report.checks[0]
+            .detail
+            .contains("(2 answers an earlier host left on the line skipped)"),
+        "{report}"
     );
 }

@@ -16,6 +16,8 @@ pub(super) struct Client<L> {
     pub(super) nonce: u64,
     /// `FRAME_DAMAGED` notices received so far.
     pub(super) damaged_notices: u64,
+    /// Bytes received so far, frames or not.
+    pub(super) bytes_received: u64,
 }
 
 /// True for the device's notice of a damaged frame (`FRAME_DAMAGED`, request id 0).
@@ -30,8 +32,8 @@ pub(super) fn is_line_failure(error: &str) -> bool {
     error.starts_with(NO_ANSWER) || error.starts_with(DAMAGED_ANSWER)
 }
 
-const NO_ANSWER: &str = "no answer within";
-const DAMAGED_ANSWER: &str = "the device sent a damaged frame";
+pub(super) const NO_ANSWER: &str = "no answer within";
+pub(super) const DAMAGED_ANSWER: &str = "the device sent a damaged frame";
 
 pub(super) type Outcome = Result<String, String>;
 
@@ -107,6 +109,7 @@ impl<L: Link> Client<L> {
                 }
                 Ok(Ok(0)) => return Err("the link was closed".into()),
                 Ok(Ok(n)) => {
+                    self.bytes_received += n as u64;
                     let items = self.decoder.decode(&self.buf[..n]);
                     self.pending.extend(items);
                 }

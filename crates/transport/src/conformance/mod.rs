@@ -71,6 +71,9 @@ pub struct Report {
     /// After a failed check: whether plain requests crossed the line intact (`None` when every
     /// check passed or the handshake failed).
     pub line: Option<LineProbe>,
+    /// Bytes that came from the device during the suite, frames or not (none: nothing answered
+    /// at all).
+    pub bytes_received: u64,
 }
 
 impl Report {
@@ -82,6 +85,12 @@ impl Report {
     /// Number of failed checks.
     pub fn failed(&self) -> usize {
         self.checks.len() - self.passed()
+    }
+
+    /// True when the handshake failed without a single byte from the other end: no device
+    /// answered at all (not running, another port, or a line that carries nothing).
+    pub fn unanswered(&self) -> bool {
+        self.bytes_received == 0 && self.checks.first().is_some_and(|c| !c.passed)
     }
 
     /// True when every check passed.
@@ -134,20 +143,24 @@ impl fmt::Display for Report {
 /// `command_timeout_ms` plus the transmission of the largest frames plus half a second (two
 /// seconds for the handshake).
 pub async fn run<L: Link>(link: L, baud: u32) -> Report {
+    let nonce = crate::convert::session_nonce();
     let mut client = Client {
         link,
         decoder: FrameDecoder::new(SUITE_FRAME_SIZE as usize),
         pending: VecDeque::new(),
         buf: vec![0u8; 1 << 16],
-        next_id: 1,
+        // As the host engine does: ids start at a point drawn with the session's nonce, so that
+        // answers an earlier host left on the line do not carry the ids this run awaits.
+        next_id: ((nonce >> 32) as u32 ^ nonce as u32).max(1),
         wait: Duration::from_secs(2),
-        nonce: crate::convert::session_nonce(),
+        nonce,
         damaged_notices: 0,
+        bytes_received: 0,
     };
     let mut report = Report::default();
     let _ = client.link.discard_input();
     let info = match handshake(&mut client).await {
-        Ok(info) => {
+        Ok((info, stale)) => {
             let transmit = |n: usize| {
                 Duration::from_secs_f64(
                     crate::frame::max_wire_len(n) as f64 * 10.0 / f64::from(baud.max(1)),
@@ -161,18 +174,24 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
             report.add(
                 "handshake",
                 Ok(format!(
-                    "version {}, {} ns ticks, tau_s {} us, frames up to {} bytes, {} in flight",
+                    "version {}, {} ns ticks, tau_s {} us, frames up to {} bytes, {} in flight{}",
                     info.version,
                     info.scale.tick_ns(),
                     info.scale.tau_s_us(),
                     info.max_frame_size,
-                    info.max_requests_in_flight
+                    info.max_requests_in_flight,
+                    if stale > 0 {
+                        format!(" ({stale} answers an earlier host left on the line skipped)")
+                    } else {
+                        String::new()
+                    }
                 )),
             );
             info
         }
         Err(e) => {
             report.add("handshake", Err(e));
+            report.bytes_received = client.bytes_received;
             return report;
         }
     };
@@ -229,6 +248,7 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
     if !report.all_passed() {
         report.line = Some(line::probe_line(&mut client).await);
     }
+    report.bytes_received = client.bytes_received;
     report
 }
 
@@ -261,37 +281,87 @@ async fn state_of<L: Link>(c: &mut Client<L>) -> Result<pb::DeviceState, String>
 /// lose the first; the host engine retries it too).
 const HELLO_ATTEMPTS: u32 = 3;
 
-async fn handshake<L: Link>(c: &mut Client<L>) -> Result<DeviceInfo, String> {
+/// The handshake: the device's announcement, and how many answers an earlier host left on the
+/// line were skipped.
+async fn handshake<L: Link>(c: &mut Client<L>) -> Result<(DeviceInfo, u32), String> {
     c.send(&[0]).await?;
-    let mut attempt = 1;
-    let answer = loop {
-        match c.call(&suite_hello(c.nonce)).await {
-            Ok(answer) => break answer,
-            Err(e) if attempt < HELLO_ATTEMPTS && is_line_failure(&e) => {
-                attempt += 1;
+    let mut stale = 0;
+    let mut last_error = String::new();
+    let mut answer = None;
+    for attempt in 1..=HELLO_ATTEMPTS {
+        match hello_attempt(c, &mut stale).await {
+            Ok(reply) => {
+                answer = Some(reply);
+                break;
+            }
+            Err(e) if is_line_failure(&e) => {
+                last_error = if attempt > 1 {
+                    format!("{e} (after {attempt} Hellos)")
+                } else {
+                    e
+                };
                 c.pending.clear();
                 c.decoder.reset();
             }
-            Err(e) if attempt > 1 => return Err(format!("{e} (after {attempt} Hellos)")),
             Err(e) => return Err(e),
         }
+    }
+    let Some(answer) = answer else {
+        return Err(last_error);
     };
     let Message::HelloReply(reply) = answer else {
         return Err("Hello was not answered with HelloReply".into());
     };
-    if reply.session_nonce != c.nonce {
-        return Err(format!(
-            "HelloReply echoes session nonce {:#x}, the Hello carried {:#x}",
-            reply.session_nonce, c.nonce
-        ));
-    }
     if reply.version != PROTOCOL_VERSION {
         return Err(format!(
             "HelloReply chose version {}, expected {PROTOCOL_VERSION}",
             reply.version
         ));
     }
-    DeviceInfo::from_hello_reply(&reply).map_err(|e| e.to_string())
+    DeviceInfo::from_hello_reply(&reply)
+        .map(|info| (info, stale))
+        .map_err(|e| e.to_string())
+}
+
+/// One `Hello` and its answer. Answers an earlier host left on the line (another request id,
+/// or a `HelloReply` to another session's nonce) are skipped, as the host engine skips them;
+/// a `HelloReply` that echoes a nonce never sent fails only when no right one follows it.
+async fn hello_attempt<L: Link>(c: &mut Client<L>, stale: &mut u32) -> Result<Message, String> {
+    let id = c.id();
+    let hello = suite_hello(c.nonce);
+    let wire = encode_message(id, &hello, usize::MAX).map_err(|e| e.to_string())?;
+    c.send(&wire).await?;
+    let deadline = Instant::now() + c.wait;
+    let mut wrong_nonce = None;
+    loop {
+        let frame = match c.next_item(deadline).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => return Err(format!("{DAMAGED_ANSWER}: {e}")),
+            Err(e) => {
+                return Err(match wrong_nonce {
+                    Some(n) => format!(
+                        "HelloReply echoes session nonce {n:#x}, the Hello carried {:#x}",
+                        c.nonce
+                    ),
+                    None => e,
+                });
+            }
+        };
+        if is_damage_notice(&frame) {
+            c.damaged_notices += 1;
+            continue;
+        }
+        let message = decode_message(&frame);
+        match message {
+            Ok(Message::HelloReply(r)) if r.session_nonce != c.nonce => {
+                *stale += 1;
+                wrong_nonce = Some(r.session_nonce);
+            }
+            _ if frame.header.request_id != id => *stale += 1,
+            Ok(m) if Some(m.message_type()) == hello.message_type().reply_type() => return Ok(m),
+            _ => return Err(format!("Hello was answered by {}", describe(&frame))),
+        }
+    }
 }
 
 /// Runs the conformance suite against the device on the serial port at `path`.
