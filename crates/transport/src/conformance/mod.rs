@@ -149,9 +149,8 @@ pub async fn run<L: Link>(link: L, baud: u32) -> Report {
         decoder: FrameDecoder::new(SUITE_FRAME_SIZE as usize),
         pending: VecDeque::new(),
         buf: vec![0u8; 1 << 16],
-        // As the host engine does: ids start at a point drawn with the session's nonce, so that
-        // answers an earlier host left on the line do not carry the ids this run awaits.
-        next_id: ((nonce >> 32) as u32 ^ nonce as u32).max(1),
+        // As the host engine's: answers an earlier host left do not carry the ids awaited here.
+        next_id: crate::convert::first_request_id(nonce),
         wait: Duration::from_secs(2),
         nonce,
         damaged_notices: 0,

@@ -57,6 +57,13 @@ pub fn session_nonce() -> u64 {
     h.finish().max(1)
 }
 
+/// The first request id of the session with `nonce`: a point drawn with the nonce, so that ids
+/// do not repeat from one host session to the next (a late answer meant for an earlier host is
+/// then discarded as stale, never taken for an answer). Never 0.
+pub fn first_request_id(nonce: u64) -> u32 {
+    ((nonce >> 32) as u32 ^ nonce as u32).max(1)
+}
+
 /// The version a device speaks with a host: the newest one in both ranges.
 pub fn negotiate_version(
     hello: &pb::Hello,

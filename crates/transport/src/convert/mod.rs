@@ -26,7 +26,9 @@ pub use codes::{
     CIRCUIT_CODES_LEN, checked_writes, circuit_codes, codes_of, entries_per_frame, write_requests,
 };
 pub use errors::{MAX_ERROR_NAME_LEN, backend_error, error_from_backend, fit_error};
-pub use handshake::{DeviceInfo, hello, negotiate_version, session_nonce, window_ticks};
+pub use handshake::{
+    DeviceInfo, first_request_id, hello, negotiate_version, session_nonce, window_ticks,
+};
 pub use membrane::{EncodedTrace, TraceAssembler, membrane_request, membrane_request_from};
 pub use network::{
     AssemblyLimits, NetworkAssembler, WeightCodes, configure_messages, network_from_messages,

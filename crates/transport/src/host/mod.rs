@@ -118,10 +118,7 @@ impl<L: Link> HostCore<L> {
             network: None,
             noise_position: None,
         };
-        // Request ids start at a point drawn with the session's nonce, so that ids do not
-        // repeat from one host session to the next (a late answer meant for an earlier host is
-        // then discarded as stale, never taken for an answer).
-        core.next_id = ((core.session_nonce >> 32) as u32 ^ core.session_nonce as u32).max(1);
+        core.next_id = crate::convert::first_request_id(core.session_nonce);
         core.write(&[0]).await?;
         core.handshake().await?;
         Ok(core)
