@@ -122,6 +122,12 @@ impl<L: Link> Client<L> {
     /// notices are counted in `self.damaged_notices`).
     pub(super) async fn exchange_raw(&mut self, wire: &[u8]) -> Result<Frame, String> {
         self.send(wire).await?;
+        self.next_answer().await
+    }
+
+    /// The next frame that is not a `FRAME_DAMAGED` notice (the notices are counted in
+    /// `self.damaged_notices`).
+    pub(super) async fn next_answer(&mut self) -> Result<Frame, String> {
         loop {
             let frame = self.next_frame().await?;
             if is_damage_notice(&frame) {
@@ -132,15 +138,32 @@ impl<L: Link> Client<L> {
         }
     }
 
+    /// Sends `message` under a fresh id; returns the id and the bytes sent.
+    pub(super) async fn send_message(
+        &mut self,
+        message: &Message,
+    ) -> Result<(u32, Vec<u8>), String> {
+        let id = self.id();
+        let wire = encode_message(id, message, usize::MAX).map_err(|e| e.to_string())?;
+        self.send(&wire).await?;
+        Ok((id, wire))
+    }
+
+    /// Forgets frames decoded but not taken and any partial frame, so that reading starts
+    /// afresh at the next frame.
+    pub(super) fn forget_input(&mut self) {
+        self.pending.clear();
+        self.decoder.reset();
+    }
+
     /// Sends `message` with a fresh id; returns the id, the wire bytes and the answer frame,
     /// which must carry that id.
     pub(super) async fn request(
         &mut self,
         message: &Message,
     ) -> Result<(u32, Vec<u8>, Frame), String> {
-        let id = self.id();
-        let wire = encode_message(id, message, usize::MAX).map_err(|e| e.to_string())?;
-        let frame = self.exchange_raw(&wire).await?;
+        let (id, wire) = self.send_message(message).await?;
+        let frame = self.next_answer().await?;
         if frame.header.request_id != id {
             return Err(format!(
                 "{} was answered by {} (expected request id {id})",

@@ -96,19 +96,16 @@ pub(super) async fn probe_line<L: Link>(c: &mut Client<L>) -> LineProbe {
             break;
         }
     }
-    c.pending.clear();
-    c.decoder.reset();
+    c.forget_input();
     for _ in 0..LINE_PROBES {
         probe.requests += 1;
-        let id = c.id();
-        let Ok(wire) = encode_message(id, &Message::StatsRequest(pb::StatsRequest {}), usize::MAX)
+        let Ok((id, _)) = c
+            .send_message(&Message::StatsRequest(pb::StatsRequest {}))
+            .await
         else {
-            break;
-        };
-        if c.send(&wire).await.is_err() {
             probe.lost += 1;
             break;
-        }
+        };
         let deadline = Instant::now() + c.wait;
         loop {
             match c.next_item(deadline).await {

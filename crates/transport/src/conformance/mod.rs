@@ -299,8 +299,7 @@ async fn handshake<L: Link>(c: &mut Client<L>) -> Result<(DeviceInfo, u32), Stri
                 } else {
                     e
                 };
-                c.pending.clear();
-                c.decoder.reset();
+                c.forget_input();
             }
             Err(e) => return Err(e),
         }
@@ -326,10 +325,8 @@ async fn handshake<L: Link>(c: &mut Client<L>) -> Result<(DeviceInfo, u32), Stri
 /// or a `HelloReply` to another session's nonce) are skipped, as the host engine skips them;
 /// a `HelloReply` that echoes a nonce never sent fails only when no right one follows it.
 async fn hello_attempt<L: Link>(c: &mut Client<L>, stale: &mut u32) -> Result<Message, String> {
-    let id = c.id();
     let hello = suite_hello(c.nonce);
-    let wire = encode_message(id, &hello, usize::MAX).map_err(|e| e.to_string())?;
-    c.send(&wire).await?;
+    let (id, _) = c.send_message(&hello).await?;
     let deadline = Instant::now() + c.wait;
     let mut wrong_nonce = None;
     loop {
