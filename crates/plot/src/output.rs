@@ -8,7 +8,7 @@
 //! embedded font's metrics), so a figure can be edited and its labels
 //! searched in a paper's source.
 
-use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
@@ -104,32 +104,68 @@ pub(crate) fn render_error<E: std::error::Error + Send + Sync>(
 
 /// Renders `figure` as a PNG or SVG (by the extension of `path`) and moves it
 /// to `path` only once it is complete.
+///
+/// The figure is drawn and encoded in memory and only then written, so that a
+/// failing write (a full disk, say) is reported as what it is, an I/O error on
+/// `path`, rather than from inside the encoder.
 pub(crate) fn write_figure(path: &Path, figure: &impl Figure) -> Result<(), PlotError> {
     let format = Format::of_named(path)?;
     let font = font::dejavu_sans()?;
-    // Created here, beside the figure, so that a missing directory or a read-only location is
-    // a clear I/O error instead of an encoder message; removed again when anything fails.
-    let temp = temp_file_for(path, format)?;
+    // Created first, beside the figure, so that a missing directory or a read-only location is
+    // reported before any drawing; removed again when anything fails.
+    let mut temp = temp_file_for(path, format)?;
 
     let size = figure.size();
-    let rendered = match format {
-        Format::Png => render(
-            path,
-            PngBackend::new(BitMapBackend::new(temp.path(), size), font).into_drawing_area(),
-            figure,
-        ),
-        Format::Svg => render(
-            path,
-            SVGBackend::new(temp.path(), size).into_drawing_area(),
-            figure,
-        ),
+    let bytes = match format {
+        Format::Png => {
+            let (w, h) = (size.0 as usize, size.1 as usize);
+            let mut pixels = vec![0u8; w * h * 3];
+            render(
+                path,
+                PngBackend::new(BitMapBackend::with_buffer(&mut pixels, size), font)
+                    .into_drawing_area(),
+                figure,
+            )?;
+            encode_png(&pixels, size).map_err(|e| PlotError::Render {
+                path: path.to_path_buf(),
+                message: format!("PNG encoding failed: {e}"),
+            })?
+        }
+        Format::Svg => {
+            let mut text = String::new();
+            render(
+                path,
+                SVGBackend::with_string(&mut text, size).into_drawing_area(),
+                figure,
+            )?;
+            text.into_bytes()
+        }
     };
-    rendered?;
-    File::open(temp.path())
-        .and_then(|f| f.sync_all())
-        .map_err(|source| io_error(path, source))?;
+    write_synced(temp.as_file_mut(), &bytes, path)?;
     temp.persist(path).map_err(|e| io_error(path, e.error))?;
     Ok(())
+}
+
+/// Writes `bytes` to `file` and waits until they are on disk; a failure is an I/O error of the
+/// figure at `path`.
+fn write_synced(file: &mut std::fs::File, bytes: &[u8], path: &Path) -> Result<(), PlotError> {
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| io_error(path, source))
+}
+
+/// 8-bit RGB `pixels` (rows top to bottom) of an image of `size` as PNG bytes.
+fn encode_png(pixels: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Each row filtered the way that compresses it best: figures are mostly flat colour.
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(pixels)?;
+    writer.finish()?;
+    Ok(bytes)
 }
 
 fn render<DB: DrawingBackend>(
@@ -143,8 +179,7 @@ fn render<DB: DrawingBackend>(
 }
 
 /// A hidden, uniquely named file in the destination's directory
-/// (`.fig.png.a8Xk2Q.tmp.png`). It ends in the format's extension because the PNG encoder
-/// picks the image format from it.
+/// (`.fig.png.a8Xk2Q.tmp.png`), ending in the format's extension like the figure.
 fn temp_file_for(path: &Path, format: Format) -> Result<tempfile::NamedTempFile, PlotError> {
     let name = path.file_name().ok_or_else(|| PlotError::InvalidPath {
         path: path.to_path_buf(),
@@ -204,6 +239,24 @@ mod tests {
             parent == Path::new(".") || parent == cwd,
             "{} is not in the current directory",
             temp.display()
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_is_an_io_error_of_the_figure() {
+        // Writes to /dev/full fail as on a full disk.
+        let mut full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full exists on Linux");
+        let err = write_synced(&mut full, &[0; 64], Path::new("out/fig.png"))
+            .expect_err("/dev/full takes nothing");
+        assert!(matches!(err, PlotError::Io { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("cannot write `out/fig.png`: No space left on device"),
+            "{message}"
         );
     }
 
