@@ -460,6 +460,15 @@ fn infer_matches_closed_form_spike_times() {
         &infer(&dir.join("metrics.csv").join("infer.json")),
         "metrics.csv is a file",
     );
+    // A built-in data set has no files to look for elsewhere.
+    let o = spikeloop(&[
+        "infer",
+        "--model",
+        dir.join("model.json").to_str().expect("utf-8"),
+        "--data-dir",
+        "/tmp",
+    ]);
+    assert_clear_error(&o, "--data-dir /tmp: applies to the data sets read from IDX files");
     let out = dir.join("reports").join("infer.json");
     let o = infer(&out);
     assert!(o.status.success(), "{}", stderr(&o));
