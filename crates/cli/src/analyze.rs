@@ -491,12 +491,17 @@ fn profile_series<'a>(
             reference: false,
         },
     ];
-    v.extend(reference.map(|values| ProfileSeries {
+    v.extend(reference.map(study_series));
+    v
+}
+
+/// The founding study's values over depth, drawn as a reference.
+fn study_series(values: &[f64]) -> spikeloop_plot::ProfileSeries<'_> {
+    spikeloop_plot::ProfileSeries {
         label: "founding study (MNIST, 4 x 400)",
         values,
         reference: true,
-    }));
-    v
+    }
 }
 
 fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
@@ -553,7 +558,45 @@ fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
     let window_series = profile_series(&window_u, &window_t, study_window.as_deref());
     let sep_series = profile_series(&sep_u, &sep_t, study_separability.as_deref());
     let read_series = profile_series(&read_u, &read_t, None);
-    let depth_panels = [
+    // Dale networks: the trained network's populations beside its whole layers (the whole
+    // layer second, so that it keeps the trained network's colour of the other panels).
+    let population = |f: fn(&LayerReport) -> Option<PacketSummary>| -> Vec<f64> {
+        r.trained
+            .layers
+            .iter()
+            .map(|l| f(l).map_or(f64::NAN, |p| p.window50))
+            .collect()
+    };
+    let dale = r.trained.layers.iter().any(|l| l.excitatory.is_some());
+    let (excitatory, inhibitory, pathway) = (
+        population(|l| l.excitatory),
+        population(|l| l.inhibitory),
+        population(|l| l.pathway),
+    );
+    let mut population_series = vec![
+        spikeloop_plot::ProfileSeries {
+            label: "excitatory",
+            values: &excitatory,
+            reference: false,
+        },
+        spikeloop_plot::ProfileSeries {
+            label: "whole layer",
+            values: &window_t,
+            reference: false,
+        },
+        spikeloop_plot::ProfileSeries {
+            label: "inhibitory",
+            values: &inhibitory,
+            reference: false,
+        },
+        spikeloop_plot::ProfileSeries {
+            label: "pathway neurons",
+            values: &pathway,
+            reference: false,
+        },
+    ];
+    population_series.extend(study_window.as_deref().map(study_series));
+    let mut depth_panels = vec![
         ProfilePanel {
             caption: "Pulse packet: median 50 % window",
             y_label: "tau_s",
@@ -570,6 +613,16 @@ fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
             series: &read_series,
         },
     ];
+    if dale {
+        depth_panels.insert(
+            1,
+            ProfilePanel {
+                caption: "Dale's law: 50 % window per population (trained)",
+                y_label: "tau_s",
+                series: &population_series,
+            },
+        );
+    }
     let raster_layers = |n: &NetworkReport| -> Vec<Vec<f64>> {
         n.layers.iter().map(|l| l.first_sample.clone()).collect()
     };

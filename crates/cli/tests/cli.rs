@@ -468,7 +468,10 @@ fn infer_matches_closed_form_spike_times() {
         "--data-dir",
         "/tmp",
     ]);
-    assert_clear_error(&o, "--data-dir /tmp: applies to the data sets read from IDX files");
+    assert_clear_error(
+        &o,
+        "--data-dir /tmp: applies to the data sets read from IDX files",
+    );
     let out = dir.join("reports").join("infer.json");
     let o = infer(&out);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -377,6 +377,16 @@ fn analyze_reports_every_layer_of_a_deep_dale_network_beside_its_untrained_self(
             );
         }
     }
+    // The populations of a Dale network are drawn over depth too (SVG keeps its text).
+    let depth = std::fs::read_to_string(out_dir.join("depth.svg")).expect("depth.svg");
+    for label in [
+        "Dale&apos;s law",
+        "excitatory",
+        "inhibitory",
+        "pathway neurons",
+    ] {
+        assert!(depth.contains(label), "{label} missing from depth.svg");
+    }
     let err = refused(&[
         "analyze",
         "--model",
