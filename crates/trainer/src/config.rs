@@ -119,13 +119,54 @@ pub struct NetworkConfig {
 /// (their outgoing weights are initialised with that sign and projected back onto it after
 /// every step); the weights from the inputs into the first layer, and from bias spikes, stay
 /// free.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// A configuration file gives it as a table (`[network.dale]` with `excitatory = 300` and
+/// `inhibitory = 100`, as `config.toml` records it) or as the command line does
+/// (`dale = "300:100"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Dale {
     /// Excitatory neurons per hidden layer (its first ones).
     pub excitatory: usize,
     /// Inhibitory neurons per hidden layer (its last ones).
     pub inhibitory: usize,
+}
+
+impl<'de> Deserialize<'de> for Dale {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The table form, with the field names checked.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            excitatory: usize,
+            inhibitory: usize,
+        }
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = Dale;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "Dale's split as \"E:I\" (e.g. \"300:100\") or as a table with `excitatory` and `inhibitory`",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Dale, E> {
+                text.parse().map_err(E::custom)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Dale, A::Error> {
+                let Table {
+                    excitatory,
+                    inhibitory,
+                } = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Dale {
+                    excitatory,
+                    inhibitory,
+                })
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 impl Dale {
@@ -916,6 +957,34 @@ mod tests {
         ] {
             let e = TrainConfig::from_toml(text).expect_err(text);
             assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn dale_s_split_reads_as_a_table_or_as_on_the_command_line() {
+        let head = "preset = \"software\"\ndataset = \"digits\"\n[network]\nhidden = [40]\n";
+        let table = TrainConfig::from_toml(&format!(
+            "{head}[network.dale]\nexcitatory = 30\ninhibitory = 10\n"
+        ))
+        .expect("table");
+        let text = TrainConfig::from_toml(&format!("{head}dale = \"30:10\"\n")).expect("text");
+        let split = Some(Dale {
+            excitatory: 30,
+            inhibitory: 10,
+        });
+        assert_eq!((table.network.dale, text.network.dale), (split, split));
+        // Written back as a table, which reads again.
+        assert_eq!(
+            TrainConfig::from_toml(&text.to_toml()).expect("again"),
+            text
+        );
+        for (bad, says) in [
+            ("dale = \"30-10\"", "give Dale's split as E:I"),
+            ("dale = 30", "Dale's split as \"E:I\""),
+            ("[network.dale]\nexcitatory = 30\ninhibit = 10", "inhibit"),
+        ] {
+            let e = TrainConfig::from_toml(&format!("{head}{bad}\n")).expect_err(bad);
+            assert!(e.to_string().contains(says), "{bad}: {e}");
         }
     }
 
