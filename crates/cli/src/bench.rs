@@ -140,7 +140,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     for r in &rows {
         let (epoch, all) = r.epoch_seconds.map_or_else(
             || ("-".to_owned(), "-".to_owned()),
-            |s| (format!("{s:.3}"), format!("{:.1}s", 300.0 * s)),
+            |s| (format!("{s:.3}"), span(300.0 * s)),
         );
         outln!(
             "{:>8} {:>14.0} {:>16.0} {:>20.0} {:>14} {:>18}",
@@ -398,4 +398,29 @@ fn host() -> String {
         if cores == 1 { "" } else { "s" },
         spikeloop_lif::widest_simd_name()
     )
+}
+
+/// A duration in the unit a reader plans with: seconds up to two minutes, minutes up to two
+/// hours, hours beyond (`28.4 s`, `52.3 min`, `3.14 h`).
+fn span(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 7200.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else {
+        format!("{:.2} h", seconds / 3600.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+
+    #[test]
+    fn spans_are_written_in_the_unit_one_plans_with() {
+        assert_eq!(span(28.44), "28.4 s");
+        assert_eq!(span(119.9), "119.9 s");
+        assert_eq!(span(3138.0), "52.3 min");
+        assert_eq!(span(11299.4), "3.14 h");
+    }
 }
