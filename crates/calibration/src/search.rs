@@ -7,6 +7,8 @@
 //! plus a small seeded offset (so that circuits do not share values by construction), takes 9
 //! halving steps (256 down to 1, which reach every code), then measures the final code's two
 //! neighbours and keeps the best of the three: 12 measurements per circuit.
+//!
+//! [`AnalogParameter::rises_with_code`]: spikeloop_backend::analog::AnalogParameter::rises_with_code
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;

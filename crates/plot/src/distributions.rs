@@ -34,7 +34,7 @@ pub struct DistributionPanel<'a> {
     pub target: Option<f64>,
 }
 
-/// A figure of before-and-after distributions, [`COLUMNS`] panels per row.
+/// A figure of before-and-after distributions, three panels per row.
 #[derive(Debug, Clone, Copy)]
 pub struct Distributions<'a> {
     /// Figure title. May be empty.
