@@ -51,8 +51,8 @@ fn answer_lost(e: &io::Error) -> bool {
 /// Serves `device` over `stream`: sends the boot byte, then answers whatever arrives, until
 /// the host goes away (with [`Hangup::Stop`]; a host that takes no byte of an answer for
 /// `WRITE_STALL`, two seconds, counts as gone) or an I/O error other than a hang-up, which is
-/// returned. Interrupted reads are retried. The backend runs on the calling task: a run blocks the task
-/// for as long as it computes.
+/// returned. Interrupted reads are retried. The backend runs on the calling task: a run blocks
+/// the task for as long as it computes.
 pub async fn serve<B: Backend, S: Link>(
     device: &mut VirtualDevice<B>,
     stream: &mut S,
