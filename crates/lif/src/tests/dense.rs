@@ -74,6 +74,22 @@ fn dense_layer_finds_crossings_at_grazing_peaks() {
     assert!((5..20).contains(&fired), "{fired} of 20 fired");
 }
 
+/// The dense scan of `n_out` neurons with weights `w` (row-major) agrees with `spike_time`,
+/// neuron by neuron, bit for bit.
+fn assert_dense_equals_single(params: &NeuronParams, inputs: &[f64], w: &[f64], n_out: usize) {
+    let n_in = inputs.len();
+    let mut volley = Volley::new();
+    volley.prepare(inputs, params);
+    let mut w_t = Vec::new();
+    transpose_weights(w, n_out, n_in, &mut w_t);
+    let mut out = vec![f64::NAN; n_out];
+    layer_spike_times_dense(&volley, &w_t, &mut LayerState::default(), &mut out);
+    for (j, t) in out.iter().enumerate() {
+        let single = spike_time(params, &volley, &w[j * n_in..(j + 1) * n_in]).time;
+        assert_eq!(t.to_bits(), single.to_bits(), "neuron {j}: {t} vs {single}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -83,19 +99,33 @@ proptest! {
         inputs in input_strategy(),
         seed in any::<u64>(),
     ) {
+        let w = weights(seed, n_out * inputs.len());
+        assert_dense_equals_single(&NeuronParams::REFERENCE, &inputs, &w, n_out);
+    }
+
+    /// Wide layers whose neurons fire far apart: strong neurons early, weak ones (every
+    /// `weak_every`-th, weights scaled down) late or never, so the scan runs long with most of
+    /// its neurons already fired and finishes many one by one.
+    #[test]
+    fn wide_layers_of_early_and_late_neurons_equal_neuron_by_neuron(
+        n_out in 32usize..100,
+        inputs in prop::collection::vec(
+            prop_oneof![6 => 0.0f64..3.0, 1 => Just(f64::INFINITY), 1 => Just(1.0)],
+            20..80,
+        ),
+        seed in any::<u64>(),
+        weak_every in 2usize..5,
+        weak_scale in 0.01f64..0.2,
+    ) {
         let params = NeuronParams::REFERENCE;
         let n_in = inputs.len();
-        let w = weights(seed, n_out * n_in);
-        let mut volley = Volley::new();
-        volley.prepare(&inputs, &params);
-        let mut w_t = Vec::new();
-        transpose_weights(&w, n_out, n_in, &mut w_t);
-        let mut out = vec![f64::NAN; n_out];
-        layer_spike_times_dense(&volley, &w_t, &mut LayerState::default(), &mut out);
-        for (j, t) in out.iter().enumerate() {
-            let single = spike_time(&params, &volley, &w[j * n_in..(j + 1) * n_in]).time;
-            prop_assert_eq!(t.to_bits(), single.to_bits(), "neuron {}: {} vs {}", j, t, single);
+        let mut w = weights(seed, n_out * n_in);
+        for (j, row) in w.chunks_exact_mut(n_in).enumerate() {
+            if j % weak_every == 0 {
+                row.iter_mut().for_each(|v| *v *= weak_scale);
+            }
         }
+        assert_dense_equals_single(&params, &inputs, &w, n_out);
     }
 
     #[test]
