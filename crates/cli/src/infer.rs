@@ -137,15 +137,10 @@ pub(crate) fn model_split(
         .unwrap_or_default();
     if let Some(d) = data_dir {
         if !model.dataset.reads_files() {
-            let file_sets: Vec<_> = spikeloop_data::DatasetKind::ALL
-                .iter()
-                .filter(|k| k.reads_files())
-                .map(|k| k.as_str())
-                .collect();
             bail!(
                 "--data-dir {}: applies to the data sets read from IDX files ({}), not to {}, which is built in; leave it out",
                 d.display(),
-                file_sets.join(", "),
+                spikeloop_data::DatasetKind::names_where(spikeloop_data::DatasetKind::reads_files),
                 model.dataset
             );
         }

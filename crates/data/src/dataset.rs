@@ -282,6 +282,17 @@ impl DatasetKind {
         "fashion-mnist",
     ];
 
+    /// The canonical names of the data sets that `keep` accepts, comma-separated (for messages
+    /// that list where an option applies, e.g. `mnist, fashion-mnist`).
+    pub fn names_where(keep: impl Fn(DatasetKind) -> bool) -> String {
+        let names: Vec<&str> = Self::ALL
+            .iter()
+            .filter(|k| keep(**k))
+            .map(|k| k.as_str())
+            .collect();
+        names.join(", ")
+    }
+
     /// The canonical name, as serde and [`Display`](fmt::Display) write it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -681,14 +681,6 @@ impl TrainConfig {
         }
         // Options that would do nothing for this data set are refused, not ignored; the
         // messages list the data sets each applies to.
-        let kinds_where = |keep: fn(&DatasetKind) -> bool| {
-            let names: Vec<_> = DatasetKind::ALL
-                .iter()
-                .filter(|k| keep(k))
-                .map(|k| k.as_str())
-                .collect();
-            names.join(", ")
-        };
         if !self.dataset.reads_files() {
             let given = [
                 ("data.dir (--data-dir)", self.data.dir.is_some()),
@@ -701,7 +693,7 @@ impl TrainConfig {
             if let Some((key, _)) = given.iter().find(|(_, set)| *set) {
                 return err(format!(
                     "{key} applies to the data sets read from IDX files ({}), not to {}, whose split is fixed",
-                    kinds_where(|k| k.reads_files()),
+                    DatasetKind::names_where(DatasetKind::reads_files),
                     self.dataset
                 ));
             }
@@ -710,7 +702,7 @@ impl TrainConfig {
         let images_only = |what: String| {
             err(format!(
                 "{what} to image data sets ({}), not to {}",
-                kinds_where(|k| k.image_side(&DataOptions::default()).is_some()),
+                DatasetKind::names_where(|k| k.image_side(&DataOptions::default()).is_some()),
                 self.dataset
             ))
         };
