@@ -478,21 +478,21 @@ fn profile_series<'a>(
     trained: &'a [f64],
     reference: Option<&'a [f64]>,
 ) -> Vec<spikeloop_plot::ProfileSeries<'a>> {
-    use spikeloop_plot::ProfileSeries;
     let mut v = vec![
-        ProfileSeries {
-            label: "untrained",
-            values: untrained,
-            reference: false,
-        },
-        ProfileSeries {
-            label: "trained",
-            values: trained,
-            reference: false,
-        },
+        measured("untrained", untrained),
+        measured("trained", trained),
     ];
     v.extend(reference.map(study_series));
     v
+}
+
+/// Values over depth measured on a network here, drawn as a curve of its own.
+fn measured<'a>(label: &'static str, values: &'a [f64]) -> spikeloop_plot::ProfileSeries<'a> {
+    spikeloop_plot::ProfileSeries {
+        label,
+        values,
+        reference: false,
+    }
 }
 
 /// The founding study's values over depth, drawn as a reference.
@@ -574,26 +574,10 @@ fn figures(dir: &Path, r: &Report) -> anyhow::Result<()> {
         population(|l| l.pathway),
     );
     let mut population_series = vec![
-        spikeloop_plot::ProfileSeries {
-            label: "excitatory",
-            values: &excitatory,
-            reference: false,
-        },
-        spikeloop_plot::ProfileSeries {
-            label: "whole layer",
-            values: &window_t,
-            reference: false,
-        },
-        spikeloop_plot::ProfileSeries {
-            label: "inhibitory",
-            values: &inhibitory,
-            reference: false,
-        },
-        spikeloop_plot::ProfileSeries {
-            label: "pathway neurons",
-            values: &pathway,
-            reference: false,
-        },
+        measured("excitatory", &excitatory),
+        measured("whole layer", &window_t),
+        measured("inhibitory", &inhibitory),
+        measured("pathway neurons", &pathway),
     ];
     population_series.extend(study_window.as_deref().map(study_series));
     let mut depth_panels = vec![
